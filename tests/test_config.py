@@ -1,0 +1,77 @@
+"""Config validation, presets, YAML/JSON round-trip, CLI/papermill overrides."""
+
+import pytest
+
+from analysis.config import PRESETS, ConfigError, StudyConfig, dump_config, load_config, parse_set
+
+
+def test_default_preset_is_embedded_on_cpu():
+    cfg = load_config()
+    assert cfg.preset == "embedded" and cfg.device == "cpu" and cfg.policy_model == "smollm2-135m-instruct"
+
+
+def test_paper_preset_has_qwen_sizes_on_cuda_bf16():
+    cfg = load_config("paper")
+    assert cfg.device == "cuda" and cfg.dtype == "bfloat16"
+    assert [cfg.model_sizes_b[m] for m in cfg.models] == [0.5, 1.5, 3.0, 7.0]
+    assert all(m.startswith("Qwen/Qwen2.5-") and m.endswith("-Instruct") for m in cfg.models)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_preset_round_trip_through_file(tmp_path, preset, suffix):
+    cfg = load_config(preset, {"seeds": [3, 4]})
+    path = tmp_path / f"cfg{suffix}"
+    dump_config(cfg, path)
+    again = load_config(path=str(path))
+    assert again == cfg
+
+
+def test_unknown_key_is_named_with_suggestion():
+    with pytest.raises(ConfigError, match=r"unknown config key 'methodz'.*did you mean 'methods'"):
+        load_config(overrides={"methodz": ["lore"]})
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [({"k": "ten"}, "'k'"), ({"seeds": 3}, "'seeds'"), ({"w_values": ["a"]}, "w_values"),
+     ({"threads": True}, "'threads'"), ({"data_paths": ["x"]}, "'data_paths'")],
+)
+def test_wrong_type_names_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(overrides=override)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [({"k": 0}, "'k'"), ({"dtype": "fp8"}, "'dtype'"), ({"w_values": [-1.0]}, "w_values"),
+     ({"device": "tpu"}, "'device'"), ({"methods": []}, "'methods'")],
+)
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(overrides=override)
+
+
+def test_int_is_accepted_for_float_fields():
+    assert load_config(overrides={"rgd_w": 2}).rgd_w == 2.0
+
+
+def test_unknown_preset_and_bad_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'papr'.*paper"):
+        load_config("papr")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("k: [1,\n")
+    with pytest.raises(ConfigError, match=str(bad)):
+        load_config(path=str(bad))
+
+
+def test_parse_set_reads_yaml_values():
+    assert parse_set(["seeds=[0,1]", "device=cuda", "rgd_w=1.5"]) == {"seeds": [0, 1], "device": "cuda", "rgd_w": 1.5}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["seeds"])
+
+
+def test_fingerprint_changes_with_values():
+    a, b = StudyConfig(), load_config(overrides={"seeds": [9]})
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint(["k"]) == b.fingerprint(["k"])

@@ -1,0 +1,40 @@
+"""Project files stay consistent: environment.yml mirrors pyproject.toml; CI runs the README's test command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _names(reqs):
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in ("notebooks", "dev"):
+        wanted += project["optional-dependencies"][extra]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = [p for p in pip_block if not p.startswith("-e")]
+    assert sorted(listed) == sorted(wanted), "environment.yml and pyproject.toml differ (same specifiers expected)"
+    assert _names(listed) == _names(wanted)
+
+
+def test_torch_range_admits_the_local_cpu_wheel():
+    from packaging.specifiers import SpecifierSet
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = next(d for d in deps if d.startswith("torch"))
+    assert "2.13.0" in SpecifierSet(spec[len("torch"):])
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make report" in readme
+    assert "make test" in ci
