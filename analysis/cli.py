@@ -17,6 +17,8 @@ import sys
 COMMAND_MODULES = [
     "analysis.cli",
     "analysis.report",
+    "analysis.cli_data",
+    "analysis.cli_rm",
 ]
 
 

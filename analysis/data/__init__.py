@@ -1,5 +1,19 @@
-"""Data layer: records, loaders, synthetic users, Pref-LaMP builder (design section 4)."""
+"""Data layer: records, loaders, synthetic users, Pref-LaMP builder (design section 4).
 
+Modules: ``records`` (types), ``tasks`` (prompt text), ``synthetic`` / ``attributes`` (synthetic
+users), ``lamp``, ``news_category`` (loaders), ``preflamp`` (pairs from user tasks),
+``preferences`` (preference JSONL), ``adapters`` (public preference sets), ``splits``.
+"""
+
+from analysis.data.loaders import TASK_SOURCES, load_tasks
 from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
 
-__all__ = ["DataError", "DatasetCard", "PreferencePair", "ProfileItem", "UserTask"]
+__all__ = [
+    "TASK_SOURCES",
+    "DataError",
+    "DatasetCard",
+    "PreferencePair",
+    "ProfileItem",
+    "UserTask",
+    "load_tasks",
+]

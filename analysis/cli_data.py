@@ -1,0 +1,187 @@
+"""``python -m analysis data summary``: print a dataset card; optionally write Pref-LaMP pairs.
+
+Examples::
+
+    python -m analysis data summary --source news_category --path ../shared/data/news_category_subset.jsonl
+    python -m analysis data summary --source synthetic --out pairs.jsonl --negatives other_user
+    python -m analysis data summary --source lamp --path LaMP_4/dev --out pairs.jsonl \\
+        --negatives base --model smollm2-135m-instruct --cache base_gens.jsonl
+    python -m analysis data summary --source preferences --path pairs.jsonl
+
+All mistakes in the input raise :class:`~analysis.data.records.DataError` (file, line/record,
+field), which ``analysis.cli.main`` prints as one ``error:`` line with exit status 2; outputs are
+written atomically, so a failed run leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+
+from analysis.data.adapters import ADAPTERS
+from analysis.data.loaders import TASK_SOURCES
+from analysis.data.records import DataError, DatasetCard
+
+SOURCES = (*TASK_SOURCES, "preferences", *ADAPTERS)
+
+
+@dataclass
+class SummaryOptions:
+    """Options of ``data summary``; each field's ``help`` becomes its ``--flag`` help (defined once)."""
+
+    source: str = field(metadata={"help": f"data source: {', '.join(SOURCES)}", "choices": SOURCES})
+    path: str | None = field(
+        default=None, metadata={"help": "input file or folder (not needed for synthetic)"}
+    )
+    out: str | None = field(
+        default=None,
+        metadata={
+            "help": "write Pref-LaMP pairs (task sources) or the normalised pairs (preference sources) as JSONL"
+        },
+    )
+    negatives: str = field(
+        default="other_user",
+        metadata={
+            "help": "Pref-LaMP negatives: other_user (no model needed) or base (needs --model)",
+            "choices": ("other_user", "base"),
+        },
+    )
+    model: str | None = field(
+        default=None, metadata={"help": "base policy for --negatives base (name, folder or hub id)"}
+    )
+    cache: str | None = field(
+        default=None, metadata={"help": "JSONL cache of base generations (keyed by model + prompt)"}
+    )
+    task: str | None = field(
+        default=None, metadata={"help": "task name (default: the loader's task, e.g. news_headline)"}
+    )
+    min_profile: int = field(default=4, metadata={"help": "news_category: minimum profile items per author"})
+    multi_author: str = field(
+        default="drop",
+        metadata={
+            "help": "news_category: multi-author records: drop, first or each",
+            "choices": ("drop", "first", "each"),
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "seed for synthetic users and splits"})
+    json: bool = field(default=False, metadata={"help": "print the card(s) as JSON"})
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("data", help="inspect datasets and build Pref-LaMP preference pairs")
+    dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    s = dsub.add_parser(
+        "summary", help="print a dataset card (users, items or pairs per user); --out writes pairs"
+    )
+    for f in fields(SummaryOptions):
+        flag = "--" + f.name.replace("_", "-")
+        kw = {"help": f.metadata["help"], "dest": f.name}
+        if f.type == "bool":
+            s.add_argument(flag, action="store_true", **kw)
+            continue
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        if f.type == "int":
+            kw["type"] = int
+        if f.name == "source":  # the one field without a default
+            s.add_argument(flag, required=True, **kw)
+        else:
+            s.add_argument(flag, default=f.default, **kw)
+    s.set_defaults(func=cmd_summary)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_summary(args) -> int:
+    opts = SummaryOptions(**{f.name: getattr(args, f.name) for f in fields(SummaryOptions)})
+    cards, pairs = run_summary(opts)
+    if opts.out and pairs is not None:
+        from analysis.data.preferences import write_preferences
+
+        n = write_preferences(opts.out, pairs)
+        cards[-1].notes += f"; wrote {n} pairs to {opts.out}"
+    if opts.json:
+        print(json.dumps([c.to_dict() for c in cards], indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(format_card(c) for c in cards))
+    return 0
+
+
+def run_summary(opts: SummaryOptions):
+    """``([cards], pairs or None)`` for the options; nothing is written here."""
+    if opts.source in TASK_SOURCES:
+        from analysis.data.loaders import load_tasks
+
+        kw: dict = {}
+        if opts.source == "synthetic":
+            kw["seed"] = opts.seed
+        elif opts.source == "news_category":
+            kw.update(min_profile=opts.min_profile, multi_author=opts.multi_author)
+        elif opts.task:
+            kw["task"] = opts.task
+        if opts.source != "synthetic" and not opts.path:
+            raise DataError(f"--path is required for --source {opts.source}")
+        tasks, card = load_tasks(opts.source, opts.path, **kw)
+        if not opts.out:
+            return [card], None
+        from analysis.data.preflamp import build_pref_lamp
+
+        task = opts.task or card.task
+        gen_fn, model_id = (None, opts.model or "")
+        if opts.negatives == "base":
+            gen_fn, model_id = _base_generate_fn(opts.model, task)
+        pairs, pcard = build_pref_lamp(
+            tasks,
+            task=task,
+            negatives=opts.negatives,
+            generate_fn=gen_fn,
+            cache_path=opts.cache,
+            model_id=model_id,
+            seed=opts.seed,
+            source_card=card,
+        )
+        return [card, pcard], pairs
+    if not opts.path:
+        raise DataError(f"--path is required for --source {opts.source}")
+    if opts.source == "preferences":
+        from analysis.data.preferences import preference_card, read_preferences
+
+        pairs = read_preferences(opts.path, seed=opts.seed)
+        return [preference_card(pairs, name=f"preferences:{opts.path}", source="preferences")], pairs
+    from analysis.data.adapters import load_preference_source
+
+    pairs, card = load_preference_source(opts.source, opts.path, seed=opts.seed)
+    return [card], pairs
+
+
+def _base_generate_fn(model_name: str | None, task: str):
+    if not model_name:
+        raise DataError("--negatives base needs --model (a base policy to generate the negatives)")
+    from analysis.data.tasks import get_task
+    from analysis.decoding.base import generate_greedy
+    from analysis.models import load_model, model_id
+
+    model, tok = load_model(model_name)
+    max_new = get_task(task).max_new_tokens
+    return (
+        lambda prompts: generate_greedy(model, tok, prompts, max_new_tokens=max_new, progress=True)
+    ), model_id(model)
+
+
+def format_card(card: DatasetCard) -> str:
+    """Human-readable card: counts, per-user min/median/max, negatives, notes."""
+    from analysis.data.preferences import per_user_stats
+
+    st = per_user_stats(card.per_user)
+    unit = "pairs" if card.n_pairs else "profile items"
+    lines = [
+        f"dataset:   {card.name}" + ("   [SYNTHETIC]" if card.synthetic else ""),
+        f"source:    {card.source}   task: {card.task}",
+        f"users:     {card.n_users}",
+        f"items:     {card.n_items}" + (f"   pairs: {card.n_pairs}" if card.n_pairs else ""),
+        f"{unit} per user: min {st['min']}  median {st['median']:g}  max {st['max']}",
+    ]
+    if card.negatives:
+        lines.append(f"negatives: {card.negatives}")
+    if card.notes:
+        lines.append(f"notes:     {card.notes}")
+    return "\n".join(lines)

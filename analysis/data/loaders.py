@@ -1,0 +1,40 @@
+"""One entry point for the studies: ``load_tasks(source, path, **kw) -> (tasks, card)``."""
+
+from __future__ import annotations
+
+import os
+
+from analysis.data.records import DatasetCard, UserTask
+
+TASK_SOURCES = ("synthetic", "lamp", "news_category")
+
+
+def load_tasks(
+    source: str, path: str | os.PathLike | None = None, **kw
+) -> tuple[list[UserTask], DatasetCard]:
+    """Dispatch to a loader.
+
+    - ``"synthetic"``: :func:`analysis.data.synthetic.make_synthetic_users` (``path`` unused;
+      ``n_users``, ``n_profile``, ``n_test``, ``seed``).
+    - ``"lamp"``: :func:`analysis.data.lamp.load_lamp` (``task``, ``split``, ...).
+    - ``"news_category"``: :func:`analysis.data.news_category.load_news_category`
+      (``min_profile``, ``multi_author``, ``skip_empty``).
+
+    Unknown keywords raise ``TypeError`` from the loader (never silently dropped).
+    """
+    if source == "synthetic":
+        from analysis.data.synthetic import make_synthetic_users
+
+        data = make_synthetic_users(**kw)
+        return data.tasks, data.card
+    if source not in TASK_SOURCES:
+        raise ValueError(f"unknown task source {source!r}; known: {', '.join(TASK_SOURCES)}")
+    if path is None:
+        raise ValueError(f"source {source!r} needs a path")
+    if source == "lamp":
+        from analysis.data.lamp import load_lamp
+
+        return load_lamp(path, **kw)
+    from analysis.data.news_category import load_news_category
+
+    return load_news_category(path, **kw)

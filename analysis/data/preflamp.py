@@ -1,0 +1,199 @@
+"""Pref-LaMP: per-user preference pairs from :class:`UserTask` s (design section 4.4).
+
+For every user and every *profile* item ``(x_i, y_i)``::
+
+    prompt   = zero_shot_prompt(task, x_i)
+    chosen   = y_i                           # what the user really wrote
+    rejected = base(prompt)                  # negatives="base": the base policy's generation
+             | y_j of another user, j = argmax_j BM25(x_i, x_j)   # negatives="other_user"
+
+Pairs whose rejected text is empty or equal to the chosen one are dropped (counted in the card).
+Each user's items are split train / val / test by item, chronologically when every item has a
+date (:func:`analysis.data.splits.split_items`). The held-out test input of each UserTask stays
+the generation target scored by ROUGE; it never appears in a pair.
+
+Base generations are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
+by ``(model_id, prompt)``; the cache is rewritten atomically after each chunk, so an interrupted
+build resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from analysis.data.preferences import preference_card
+from analysis.data.readers import get_field, iter_jsonl
+from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
+from analysis.data.splits import split_items
+from analysis.data.tasks import get_task, zero_shot_prompt
+from analysis.io import write_jsonl
+
+NEGATIVES = ("base", "other_user")
+GenerateFn = Callable[[list[str]], list[str]]
+
+
+def user_profiles(tasks: list[UserTask]) -> dict[str, list[ProfileItem]]:
+    """Each user's profile items (union over their UserTasks, first occurrence of an item_id wins)."""
+    out: dict[str, dict[str, ProfileItem]] = {}
+    for t in tasks:
+        items = out.setdefault(t.user_id, {})
+        for it in t.profile:
+            items.setdefault(it.item_id, it)
+    return {u: list(items.values()) for u, items in out.items()}
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+class GenerationCache:
+    """Base-policy generations on disk, keyed by ``(model_id, prompt)`` (JSON lines)."""
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = Path(path) if path else None
+        self.rows: dict[tuple[str, str], str] = {}
+        if self.path and self.path.exists():
+            for line, rec in iter_jsonl(self.path):
+                loc = {"path": self.path, "line": line}
+                key = (get_field(rec, "model_id", allow_empty=True, **loc), get_field(rec, "prompt", **loc))
+                self.rows[key] = get_field(rec, "response", allow_empty=True, **loc)
+
+    def get(self, model_id: str, prompt: str) -> str | None:
+        return self.rows.get((model_id, prompt))
+
+    def put_many(self, model_id: str, prompts: list[str], responses: list[str]) -> None:
+        for p, r in zip(prompts, responses, strict=True):
+            self.rows[(model_id, p)] = r
+        if self.path:
+            write_jsonl(
+                self.path, ({"model_id": m, "prompt": p, "response": r} for (m, p), r in self.rows.items())
+            )
+
+
+def base_generations(
+    prompts: list[str],
+    generate_fn: GenerateFn | None,
+    *,
+    cache_path: str | os.PathLike | None = None,
+    model_id: str = "",
+    chunk_size: int = 16,
+) -> dict[str, str]:
+    """``{prompt: generation}``: from the cache where present, else ``generate_fn`` in chunks."""
+    cache = GenerationCache(cache_path)
+    todo = list(dict.fromkeys(p for p in prompts if cache.get(model_id, p) is None))
+    if todo and generate_fn is None:
+        where = f" in cache {cache.path}" if cache.path else ""
+        raise ValueError(
+            f"{len(todo)} prompts have no cached base generation{where} for model_id={model_id!r} "
+            "and no generate_fn was given"
+        )
+    for start in tqdm(range(0, len(todo), chunk_size), desc="base generations", disable=not todo):
+        chunk = todo[start : start + chunk_size]
+        out = list(generate_fn(chunk))
+        if len(out) != len(chunk) or not all(isinstance(o, str) for o in out):
+            raise ValueError(
+                f"generate_fn returned {len(out)} items for {len(chunk)} prompts (need one string each)"
+            )
+        cache.put_many(model_id, chunk, out)
+    return {p: cache.get(model_id, p) for p in prompts}
+
+
+def other_user_negatives(profiles: dict[str, list[ProfileItem]]) -> dict[tuple[str, str], str]:
+    """``{(user, item_id): output}`` of the most BM25-similar input written by *another* user.
+
+    Candidates with the same output text as the query item are skipped; ties go to the first
+    candidate in (user, item) order. Cost: one BM25 scoring pass over all items per item.
+    """
+    from rank_bm25 import BM25Okapi
+
+    flat = [(u, it) for u in sorted(profiles) for it in profiles[u]]
+    if len({u for u, _ in flat}) < 2:
+        raise ValueError("negatives='other_user' needs at least 2 users")
+    bm25 = BM25Okapi([_tokens(it.input) or ["<empty>"] for _, it in flat])
+    out: dict[tuple[str, str], str] = {}
+    for u, it in tqdm(flat, desc="other-user negatives", disable=len(flat) < 2000):
+        scores = bm25.get_scores(_tokens(it.input))
+        best, best_score = None, float("-inf")
+        for j, (v, other) in enumerate(flat):
+            if v != u and other.output.strip() != it.output.strip() and scores[j] > best_score:
+                best, best_score = other.output, scores[j]
+        if best is not None:
+            out[(u, it.item_id)] = best
+    return out
+
+
+def build_pref_lamp(
+    tasks: list[UserTask],
+    task: str = "news_headline",
+    negatives: str = "base",
+    generate_fn: GenerateFn | None = None,
+    cache_path: str | os.PathLike | None = None,
+    model_id: str = "",
+    seed: int = 0,
+    val_frac: float = 0.15,
+    test_frac: float = 0.2,
+    source_card: DatasetCard | None = None,
+) -> tuple[list[PreferencePair], DatasetCard]:
+    """Build Pref-LaMP pairs (see module docstring). ``pair_id = "<user>/<item_id>"``.
+
+    Parameters
+    ----------
+    negatives: ``"base"`` (``generate_fn(prompts) -> texts``, cached at ``cache_path`` under
+        ``model_id``) or ``"other_user"`` (most similar input of another user, BM25).
+    seed: seeds the per-user shuffle used when items have no dates.
+    source_card: the card of ``tasks`` (names the result and carries ``synthetic``).
+    """
+    get_task(task)
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+    if not tasks:
+        raise DataError("no user tasks to build pairs from")
+    profiles = user_profiles(tasks)
+    prompts = {
+        (u, it.item_id): zero_shot_prompt(task, it.input) for u, items in profiles.items() for it in items
+    }
+    if negatives == "base":
+        gens = base_generations(
+            list(dict.fromkeys(prompts.values())), generate_fn, cache_path=cache_path, model_id=model_id
+        )
+        rejected = {k: gens[p] for k, p in prompts.items()}
+        neg_desc = f"base policy generation ({model_id or 'unnamed model'}), zero-shot prompt"
+    else:
+        rejected = other_user_negatives(profiles)
+        neg_desc = "another user's real output for the most similar input (BM25)"
+    pairs: list[PreferencePair] = []
+    n_dropped = 0
+    for u, items in profiles.items():
+        split = split_items(
+            [it.item_id for it in items],
+            [it.date for it in items],
+            val_frac=val_frac,
+            test_frac=test_frac,
+            seed=f"{seed}-{u}",
+        )
+        for it in items:
+            neg = (rejected.get((u, it.item_id)) or "").strip()
+            if not neg or neg == it.output.strip():
+                n_dropped += 1
+                continue
+            pairs.append(
+                PreferencePair(
+                    u, prompts[(u, it.item_id)], it.output, neg, f"{u}/{it.item_id}", split[it.item_id]
+                )
+            )
+    card = preference_card(
+        pairs,
+        name=f"pref-lamp:{source_card.name}" if source_card else "pref-lamp",
+        source="pref_lamp",
+        task=task,
+        negatives=neg_desc,
+        notes=f"{len(profiles)} users, {len(prompts)} profile items; {n_dropped} pairs dropped (empty negative or negative == chosen)",
+    )
+    card.n_items = len(prompts)
+    card.synthetic = bool(source_card and source_card.synthetic)
+    return pairs, card
