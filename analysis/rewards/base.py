@@ -1,0 +1,321 @@
+"""The reward-model interface shared by every method (design section 3.1).
+
+Estimator contract (scikit-learn style): ``__init__`` stores the config and nothing else;
+:meth:`RewardModel.fit` learns state whose names end in ``_`` and returns ``self``; rewards are
+computed by :meth:`RewardModel.reward` (features) or :meth:`RewardModel.reward_text` (text);
+:meth:`RewardModel.save` writes a folder with ``config.json`` + ``model.safetensors`` (never
+pickle) and :meth:`RewardModel.load` reads it back.
+
+Feature methods standardize features with the training mean / std (stored with the model, so
+decoding-time features get the same transform) and train with the Bradley-Terry loss
+``-log sigmoid(r_u(x, y_w) - r_u(x, y_l))`` plus their own terms (:mod:`analysis.rewards.train`).
+
+Unknown users (no training pairs) never get NaN: with ``unknown_user="fallback"`` (default) each
+method documents its fallback (the population mean of the per-user parameters); with
+``unknown_user="error"`` a :class:`~analysis.data.records.DataError` names them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from analysis.data.records import DataError
+from analysis.features import BackboneSpec, PairFeatures
+from analysis.io import atomic_open, read_json, write_json
+
+FORMAT_VERSION = 1
+UNKNOWN_USER = ("fallback", "error")
+
+
+@dataclass
+class RMConfig:
+    """Training settings common to all feature methods.
+
+    seed: torch seed for init, batches and latent samples.
+    steps: optimizer step budget (max; early stopping may end sooner).
+    lr: Adam learning rate. weight_decay: Adam L2 on all parameters.
+    batch_size: pairs per step (full batch when larger than the data).
+    eval_every: steps between validation checks; patience: checks without improvement before
+        stopping (the best validation-loss state is restored).
+    standardize: z-score features with the training mean / std.
+    unknown_user: "fallback" (documented per method) or "error".
+    """
+
+    seed: int = 0
+    steps: int = 600
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    eval_every: int = 20
+    patience: int = 10
+    standardize: bool = True
+    unknown_user: str = "fallback"
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ValueError("steps, batch_size, eval_every and patience must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.unknown_user not in UNKNOWN_USER:
+            raise ValueError(f"unknown_user must be one of {UNKNOWN_USER}, got {self.unknown_user!r}")
+
+
+@dataclass
+class PairTensors:
+    """Training view of :class:`PairFeatures`: user index (N,) (-1 = unknown), chosen / rejected (N, H)."""
+
+    uidx: torch.Tensor
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.uidx.shape[0])
+
+
+class RewardModel:
+    """Base class. Subclasses set ``method``, ``input_kind``, ``config_cls`` and implement
+    ``_build(dim, n_users) -> nn.Module`` and ``_score(uidx, x) -> (N,)`` (x standardized;
+    ``uidx == -1`` marks unknown users, which must get the fallback). Optional hooks:
+    ``_extra_loss(step) -> scalar`` and ``_setup(train)`` / ``_after_fit(train)``.
+    """
+
+    method: ClassVar[str] = ""
+    input_kind: ClassVar[str] = "features"
+    config_cls: ClassVar[type] = RMConfig
+    paper: ClassVar[str] = ""
+
+    def __init__(self, config=None, **kwargs):
+        if config is not None and kwargs:
+            raise TypeError("pass either config or keyword settings, not both")
+        if config is None:
+            known = {f.name for f in fields(self.config_cls)}
+            bad = sorted(set(kwargs) - known)
+            if bad:
+                raise ValueError(f"{self.method}: unknown setting(s) {bad}; valid: {sorted(known)}")
+            config = self.config_cls(**kwargs)
+        self.config = config
+        self.backbone: BackboneSpec | None = None
+        self.featurizer = None
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, train: PairFeatures, val: PairFeatures | None = None) -> RewardModel:
+        """Train on ``train`` pairs (early stopping on ``val`` when given); returns ``self``."""
+        from analysis.rewards.train import train_bradley_terry
+
+        self.config.validate()
+        _check_pairs(train, "train")
+        if val is not None and len(val) == 0:
+            val = None
+        if val is not None:
+            _check_pairs(val, "val")
+            if val.dim != train.dim:
+                raise DataError(f"val features have dim {val.dim}, train {train.dim}")
+        torch.manual_seed(self.config.seed)
+        self.backbone = train.backbone
+        self.users_ = sorted(set(train.user_ids))
+        self._index = {u: i for i, u in enumerate(self.users_)}
+        self.dim_ = train.dim
+        self.module_ = self._build(self.dim_, len(self.users_))
+        both = torch.cat([train.chosen, train.rejected]).float()
+        mean = both.mean(0) if self.config.standardize else torch.zeros(self.dim_)
+        std = (
+            both.std(0).clamp(min=1e-6)
+            if self.config.standardize and len(both) > 1
+            else torch.ones(self.dim_)
+        )
+        self.module_.register_buffer("feat_mean", mean.contiguous())
+        self.module_.register_buffer("feat_std", std.contiguous())
+        tr = self._tensors(train)
+        self._setup(tr)
+        self.fit_log_ = train_bradley_terry(
+            self, tr, self._tensors(val) if val is not None else None, self.config
+        )
+        self._after_fit(tr)
+        self.module_.eval()
+        return self
+
+    @torch.no_grad()
+    def reward(self, user_ids: Sequence[str], features: torch.Tensor) -> torch.Tensor:
+        """r_u(x, y) for each row: user_ids (N,), features (N, H) -> (N,) float32 on features.device."""
+        self._check_fitted()
+        if features.dim() != 2 or features.shape[1] != self.dim_:
+            raise ValueError(f"{self.method}: features must be (N, {self.dim_}), got {tuple(features.shape)}")
+        if len(user_ids) != features.shape[0]:
+            raise ValueError(f"{len(user_ids)} user ids for {features.shape[0]} feature rows")
+        uidx = self._user_index(user_ids).to(features.device)
+        self.module_.eval()
+        return self._score(uidx, self._standardize(features.float())).float()
+
+    def reward_text(
+        self, user_ids: Sequence[str], prompts: Sequence, responses: Sequence[str]
+    ) -> torch.Tensor:
+        """Rewards from text through an attached featurizer (see :meth:`attach_featurizer`)."""
+        if self.featurizer is None:
+            raise ValueError(
+                f"{self.method} is a feature RM: call rm.attach_featurizer(TextFeaturizer(...)) to score text"
+            )
+        feats = self.featurizer(list(prompts), list(responses))
+        return self.reward(list(user_ids), feats.to(self.module_.feat_mean.device))
+
+    def attach_featurizer(self, featurizer) -> RewardModel:
+        """Attach a :class:`~analysis.features.TextFeaturizer` (its spec should match ``backbone``)."""
+        spec = getattr(featurizer, "spec", None)
+        if self.backbone is not None and spec is not None and spec.model_id != self.backbone.model_id:
+            raise ValueError(
+                f"featurizer backbone {spec.model_id!r} differs from the RM's {self.backbone.model_id!r}"
+            )
+        self.featurizer = featurizer
+        return self
+
+    def knows_user(self, user_id: str) -> bool:
+        self._check_fitted()
+        return user_id in self._index
+
+    def to(self, device) -> RewardModel:
+        self._check_fitted()
+        self.module_.to(device)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def _extra_state(self) -> dict:
+        return {}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` (method, config, backbone, users, dim) + ``model.safetensors``."""
+        from safetensors.torch import save
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
+        with atomic_open(path / "model.safetensors", "wb") as fh:
+            fh.write(save(state))
+        write_json(
+            path / "config.json",
+            {
+                "format_version": FORMAT_VERSION,
+                "method": self.method,
+                "config": asdict(self.config),
+                "backbone": self.backbone.to_dict() if self.backbone else None,
+                "users": list(self.users_),
+                "dim": self.dim_,
+                "fit": getattr(self, "fit_log_", {}),
+                **self._extra_state(),
+            },
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RewardModel:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise DataError("not a reward-model folder (no config.json)", path=str(path))
+        meta = read_json(path / "config.json")
+        if cls.method and meta.get("method") != cls.method:
+            raise DataError(
+                f"folder holds a {meta.get('method')!r} model, not {cls.method!r}", path=str(path)
+            )
+        rm = cls(config=cls.config_cls(**meta["config"]))
+        rm.backbone = BackboneSpec.from_dict(meta["backbone"]) if meta.get("backbone") else None
+        rm.users_ = list(meta["users"])
+        rm._index = {u: i for i, u in enumerate(rm.users_)}
+        rm.dim_ = int(meta["dim"])
+        rm.fit_log_ = meta.get("fit", {})
+        rm._load_extra(meta)
+        rm.module_ = rm._build(rm.dim_, len(rm.users_))
+        state = load_file(str(path / "model.safetensors"))
+        for name in ("feat_mean", "feat_std"):
+            if name in state:
+                rm.module_.register_buffer(name, torch.zeros_like(state[name]))
+        rm.module_.load_state_dict(state, strict=True)
+        rm.module_.eval()
+        return rm
+
+    def _load_extra(self, meta: dict) -> None:
+        pass
+
+    # ------------------------------------------------------------------ hooks / helpers
+    def _build(self, dim: int, n_users: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _score(self, uidx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _margin(self, data: PairTensors, idx: torch.Tensor, step: int) -> torch.Tensor:
+        """r_u(chosen) - r_u(rejected) for rows ``idx`` (training mode, with grad)."""
+        u = data.uidx[idx]
+        return self._score(u, self._standardize(data.chosen[idx])) - self._score(
+            u, self._standardize(data.rejected[idx])
+        )
+
+    def _extra_loss(self, step: int) -> torch.Tensor | float:
+        return 0.0
+
+    def _setup(self, train: PairTensors) -> None:
+        pass
+
+    def _after_fit(self, train: PairTensors) -> None:
+        pass
+
+    def _standardize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.module_.feat_mean) / self.module_.feat_std
+
+    def _tensors(self, feats: PairFeatures) -> PairTensors:
+        return PairTensors(
+            self._user_index(feats.user_ids, allow_unknown=True), feats.chosen.float(), feats.rejected.float()
+        )
+
+    def _user_index(self, user_ids: Sequence[str], allow_unknown: bool = False) -> torch.Tensor:
+        idx = [self._index.get(u, -1) for u in user_ids]
+        if not allow_unknown and self.config.unknown_user == "error" and -1 in idx:
+            missing = sorted({u for u, i in zip(user_ids, idx, strict=True) if i < 0})
+            raise DataError(
+                f"{self.method}: no training pairs for user(s) {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''} (unknown_user='error')"
+            )
+        return torch.tensor(idx, dtype=torch.long)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise RuntimeError(f"{self.method}: call fit() (or load()) before using the model")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+def _check_pairs(feats: PairFeatures, name: str) -> None:
+    if feats is None or len(feats) == 0:
+        raise DataError(f"no {name} pairs: a reward model needs at least one training pair")
+    if feats.chosen.shape != feats.rejected.shape or feats.chosen.shape[0] != len(feats.user_ids):
+        raise DataError(
+            f"{name} features are misaligned: chosen {tuple(feats.chosen.shape)}, "
+            f"rejected {tuple(feats.rejected.shape)}, {len(feats.user_ids)} users"
+        )
+    if not (torch.isfinite(feats.chosen).all() and torch.isfinite(feats.rejected).all()):
+        raise DataError(f"{name} features contain NaN or inf")
+
+
+def gather_user_param(table: torch.Tensor, uidx: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (U, ...) for ``uidx`` (N,), with ``fallback`` (...) where uidx == -1."""
+    known = uidx >= 0
+    rows = table[uidx.clamp(min=0)]
+    if bool(known.all()):
+        return rows
+    shape = (-1,) + (1,) * (rows.dim() - 1)
+    return torch.where(known.view(shape), rows, fallback.to(rows.dtype).expand_as(rows))
+
+
+def load_config_json(path: str | Path) -> dict:
+    p = Path(path) / "config.json"
+    if not p.exists():
+        raise DataError("not a reward-model folder (no config.json)", path=str(path))
+    with open(p, encoding="utf-8") as fh:
+        return json.load(fh)

@@ -1,0 +1,289 @@
+"""Reward models: known answers (opposite users, oracle), VPL non-collapse, save/load, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from analysis.data.records import DataError, PreferencePair
+from analysis.features import BackboneSpec, PairFeatures, pair_features, prefix_features
+from analysis.metrics import pairwise_accuracy
+from analysis.rewards import (
+    FEATURE_METHODS,
+    REGISTRY,
+    OracleRM,
+    load_reward_model,
+    make_reward_model,
+)
+from analysis.rewards.evaluate import (
+    pairs_per_user_table,
+    per_user_accuracy,
+    rm_accuracy,
+    summarize_rm_accuracy,
+)
+
+PERSONALIZED = ["per_user_bt", "lore", "pal", "vpl"]
+
+
+def opposite_users(n: int, dim: int = 16, seed: int = 0, split: str = "train") -> PairFeatures:
+    """Two users on the SAME pairs with opposite planted preferences along direction e_0.
+
+    User A prefers the response with the larger phi_0, user B the smaller: a shared reward
+    sees every pair once in each orientation and cannot beat 50%.
+    """
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g)
+    chosen, rejected, users = [], [], []
+    for user, sign in (("A", 1.0), ("B", -1.0)):
+        pref = (sign * (a[:, 0] - b[:, 0]) > 0)[:, None]
+        chosen.append(torch.where(pref, a, b))
+        rejected.append(torch.where(pref, b, a))
+        users += [user] * n
+    return PairFeatures(
+        users,
+        torch.cat(chosen),
+        torch.cat(rejected),
+        [f"{split}{i}" for i in range(2 * n)],
+        [split] * (2 * n),
+        BackboneSpec("synthetic-features"),
+    )
+
+
+@pytest.fixture(scope="module")
+def opp():
+    return (
+        opposite_users(100, seed=0),
+        opposite_users(30, seed=1, split="val"),
+        opposite_users(100, seed=2, split="test"),
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(opp):
+    train, val, _ = opp
+    return {m: make_reward_model(m, seed=0).fit(train, val) for m in FEATURE_METHODS}
+
+
+def _acc_by_user(rm, feats):
+    df = rm_accuracy(rm, feats)
+    return df.groupby("user_id")["correct"].mean().to_dict(), df
+
+
+@pytest.mark.parametrize("method", PERSONALIZED)
+def test_personalized_methods_learn_opposite_users(fitted, opp, method):
+    acc, _ = _acc_by_user(fitted[method], opp[2])
+    assert acc["A"] > 0.75 and acc["B"] > 0.75, acc
+
+
+def test_shared_bt_cannot_beat_chance_on_opposite_users(fitted, opp):
+    acc, df = _acc_by_user(fitted["shared_bt"], opp[2])
+    assert 0.35 < df["correct"].mean() < 0.6
+    # it has no user input: the same pair gets the same margin for both users
+    m = (df["r_chosen"] - df["r_rejected"]).to_numpy()
+    assert torch.allclose(torch.tensor(m[:100]), -torch.tensor(m[100:]), atol=1e-5)
+
+
+def test_vpl_does_not_collapse(fitted, opp):
+    rm = fitted["vpl"]
+    x = opp[2].chosen
+    ra, rb = rm.reward(["A"] * len(x), x), rm.reward(["B"] * len(x), x)
+    assert float((ra - rb).abs().mean()) > 0.5
+    assert float(torch.corrcoef(torch.stack([ra, rb]))[0, 1]) < 0  # opposite users, opposite rewards
+    assert not torch.allclose(rm.module_.z_mean[0], rm.module_.z_mean[1], atol=1e-3)
+    assert rm.fit_log_["user_reward_spread"] > 0.1 and rm.fit_log_["kl"] > 0
+
+
+@pytest.mark.parametrize("method", FEATURE_METHODS)
+def test_save_load_identical_rewards(fitted, opp, tmp_path, method):
+    rm = fitted[method]
+    folder = rm.save(tmp_path / method)
+    meta = json.loads((folder / "config.json").read_text())
+    assert (
+        meta["method"] == method and meta["users"] == ["A", "B"] and (folder / "model.safetensors").exists()
+    )
+    assert meta["backbone"]["model_id"] == "synthetic-features"
+    loaded = load_reward_model(folder)
+    assert type(loaded) is type(rm) and loaded.config == rm.config
+    users = ["A", "B", "nobody"] * 10
+    x = opp[2].chosen[: len(users)]
+    assert torch.equal(loaded.reward(users, x), rm.reward(users, x))
+
+
+@pytest.mark.parametrize("method", FEATURE_METHODS)
+def test_unknown_user_fallback_is_finite_or_clear_error(fitted, opp, method):
+    x = opp[2].chosen[:5]
+    r = fitted[method].reward(["stranger"] * 5, x)
+    assert torch.isfinite(r).all() and not fitted[method].knows_user("stranger")
+    if method != "shared_bt":  # population-mean fallback sits between the opposite users
+        ra, rb = fitted[method].reward(["A"] * 5, x), fitted[method].reward(["B"] * 5, x)
+        assert not torch.allclose(r, ra) and not torch.allclose(r, rb)
+    strict = make_reward_model(method, seed=0, steps=5, unknown_user="error").fit(opp[0])
+    with pytest.raises(DataError, match="no training pairs for user"):
+        strict.reward(["stranger"], x[:1])
+
+
+def test_rm_accuracy_table_and_summary(fitted, opp):
+    test = opp[2]
+    test_mixed = PairFeatures(
+        test.user_ids + ["C"] * 4,
+        torch.cat([test.chosen, test.chosen[:4]]),
+        torch.cat([test.rejected, test.chosen[:4]]),  # C: chosen == rejected -> ties
+        test.pair_ids + ["c0", "c1", "c2", "c3"],
+        test.splits + ["test"] * 4,
+        test.backbone,
+    )
+    df = rm_accuracy(fitted["lore"], test_mixed)
+    assert list(df.columns) == ["user_id", "pair_id", "r_chosen", "r_rejected", "correct", "known_user"]
+    assert (df[df.user_id == "C"]["correct"] == 0.5).all() and not df[df.user_id == "C"]["known_user"].any()
+    s = summarize_rm_accuracy(df)
+    by_user = df.groupby("user_id")["correct"].mean()
+    assert s["n_users"] == 3 and s["n"] == 204 and abs(s["mean"] - by_user.mean()) < 1e-12
+    assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+    pu = per_user_accuracy(df, opp[0].pairs_per_user())
+    assert (
+        pu.set_index("user_id").loc["C", "train_pairs"] == 0
+        and pu.set_index("user_id").loc["A", "train_pairs"] == 100
+    )
+
+
+def test_pairs_per_user_table():
+    f = opposite_users(3)
+    f.splits[:] = ["train", "train", "val", "train", "test", "test"]
+    t = pairs_per_user_table(f).set_index("user_id")
+    assert t.loc["A"].tolist() == [2, 1, 0, 3] and t.loc["B"].tolist() == [1, 0, 2, 3]
+
+
+def test_registry_typos_and_unknown_settings():
+    assert set(REGISTRY) == {"shared_bt", "per_user_bt", "lore", "pal", "vpl", "oracle"}
+    with pytest.raises(ValueError, match="did you mean 'lore'"):
+        make_reward_model("loree")
+    with pytest.raises(ValueError, match="unknown setting"):
+        make_reward_model("lore", rnak=3)
+    with pytest.raises(ValueError, match="rank must be"):
+        make_reward_model("lore", rank=0).fit(opposite_users(4))
+
+
+def test_fit_rejects_bad_features():
+    f = opposite_users(4)
+    f.chosen[0, 0] = float("nan")
+    with pytest.raises(DataError, match="NaN"):
+        make_reward_model("shared_bt").fit(f)
+    with pytest.raises(DataError, match="no train pairs"):
+        make_reward_model("shared_bt").fit(opposite_users(4).subset("val"))
+    with pytest.raises(RuntimeError, match="call fit"):
+        make_reward_model("pal").reward(["A"], torch.zeros(1, 16))
+
+
+def test_lore_adapt_new_user_fits_only_weights(fitted, opp):
+    import copy
+
+    rm = copy.deepcopy(fitted["lore"])
+    V = rm.module_.V.detach().clone()
+    newbie = opposite_users(40, seed=5)
+    newbie = newbie.select(range(40, 80))  # user B's preferences under a new id
+    newbie.user_ids[:] = ["new"] * 40
+    rm.adapt_users(newbie)
+    assert rm.knows_user("new") and torch.equal(rm.module_.V, V)
+    test = opp[2].subset("test").select(range(100, 200))
+    acc = pairwise_accuracy(rm.reward(["new"] * 100, test.chosen), rm.reward(["new"] * 100, test.rejected))
+    assert acc.mean() > 0.75
+
+
+# --------------------------------------------------------------------------- oracle
+
+
+def test_oracle_accuracy_one_on_oracle_labelled_pairs(tmp_path):
+    from analysis.data.attributes import attribute_preference_pairs
+    from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
+
+    data = make_synthetic_users(n_users=6, seed=0)
+    pairs = style_swap_pairs(data)
+    feats = PairFeatures(
+        [p.user_id for p in pairs],
+        torch.zeros(len(pairs), 1),
+        torch.zeros(len(pairs), 1),
+        [p.pair_id for p in pairs],
+        [p.split for p in pairs],
+        BackboneSpec("none"),
+        [p.prompt for p in pairs],
+        [p.chosen for p in pairs],
+        [p.rejected for p in pairs],
+    )
+    oracle = make_reward_model("oracle", styles=data.styles).fit(feats)
+    s = summarize_rm_accuracy(rm_accuracy(oracle, feats))
+    assert s["mean"] == 1.0 and s["n_users"] == 6
+    # attribute users: labels come from the planted attribute reward
+    samples = {
+        f"p{i}": ["Why now?", "5 THINGS to know!", "a quiet day in town", "City: Vote 12 passes"]
+        for i in range(12)
+    }
+    ap = attribute_preference_pairs(list(samples), samples, n_users=4, seed=0)
+    afeats = PairFeatures(
+        [p.user_id for p in ap.pairs],
+        torch.zeros(len(ap.pairs), 1),
+        torch.zeros(len(ap.pairs), 1),
+        [p.pair_id for p in ap.pairs],
+        [p.split for p in ap.pairs],
+        BackboneSpec("none"),
+        [p.prompt for p in ap.pairs],
+        [p.chosen for p in ap.pairs],
+        [p.rejected for p in ap.pairs],
+    )
+    aor = OracleRM.from_synthetic(attribute_weights=ap.weights)
+    assert rm_accuracy(aor, afeats)["correct"].mean() == 1.0
+    # save -> load -> identical rewards; unknown user is a clear error
+    loaded = load_reward_model(oracle.save(tmp_path / "oracle"))
+    assert torch.equal(
+        loaded.reward_text(feats.user_ids, feats.prompts, feats.chosen_text),
+        oracle.reward_text(feats.user_ids, feats.prompts, feats.chosen_text),
+    )
+    with pytest.raises(DataError, match="no planted style"):
+        oracle.reward_text(["stranger"], ["x"], ["y"])
+    with pytest.raises(TypeError, match="text reward model"):
+        oracle.reward(["user00"], torch.zeros(1, 1))
+
+
+# --------------------------------------------------------------------------- end to end through a backbone
+
+
+def _opposite_style_pairs(n_items: int = 60):
+    """Same items, two users: A prefers the question headline, B the listicle."""
+    from analysis.data.synthetic import make_items, render_headline
+    from analysis.data.tasks import zero_shot_prompt
+
+    pairs = []
+    for j, item in enumerate(make_items(n_items, seed=3).values()):
+        q, li = render_headline("question", item), render_headline("listicle", item)
+        split = "train" if j < n_items * 0.6 else "val" if j < n_items * 0.75 else "test"
+        prompt = zero_shot_prompt("news_headline", item.input)
+        pairs.append(PreferencePair("A", prompt, q, li, f"A/{j}", split))
+        pairs.append(PreferencePair("B", prompt, li, q, f"B/{j}", split))
+    return pairs
+
+
+def test_end_to_end_tiny_backbone_features(tiny_lm, tmp_path):
+    """Real (tiny random llama) features: personalized RMs separate the opposite users, shared_bt
+    cannot; and a reward alone equals the same reward inside a left/right padded batch."""
+    model, tok = tiny_lm
+    pf = pair_features(model, tok, _opposite_style_pairs(), cache_dir=tmp_path, progress=False)
+    train, val, test = pf.subset("train"), pf.subset("val"), pf.subset("test")
+    shared = make_reward_model("shared_bt").fit(train, val)
+    assert rm_accuracy(shared, test)["correct"].mean() <= 0.55
+    per_user = make_reward_model("per_user_bt").fit(train, val)
+    acc = rm_accuracy(per_user, test).groupby("user_id")["correct"].mean()
+    assert acc["A"] > 0.8 and acc["B"] > 0.8, acc.to_dict()
+
+    prompts, responses = (
+        test.prompts[:4],
+        [test.chosen_text[0], test.rejected_text[1], "why", test.chosen_text[3]],
+    )
+    users = ["A", "B", "A", "B"]
+    for side in ("left", "right"):
+        batch = prefix_features(model, tok, prompts, responses, padding_side=side, batch_size=4)
+        for i in range(4):
+            alone = prefix_features(model, tok, prompts[i : i + 1], responses[i : i + 1])
+            r_alone = per_user.reward([users[i]] * len(alone.features[0]), alone.features[0])
+            r_batch = per_user.reward([users[i]] * len(batch.features[i]), batch.features[i])
+            assert float((r_alone - r_batch).abs().max()) < 1e-5

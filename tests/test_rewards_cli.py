@@ -1,0 +1,131 @@
+"""`python -m analysis rm train|eval` end to end on a tiny saved model and a preference file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis.cli import main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from test_rewards import _opposite_style_pairs
+
+    from analysis.models import build_tiny_model
+
+    root = tmp_path_factory.mktemp("rmcli")
+    model, tok = build_tiny_model("llama")
+    model.save_pretrained(root / "tiny", safe_serialization=True)
+    tok.save_pretrained(root / "tiny")
+    prefs = root / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in _opposite_style_pairs(60)))
+    common = [
+        "--dataset",
+        str(prefs),
+        "--model",
+        str(root / "tiny"),
+        "--set",
+        f"cache_dir={root / 'cache'}",
+        "--set",
+        "threads=1",
+    ]
+    return root, common
+
+
+def test_rm_train_then_eval_prints_table(setup, capsys):
+    root, common = setup
+    assert (
+        main(
+            [
+                "rm",
+                "train",
+                *common,
+                "--method",
+                "shared_bt",
+                "per_user_bt",
+                "--seed",
+                "0",
+                "1",
+                "--out",
+                str(root / "rms"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "val_accuracy" in out and "per_user_bt" in out
+    for name in ("shared_bt-seed0", "shared_bt-seed1", "per_user_bt-seed0", "per_user_bt-seed1"):
+        assert (root / "rms" / name / "config.json").exists() and (
+            root / "rms" / name / "model.safetensors"
+        ).exists()
+    csv = root / "table.csv"
+    assert (
+        main(
+            [
+                "rm",
+                "eval",
+                *common,
+                "--rm",
+                str(root / "rms" / "per_user_bt-seed0"),
+                str(root / "rms" / "shared_bt-seed0"),
+                "--method",
+                "lore",
+                "--param",
+                "rank=2",
+                "--csv",
+                str(csv),
+                "--per-user",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.strip().startswith("method"))
+    assert header.split() == [
+        "method",
+        "seed",
+        "rm_accuracy",
+        "ci_low",
+        "ci_high",
+        "train_pairs",
+        "n_users",
+        "n_pairs",
+    ]
+    import pandas as pd
+
+    table = pd.read_csv(csv).set_index("method")
+    assert list(table.index) == ["per_user_bt", "shared_bt", "lore"]
+    assert table.loc["per_user_bt", "rm_accuracy"] > 0.8 and table.loc["shared_bt", "rm_accuracy"] <= 0.6
+    assert table.loc["per_user_bt", "train_pairs"] == 72 and table.loc["per_user_bt", "n_users"] == 2
+    assert (
+        table.loc["per_user_bt", "ci_low"]
+        <= table.loc["per_user_bt", "rm_accuracy"]
+        <= table.loc["per_user_bt", "ci_high"]
+    )
+    assert "per user:" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "lorre"], "did you mean 'lore'"),
+        (["--method", "lore", "--param", "rnak=3"], "unknown setting 'rnak'"),
+        (["--method", "oracle"], "planted styles"),
+    ],
+)
+def test_rm_cli_user_errors_are_one_line(setup, capsys, extra, message):
+    root, common = setup
+    assert main(["rm", "eval", *common, *extra]) == 2
+    err = capsys.readouterr().err  # may also hold the model-loading progress bar
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def test_rm_cli_unknown_dataset(setup, capsys):
+    root, common = setup
+    args = list(common)
+    args[1] = "synthetic_styleswap"
+    assert main(["rm", "train", *args, "--method", "lore"]) == 2
+    assert "did you mean synthetic_style_swap" in capsys.readouterr().err
