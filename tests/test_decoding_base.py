@@ -1,0 +1,122 @@
+"""Batched greedy / sampled generation (analysis.decoding.base)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from analysis.decoding.base import (
+    _decode_batch,
+    _top_p_filter,
+    common_prefix_len,
+    generate_greedy,
+    generate_sample,
+    left_pad,
+    positions_from_mask,
+)
+from analysis.models import build_tiny_model, encode_prompt
+
+INSTRUCTION = "Write a headline for the following news article about the city council vote today. "
+PROMPTS = [
+    INSTRUCTION + "the mayor said the budget plan will pass",
+    INSTRUCTION + "storm",
+    INSTRUCTION + "the team won the game today after the storm and the coach said more",
+    "why is the river high",  # no shared prefix with the others
+    INSTRUCTION + "students and teachers strike",
+]
+
+
+def _hf_greedy(model, tok, prompt, n):
+    """Independent reference: transformers' own generate on one unpadded prompt."""
+    ids = torch.tensor([encode_prompt(tok, prompt)])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False)
+    return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+def test_left_pad_and_positions():
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert positions_from_mask(mask).tolist() == [[0, 1, 2], [0, 0, 0]]
+    assert common_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3]]) == 2  # each keeps >= 1 token
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_greedy_batched_equals_one_at_a_time_and_hf_generate(arch):
+    model, tok = build_tiny_model(arch)
+    batched = generate_greedy(model, tok, PROMPTS, max_new_tokens=10, batch_size=5)
+    assert common_prefix_len([encode_prompt(tok, p) for p in PROMPTS[:3]]) >= 8  # prefix sharing is exercised
+    single = [generate_greedy(model, tok, [p], max_new_tokens=10)[0] for p in PROMPTS]
+    assert batched == single
+    assert generate_greedy(model, tok, PROMPTS, max_new_tokens=10, batch_size=2) == single
+    if arch == "llama":
+        assert single == [_hf_greedy(model, tok, p, 10) for p in PROMPTS]
+    assert all(isinstance(t, str) and t == t.strip() for t in batched)
+
+
+def test_greedy_stops_at_eos_and_drops_finished_rows(tiny_lm):
+    model, tok = tiny_lm
+    ids = [encode_prompt(tok, p) for p in PROMPTS]
+    free = _decode_batch(model, tok, ids, max_new_tokens=10)  # the tiny model never emits its real EOS
+    assert all(len(r) == 10 for r in free)
+    stop = free[0][3]  # make row 0's 4th token an end-of-sequence token
+    m2 = copy.deepcopy(model)
+    m2.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    expected = [r[: r.index(stop)] if stop in r else r for r in free]
+    assert _decode_batch(m2, tok, ids, max_new_tokens=10) == expected
+    assert len(expected[0]) == 3
+    texts = generate_greedy(m2, tok, PROMPTS, max_new_tokens=10, batch_size=5)
+    assert texts == [tok.decode(r, skip_special_tokens=True).strip() for r in expected]
+    assert texts == [generate_greedy(m2, tok, [p], max_new_tokens=10)[0] for p in PROMPTS]
+
+
+def test_sampling_is_seeded_and_batch_invariant(tiny_lm):
+    model, tok = tiny_lm
+    a = generate_sample(model, tok, PROMPTS, n=3, seed=1, max_new_tokens=8, batch_size=15)
+    b = generate_sample(model, tok, PROMPTS, n=3, seed=1, max_new_tokens=8, batch_size=2)
+    c = generate_sample(model, tok, PROMPTS, n=3, seed=2, max_new_tokens=8, batch_size=15)
+    assert a == b
+    assert a != c
+    assert len(a) == len(PROMPTS) and all(len(x) == 3 for x in a)
+    assert len({s for x in a for s in x}) > len(PROMPTS)  # temperature 1 gives distinct samples
+
+
+def test_sampling_limits_equal_greedy(tiny_lm):
+    model, tok = tiny_lm
+    greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=8)
+    cold = generate_sample(model, tok, PROMPTS, temperature=1e-4, max_new_tokens=8)
+    nucleus = generate_sample(model, tok, PROMPTS, top_p=1e-6, max_new_tokens=8)
+    assert [x[0] for x in cold] == greedy
+    assert [x[0] for x in nucleus] == greedy
+
+
+def test_top_p_filter_keeps_smallest_set():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(_top_p_filter(logits, 0.7))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7, 0.5 + 0.3 crosses it
+    assert torch.isfinite(_top_p_filter(logits, 1.0)).all()
+
+
+def test_generation_argument_errors(tiny_lm):
+    model, tok = tiny_lm
+    with pytest.raises(TypeError):
+        generate_greedy(model, tok, "a single string")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate_greedy(model, tok, ["x"], max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        generate_sample(model, tok, ["x"], temperature=0)
+
+
+@pytest.mark.embedded
+def test_smollm2_batched_equals_single(smollm2):
+    model, tok = smollm2
+    prompts = [
+        "Write a headline: the council approved a new bridge.",
+        "Write a headline: a storm closed the harbour for two days.",
+        "Say hi.",
+    ]
+    batched = generate_greedy(model, tok, prompts, max_new_tokens=12, batch_size=3)
+    assert batched == [generate_greedy(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
+    assert all(batched) and not any("<|im_end|>" in t for t in batched)
