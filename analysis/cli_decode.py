@@ -1,0 +1,291 @@
+"""CLI commands ``generate`` (base / ARGS / best-of-n generations as JSONL) and ``policy-acc``.
+
+    python -m analysis generate --method args --rm RM_DIR --w 1.0 --k 10 --input prompts.jsonl --out gens.jsonl
+    python -m analysis policy-acc --rm RM_DIR --pairs prefs.jsonl --split test --ws 0,1,2
+
+``--input`` is JSON lines with ``user_id`` and ``prompt`` (``input`` / ``test_input`` are accepted as
+the prompt). Output rows: ``user_id, prompt, method, w, k, text, reward, n_tokens, finished``.
+Flags and their help come from the config dataclasses beside each algorithm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+from pathlib import Path
+
+from analysis.config import ConfigError
+
+log = logging.getLogger(__name__)
+METHODS = ("args", "base", "best_of_n")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip=(), group_title=None) -> None:
+    """One ``--flag`` per dataclass field, help text from the field's metadata (no second copy)."""
+    g = p.add_argument_group(group_title or cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default
+        g.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=type(default),
+            default=None,
+            help=f"{f.metadata.get('help', '')} (default {default})",
+        )
+
+
+def _pick(args, cls, **over) -> dict:
+    """Keyword settings of ``cls`` given on the command line (unset flags keep the defaults)."""
+    out = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+    out.update({k: v for k, v in over.items() if v is not None})
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rm", default=None, help="reward-model folder (from `train`); required except --method base"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="policy model (embedded name, folder or hub id); default: the RM's backbone, "
+        "else smollm2-135m-instruct",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _load(args):
+    from analysis.models import load_model
+    from analysis.rewards import load_reward_model
+
+    rm = load_reward_model(args.rm) if args.rm else None
+    name = args.model or (
+        rm.backbone.model_id
+        if rm is not None and rm.backbone is not None and rm.backbone.kind == "shared"
+        else "smollm2-135m-instruct"
+    )
+    model, tok = load_model(name, device=args.device, threads=args.threads)
+    if rm is not None and getattr(rm, "input_kind", "") == "features" and rm.backbone is not None:
+        rm.to(args.device)
+        if rm.backbone.kind == "separate":
+            from analysis.features import TextFeaturizer
+
+            enc, enc_tok = load_model(rm.backbone.model_id, device=args.device)
+            rm.attach_featurizer(TextFeaturizer(enc, enc_tok, rm.backbone))
+    return model, tok, rm
+
+
+def read_prompts(path: str) -> tuple[list[str], list[str]]:
+    """``(user_ids, prompts)`` from a JSONL file of ``{user_id, prompt}`` records."""
+    from analysis.data.readers import get_field, iter_jsonl
+    from analysis.data.records import DataError
+
+    users, prompts = [], []
+    for line, rec in iter_jsonl(path):
+        users.append(str(get_field(rec, "user_id", path=path, line=line, kind=(str, int))))
+        key = next((k for k in ("prompt", "input", "test_input") if k in rec), "prompt")
+        prompts.append(get_field(rec, key, path=path, line=line))
+    if not prompts:
+        raise DataError("no prompts in file", path=str(path))
+    return users, prompts
+
+
+def cmd_generate(args) -> int:
+    from analysis.decoding.args import ArgsConfig, args_generate
+    from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
+    from analysis.io import write_jsonl
+
+    users, prompts = read_prompts(args.input)
+    if args.limit:
+        users, prompts = users[: args.limit], prompts[: args.limit]
+    if args.method != "base" and not args.rm:
+        raise ConfigError(f"--method {args.method} needs --rm PATH (a trained reward model)")
+    ws = args.w if args.w is not None else [ArgsConfig.w]
+    model, tok, rm = _load(args)
+    rows = []
+    if args.method == "args":
+        for w in ws:
+            cfg = ArgsConfig(**_pick(args, ArgsConfig, w=w)).validate()
+            outs = args_generate(model, tok, rm, prompts, users, **dataclasses.asdict(cfg), progress=True)
+            rows += [
+                {
+                    "user_id": o.user_id,
+                    "prompt": o.prompt,
+                    "method": "args",
+                    "w": w,
+                    "k": cfg.k,
+                    "mode": cfg.mode,
+                    "text": o.text,
+                    "reward": _num(o.reward),
+                    "n_tokens": len(o.tokens),
+                    "finished": o.finished,
+                }
+                for o in outs
+            ]
+    elif args.method == "best_of_n":
+        cfg = BestOfNConfig(**_pick(args, BestOfNConfig)).validate()
+        outs = best_of_n(model, tok, rm, prompts, users, **dataclasses.asdict(cfg), progress=True)
+        rows += [
+            {
+                "user_id": o.user_id,
+                "prompt": o.prompt,
+                "method": "best_of_n",
+                "w": None,
+                "n": cfg.n,
+                "text": o.text,
+                "reward": _num(o.reward),
+                "candidate_rewards": [_num(r) for r in o.rewards],
+            }
+            for o in outs
+        ]
+    else:
+        from analysis.decoding.base import generate_greedy
+        from analysis.decoding.best_of_n import score_texts
+
+        mnt = args.max_new_tokens or ArgsConfig.max_new_tokens
+        texts = generate_greedy(
+            model, tok, prompts, max_new_tokens=mnt, batch_size=args.batch_size or 16, progress=True
+        )
+        r = (
+            score_texts(model, tok, rm, users, prompts, texts).tolist()
+            if rm is not None
+            else [None] * len(texts)
+        )
+        rows += [
+            {"user_id": u, "prompt": p, "method": "base", "w": 0.0, "text": t, "reward": _num(x)}
+            for u, p, t, x in zip(users, prompts, texts, r, strict=True)
+        ]
+    n = write_jsonl(args.out, rows)
+    print(f"wrote {n} generations to {args.out}")
+    return 0
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def cmd_policy_acc(args) -> int:
+    from analysis.data.preferences import read_preferences
+    from analysis.io import write_json
+    from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
+
+    if not args.rm:
+        raise ConfigError("policy-acc needs --rm PATH (a trained reward model)")
+    pairs = [p for p in read_preferences(args.pairs) if args.split in ("all", p.split)]
+    if not pairs:
+        raise ConfigError(f"no pairs with split {args.split!r} in {args.pairs}")
+    if args.limit:
+        pairs = pairs[: args.limit]
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    cfg = PolicyAccuracyConfig(
+        ws=tuple(args.ws), variants=variants, temperature=args.temperature, n_boot=args.n_boot, seed=args.seed
+    ).validate()
+    model, tok, rm = _load(args)
+    layer = rm.backbone.layer if getattr(rm, "backbone", None) is not None else -1
+    data = prepare_pa_data(
+        model,
+        tok,
+        pairs,
+        layer=layer,
+        k=args.k,
+        policy="policy" in variants,
+        batch_size=args.batch_size,
+        progress=True,
+    )
+    res = policy_accuracy(rm, data, **dataclasses.asdict(cfg), tok=tok)
+    ra = res.rm_accuracy
+    print(
+        f"{len(pairs)} pairs, {ra.get('n_users', 0)} users, split={args.split}, k={args.k}, T={cfg.temperature}"
+    )
+    if ra:
+        print(f"RM accuracy: {ra['mean']:.3f} [{ra['ci_low']:.3f}, {ra['ci_high']:.3f}]")
+    table = res.summary.assign(norm=res.summary.length_norm.map({False: "sum", True: "per-token"}))
+    for (variant, norm), g in table.groupby(["variant", "norm"], sort=False):
+        cells = "  ".join(
+            f"w={r.w:g}: {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in g.itertuples()
+        )
+        print(f"policy accuracy ({variant}, {norm}): {cells}")
+    if args.out:
+        out = Path(args.out)
+        write_json(
+            out / "policy_accuracy.json",
+            {
+                "rm": str(args.rm),
+                "pairs": str(args.pairs),
+                "split": args.split,
+                "k": args.k,
+                "config": dataclasses.asdict(cfg),
+                "rm_accuracy": ra,
+                "summary": res.summary.to_dict(orient="records"),
+            },
+        )
+        from analysis.io import write_text
+
+        write_text(out / "policy_accuracy_per_user.csv", res.per_user.to_csv(index=False))
+        write_text(out / "policy_accuracy_per_pair.csv", res.per_pair.to_csv(index=False))
+        print(f"wrote results to {out}/")
+    return 0
+
+
+def add_commands(sub) -> None:
+    from analysis.decoding.args import ArgsConfig
+    from analysis.decoding.best_of_n import BestOfNConfig
+
+    p = sub.add_parser(
+        "generate",
+        help="generate with base greedy, ARGS or best-of-n; write JSONL",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--method", choices=METHODS, default="args", help="decoding method (default args)")
+    p.add_argument("--input", required=True, help="JSONL of {user_id, prompt}")
+    p.add_argument("--out", required=True, help="output JSONL")
+    p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    _common(p)
+    p.add_argument(
+        "--w", type=_floats, default=None, help="ARGS weight(s) w >= 0, comma-separated (default 1.0)"
+    )
+    _add_dataclass_flags(p, ArgsConfig, skip=("w",), group_title="ARGS / shared settings")
+    _add_dataclass_flags(
+        p,
+        BestOfNConfig,
+        skip=("max_new_tokens", "temperature", "seed", "batch_size"),
+        group_title="best-of-n settings",
+    )
+    p.set_defaults(func=cmd_generate)
+
+    q = sub.add_parser("policy-acc", help="RM accuracy and policy accuracy (score / policy variants) per w")
+    q.add_argument("--rm", default=None, help="reward-model folder")
+    q.add_argument(
+        "--pairs", required=True, help="preference JSONL {user_id, prompt, chosen, rejected[, split]}"
+    )
+    q.add_argument("--split", default="test", help="train / val / test / all (default test)")
+    q.add_argument("--ws", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0], help="comma-separated w values")
+    q.add_argument("--k", type=int, default=10, help="top-k candidates of the policy variant")
+    q.add_argument("--variants", default="score,policy", help="score and/or policy")
+    q.add_argument("--temperature", type=float, default=1.0, help="temperature of the policy variant")
+    q.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over users")
+    q.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    q.add_argument("--batch-size", type=int, default=16, help="responses per feature batch")
+    q.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    q.add_argument("--out", default=None, help="folder for policy_accuracy.json and per-user / per-pair CSVs")
+    q.add_argument("--model", default=None, help="policy model; default: the RM's backbone")
+    q.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    q.set_defaults(func=cmd_policy_acc)

@@ -1,0 +1,173 @@
+"""Best-of-n: sample n responses from the base policy, keep the one with the highest r_u(x, y).
+
+Design section 3.2. Samples come from :func:`analysis.decoding.base.generate_sample` (sample j
+of prompt i seeded from ``(seed, i, j)``, so results do not depend on the batch size). Rewards:
+
+- feature RM on the policy's backbone: ``rm.reward(u, sequence_features(x, y))`` (the features
+  the RM was trained on: the last response token's hidden state at ``rm.backbone.layer``);
+- text RM (oracle) or separate-backbone RM: ``rm.reward_text(u, x, y)``.
+
+An empty sample (the policy stopped at once) cannot be scored and gets reward NaN; it is only
+returned when every sample is empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from analysis.config import ConfigError
+from analysis.decoding.args import prompt_text, reward_path, rm_device, warn_unknown_users
+
+
+@dataclass
+class BestOfNConfig:
+    """Settings of best-of-n sampling."""
+
+    n: int = field(default=8, metadata={"help": "samples per prompt"})
+    max_new_tokens: int = field(default=32, metadata={"help": "maximum generated tokens per sample"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    batch_size: int = field(default=16, metadata={"help": "rows per generation batch"})
+
+    def validate(self) -> BestOfNConfig:
+        if not (isinstance(self.n, int) and self.n >= 1):
+            raise ConfigError(f"n must be an integer >= 1, got {self.n!r}")
+        if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1):
+            raise ConfigError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        return self
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+@dataclass
+class BestOfNOutput:
+    """The kept sample (``text``, ``reward``) and every sample with its reward."""
+
+    user_id: str
+    prompt: str | list
+    text: str
+    reward: float
+    candidates: list[str]
+    rewards: list[float]
+
+
+def score_texts(
+    model,
+    tok,
+    rm,
+    user_ids: Sequence[str],
+    prompts: Sequence,
+    texts: Sequence[str],
+    *,
+    layer: int | None = None,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """r_u(x, y) for full responses (N,) float32; NaN for empty texts."""
+    from analysis.features import sequence_features
+
+    path = reward_path(rm, model, 1.0)
+    ok = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
+    out = torch.full((len(texts),), float("nan"))
+    if not ok:
+        return out
+    us = [user_ids[i] for i in ok]
+    if path == "features":
+        feats = sequence_features(
+            model,
+            tok,
+            [prompts[i] for i in ok],
+            [texts[i] for i in ok],
+            layer=rm.backbone.layer if layer is None else layer,
+            batch_size=batch_size,
+        )
+        r = rm.reward(us, feats.to(rm_device(rm)))
+    else:
+        r = rm.reward_text(us, [prompt_text(prompts[i]) for i in ok], [texts[i] for i in ok])
+    out[torch.tensor(ok)] = torch.as_tensor(r, dtype=torch.float32).cpu()
+    return out
+
+
+def best_of_n(
+    model,
+    tok,
+    rm,
+    prompts: Sequence[str | list[dict]],
+    user_ids: Sequence[str],
+    *,
+    n: int = 8,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> list[BestOfNOutput]:
+    """Sample ``n`` responses per prompt and keep the highest-reward one (ties: first sample).
+
+    Example
+    -------
+    >>> outs = best_of_n(model, tok, rm, ["Write a headline: ..."], ["user_3"], n=8)
+    >>> outs[0].text, outs[0].reward, len(outs[0].candidates)
+    """
+    from analysis.decoding.base import generate_sample
+
+    cfg = BestOfNConfig(
+        n=n,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+    ).validate()
+    prompts, user_ids = list(prompts), [str(u) for u in user_ids]
+    if len(prompts) != len(user_ids):
+        raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
+    if rm is None:
+        raise ConfigError("best_of_n needs a reward model")
+    reward_path(rm, model, 1.0)  # fail early on a backbone mismatch
+    warn_unknown_users(rm, user_ids)
+    samples = generate_sample(
+        model,
+        tok,
+        prompts,
+        n=cfg.n,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=cfg.seed,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        progress=progress,
+    )
+    flat_u = [u for u in user_ids for _ in range(cfg.n)]
+    flat_p = [p for p in prompts for _ in range(cfg.n)]
+    flat_t = [t for row in samples for t in row]
+    r = score_texts(model, tok, rm, flat_u, flat_p, flat_t, batch_size=cfg.batch_size).view(
+        len(prompts), cfg.n
+    )
+    outs = []
+    for i, (p, u) in enumerate(zip(prompts, user_ids, strict=True)):
+        row = r[i].tolist()
+        scored = [v if not math.isnan(v) else -math.inf for v in row]
+        j = max(range(cfg.n), key=lambda c: (scored[c], -c))
+        outs.append(
+            BestOfNOutput(
+                user_id=u,
+                prompt=p,
+                text=samples[i][j],
+                reward=row[j],
+                candidates=list(samples[i]),
+                rewards=row,
+            )
+        )
+    return outs

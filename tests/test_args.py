@@ -1,0 +1,323 @@
+"""Cached ARGS vs reference ARGS vs greedy on tiny random models (issue 5 known-answer tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from analysis.config import ConfigError
+from analysis.data.records import PreferencePair
+from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
+from analysis.decoding.args import args_generate
+from analysis.decoding.reference import reference_args
+from analysis.features import BackboneSpec, pair_features
+from analysis.models import build_tiny_model, encode_prompt, model_id
+from analysis.rewards import OracleRM, make_reward_model
+
+PROMPTS = [
+    "city council vote",
+    "the storm hit the river bridge after the rain and police said the court will know more today",
+    "why",
+    "new film star",
+]
+
+
+class LinearRM:
+    """Stand-in feature RM: r_u(phi) = a_u . phi with a large random head (rewards move tokens)."""
+
+    method, input_kind = "linear", "features"
+
+    def __init__(self, model, layer=-1, scale=3.0, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.users = ["u0", "u1", "u2", "u3"]
+        self.a = torch.randn(len(self.users), model.config.hidden_size, generator=g) * scale
+        self.backbone = BackboneSpec(model_id(model), layer=layer)
+
+    def knows_user(self, u):
+        return u in self.users
+
+    def reward(self, users, feats):
+        idx = torch.tensor([self.users.index(u) if u in self.users else 0 for u in users])
+        return (feats * self.a[idx]).sum(-1)
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    return {arch: build_tiny_model(arch, seed=0) for arch in ("llama", "qwen2", "gpt2")}
+
+
+@pytest.fixture(scope="module")
+def trained_rm(tiny_lm):
+    """A real per-user BT head trained on the tiny model's features of synthetic style pairs."""
+    model, tok = tiny_lm
+    pairs = style_swap_pairs(make_synthetic_users(n_users=4, n_profile=(8, 8), n_test=1, seed=0))
+    feats = pair_features(model, tok, pairs, layer=-1, progress=False)
+    return make_reward_model("per_user_bt", steps=60, seed=0).fit(feats.subset("train"))
+
+
+def _users(rm, n):
+    users = getattr(rm, "users_", None) or rm.users
+    return [users[i % len(users)] for i in range(n)]
+
+
+def _hf_greedy(model, tok, prompt, n):
+    ids = torch.tensor([encode_prompt(tok, prompt)])
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=n,
+        pad_token_id=tok.pad_token_id,
+    )
+    return out[0, ids.shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_w0_emits_hf_greedy_tokens(tiny_models, arch):
+    model, tok = tiny_models[arch]
+    rm = LinearRM(model)
+    outs = args_generate(model, tok, rm, PROMPTS, _users(rm, 4), w=0.0, k=5, max_new_tokens=10, batch_size=4)
+    for p, o in zip(PROMPTS, outs, strict=True):
+        assert o.tokens == _hf_greedy(model, tok, p, 10)[: len(o.tokens)]
+        assert len(o.tokens) == 10 or o.finished
+
+
+def test_w0_matches_base_generate_greedy(tiny_lm, trained_rm):
+    from analysis.decoding.base import generate_greedy
+
+    model, tok = tiny_lm
+    outs = args_generate(
+        model, tok, trained_rm, PROMPTS, _users(trained_rm, 4), w=0.0, k=10, max_new_tokens=8
+    )
+    assert [o.text.strip() for o in outs] == generate_greedy(model, tok, PROMPTS, max_new_tokens=8)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_cached_equals_reference(tiny_models, arch, batch_size):
+    model, tok = tiny_models[arch]
+    rm = LinearRM(model)
+    users = _users(rm, 4)
+    greedy = args_generate(
+        model, tok, rm, PROMPTS, users, w=0.0, k=5, max_new_tokens=10, batch_size=batch_size
+    )
+    for w in (1.0, 5.0):
+        cached = args_generate(
+            model, tok, rm, PROMPTS, users, w=w, k=5, max_new_tokens=10, batch_size=batch_size
+        )
+        ref = reference_args(model, tok, rm, PROMPTS, users, w=w, k=5, max_new_tokens=10)
+        for c, r in zip(cached, ref, strict=True):
+            assert c.tokens == r.tokens
+            assert c.step_scores == pytest.approx(r.step_scores, abs=1e-3)
+            assert c.step_rewards == pytest.approx(r.step_rewards, abs=1e-3)
+    # the reward really steers decoding, so equality above is not the trivial greedy case
+    assert any(c.tokens != g.tokens for c, g in zip(cached, greedy, strict=True))
+
+
+def test_cached_equals_reference_trained_rm_and_inner_layer(tiny_lm):
+    model, tok = tiny_lm
+    pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(6, 6), n_test=1, seed=1))
+    rm = make_reward_model("shared_bt", steps=40, seed=0).fit(
+        pair_features(model, tok, pairs, layer=1, progress=False)
+    )
+    assert rm.backbone.layer == 1
+    users = ["user00", "user01", "user02", "user00"]
+    cached = args_generate(model, tok, rm, PROMPTS, users, w=3.0, k=6, max_new_tokens=8, batch_size=4)
+    ref = reference_args(model, tok, rm, PROMPTS, users, w=3.0, k=6, max_new_tokens=8)
+    assert [c.tokens for c in cached] == [r.tokens for r in ref]
+    # the final reward is r_u(x, y) of the generated response = the RM on its sequence features
+    from analysis.features import sequence_features
+
+    o = cached[0]
+    body = o.tokens[:-1] if o.finished else o.tokens
+    f = sequence_features(model, tok, [PROMPTS[0]], [tok.decode(body)], layer=1)
+    if tok(tok.decode(body), add_special_tokens=False).input_ids == body:  # same tokens after a round trip
+        assert o.reward == pytest.approx(float(rm.reward([users[0]], f)[0]), abs=1e-3)
+
+
+def test_sampling_reproducible_and_batch_independent(tiny_lm):
+    model, tok = tiny_lm
+    rm = LinearRM(model)
+    users = _users(rm, 4)
+    kw = dict(w=0.1, k=6, max_new_tokens=10, mode="sample", temperature=2.0)
+    a = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=4, **kw)
+    b = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=4, **kw)
+    c = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=1, **kw)
+    d = args_generate(model, tok, rm, PROMPTS, users, seed=8, batch_size=4, **kw)
+    r = reference_args(model, tok, rm, PROMPTS, users, seed=7, **kw)
+    toks = lambda outs: [o.tokens for o in outs]  # noqa: E731
+    assert toks(a) == toks(b) == toks(c) == toks(r)
+    assert toks(a) != toks(d)
+    greedy = args_generate(model, tok, rm, PROMPTS, users, w=0.1, k=6, max_new_tokens=10)
+    assert toks(a) != toks(greedy)
+
+
+def test_stop_token_ends_response(tiny_lm):
+    model, tok = tiny_lm
+    rm = LinearRM(model)
+    first = args_generate(model, tok, rm, PROMPTS[:1], ["u0"], w=1.0, k=5, max_new_tokens=10)[0]
+    stop = first.tokens[3]
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    try:
+        outs = args_generate(
+            model, tok, rm, PROMPTS[:2], ["u0", "u1"], w=1.0, k=5, max_new_tokens=10, batch_size=2
+        )
+        ref = reference_args(model, tok, rm, PROMPTS[:2], ["u0", "u1"], w=1.0, k=5, max_new_tokens=10)
+    finally:
+        model.generation_config.eos_token_id = old
+    o = outs[0]
+    assert o.finished and o.tokens == first.tokens[: first.tokens.index(stop) + 1]
+    assert o.reward == o.step_rewards[-2]  # r_u(x, y) of the response without the stop token
+    assert len(o.step_scores) == len(o.step_rewards) == len(o.tokens)
+    assert [x.tokens for x in outs] == [x.tokens for x in ref]
+
+
+def test_text_path_oracle_cached_equals_reference_and_raises_reward(tiny_lm):
+    model, tok = tiny_lm
+    oracle = OracleRM.from_synthetic(styles={"q": "question", "t": "terse", "l": "listicle"})
+    prompts, users = PROMPTS[:3], ["q", "t", "l"]
+    base = args_generate(model, tok, None, prompts, users, w=0.0, k=10, max_new_tokens=6)
+    steer = args_generate(model, tok, oracle, prompts, users, w=20.0, k=10, max_new_tokens=6, batch_size=3)
+    ref = reference_args(model, tok, oracle, prompts, users, w=20.0, k=10, max_new_tokens=6)
+    assert [o.tokens for o in steer] == [o.tokens for o in ref]
+    r_base = oracle.reward_text(users, prompts, [o.text for o in base])
+    r_steer = oracle.reward_text(users, prompts, [o.text for o in steer])
+    assert float(r_steer.mean()) > float(r_base.mean())
+
+
+def test_bad_inputs(tiny_lm, tiny_models):
+    model, tok = tiny_lm
+    rm = LinearRM(model)
+    for kw, msg in [
+        ({"k": 0}, "k must"),
+        ({"w": -1.0}, "w must"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"mode": "beam"}, "mode"),
+        ({"w": float("nan")}, "w must"),
+    ]:
+        with pytest.raises(ConfigError, match=msg):
+            args_generate(model, tok, rm, PROMPTS[:1], ["u0"], **kw)
+    with pytest.raises(ConfigError, match="needs a reward model"):
+        args_generate(model, tok, None, PROMPTS[:1], ["u0"], w=1.0)
+    with pytest.raises(ConfigError, match="prompts but"):
+        args_generate(model, tok, rm, PROMPTS[:2], ["u0"])
+    other, other_tok = tiny_models["qwen2"]
+    with pytest.raises(ConfigError, match="trained on features of"):
+        args_generate(other, other_tok, rm, PROMPTS[:1], ["u0"], w=1.0)
+    with pytest.raises(ConfigError, match="trained on features of"):
+        reference_args(other, other_tok, rm, PROMPTS[:1], ["u0"], w=1.0)
+
+
+def test_unknown_user_gets_documented_fallback(tiny_lm, trained_rm):
+    model, tok = tiny_lm
+    with pytest.warns(UserWarning, match="unseen by the reward model"):
+        outs = args_generate(
+            model, tok, trained_rm, PROMPTS[:2], ["nobody", "user00"], w=1.0, k=5, max_new_tokens=5
+        )
+    assert all(math.isfinite(r) for o in outs for r in o.step_rewards)
+    strict = make_reward_model("per_user_bt", steps=5, unknown_user="error")
+    strict.fit(pair_features(model, tok, [PreferencePair("a", "p", "x y", "y x")], progress=False))
+    with pytest.raises(ValueError, match="no training pairs"), pytest.warns(UserWarning):
+        args_generate(model, tok, strict, PROMPTS[:1], ["nobody"], w=1.0, k=3, max_new_tokens=3)
+
+
+def test_cli_generate_and_policy_acc(tmp_path, capsys):
+    from analysis.cli import main
+    from analysis.data.preferences import write_preferences
+    from analysis.models import load_model
+
+    model, tok = build_tiny_model("llama", seed=3)
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    model, tok = load_model(str(tmp_path / "lm"))
+    pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(6, 6), n_test=1, seed=0))
+    rm = make_reward_model("per_user_bt", steps=30).fit(pair_features(model, tok, pairs, progress=False))
+    rm.save(tmp_path / "rm")
+    write_preferences(tmp_path / "prefs.jsonl", pairs)
+    inp = tmp_path / "prompts.jsonl"
+    inp.write_text(
+        "\n".join(
+            json.dumps({"user_id": u, "prompt": p})
+            for u, p in [("user00", "city council vote"), ("user01", "why")]
+        )
+        + "\n"
+    )
+    out = tmp_path / "gens.jsonl"
+    rc = main(
+        [
+            "generate",
+            "--rm",
+            str(tmp_path / "rm"),
+            "--input",
+            str(inp),
+            "--out",
+            str(out),
+            "--w",
+            "0,2",
+            "--k",
+            "4",
+            "--max-new-tokens",
+            "5",
+        ]
+    )
+    assert rc == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 4 and {r["w"] for r in rows} == {0.0, 2.0}
+    assert set(rows[0]) >= {"user_id", "prompt", "method", "w", "text", "reward"}
+    direct = args_generate(model, tok, rm, ["city council vote"], ["user00"], w=2.0, k=4, max_new_tokens=5)[0]
+    assert rows[2]["text"] == direct.text
+    rc = main(
+        [
+            "policy-acc",
+            "--rm",
+            str(tmp_path / "rm"),
+            "--pairs",
+            str(tmp_path / "prefs.jsonl"),
+            "--split",
+            "all",
+            "--ws",
+            "0,1",
+            "--k",
+            "3",
+            "--n-boot",
+            "50",
+            "--out",
+            str(tmp_path / "pa"),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and "RM accuracy" in text and "policy accuracy (policy, per-token)" in text
+    assert (tmp_path / "pa" / "policy_accuracy.json").exists()
+    assert (
+        main(["generate", "--rm", str(tmp_path / "rm"), "--input", str(inp), "--out", str(out), "--k", "0"])
+        == 2
+    )
+    assert "error: k must" in capsys.readouterr().err
+
+
+def test_separate_backbone_rm_goes_through_text_path(tiny_lm, tiny_models):
+    """An RM on another model's features scores decoded candidate texts via its featurizer."""
+    from analysis.features import TextFeaturizer
+
+    model, tok = tiny_lm
+    enc, enc_tok = tiny_models["qwen2"]
+    pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(6, 6), n_test=1, seed=0))
+    rm = make_reward_model("per_user_bt", steps=40).fit(
+        pair_features(enc, enc_tok, pairs, kind="separate", progress=False)
+    )
+    with pytest.raises(ConfigError, match="attach its featurizer"):
+        args_generate(model, tok, rm, PROMPTS[:1], ["user00"], w=1.0)
+    rm.attach_featurizer(TextFeaturizer(enc, enc_tok, rm.backbone))
+    users = ["user00", "user01", "user02"]
+    cached = args_generate(model, tok, rm, PROMPTS[:3], users, w=50.0, k=5, max_new_tokens=6, batch_size=3)
+    ref = reference_args(model, tok, rm, PROMPTS[:3], users, w=50.0, k=5, max_new_tokens=6)
+    greedy = args_generate(model, tok, None, PROMPTS[:3], users, w=0.0, max_new_tokens=6)
+    assert [c.tokens for c in cached] == [r.tokens for r in ref]
+    assert any(c.tokens != g.tokens for c, g in zip(cached, greedy, strict=True))
+    o = cached[0]
+    direct = rm.reward_text(["user00"], [PROMPTS[0]], [o.text])
+    assert o.step_rewards[-1] == pytest.approx(float(direct[0]), abs=1e-4)

@@ -1,0 +1,66 @@
+"""best_of_n: keeps the highest-reward sample; same samples as the base sampler (issue 5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from analysis.config import ConfigError
+from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
+from analysis.decoding.base import generate_sample
+from analysis.decoding.best_of_n import best_of_n
+from analysis.features import pair_features, sequence_features
+from analysis.rewards import OracleRM, make_reward_model
+
+PROMPTS = ["city council vote", "why the storm hit the river bridge"]
+
+
+@pytest.fixture(scope="module")
+def rm(tiny_lm):
+    model, tok = tiny_lm
+    pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(6, 6), n_test=1, seed=0))
+    return make_reward_model("per_user_bt", steps=40).fit(pair_features(model, tok, pairs, progress=False))
+
+
+def test_keeps_argmax_of_feature_rm(tiny_lm, rm):
+    model, tok = tiny_lm
+    users = ["user00", "user01"]
+    outs = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3)
+    samples = generate_sample(model, tok, PROMPTS, n=4, max_new_tokens=6, seed=3)
+    for o, s, u, p in zip(outs, samples, users, PROMPTS, strict=True):
+        assert o.candidates == s
+        assert o.reward == max(r for r in o.rewards if not math.isnan(r))
+        assert o.text == s[o.rewards.index(o.reward)]
+        ok = [c for c in s if c.strip()]
+        f = sequence_features(model, tok, [p] * len(ok), ok)
+        assert sorted(rm.reward([u] * len(ok), f).tolist()) == pytest.approx(
+            sorted(r for r in o.rewards if not math.isnan(r)), abs=1e-4
+        )
+    again = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3, batch_size=3)
+    assert [o.text for o in again] == [o.text for o in outs]
+
+
+def test_oracle_best_of_n_beats_average_sample(tiny_lm):
+    model, tok = tiny_lm
+    oracle = OracleRM.from_synthetic(styles={"q": "question", "t": "terse"})
+    outs = best_of_n(model, tok, oracle, PROMPTS, ["q", "t"], n=6, max_new_tokens=6)
+    for o in outs:
+        finite = [r for r in o.rewards if not math.isnan(r)]
+        assert o.reward == max(finite) >= sum(finite) / len(finite)
+        assert o.reward == pytest.approx(float(oracle.reward_text([o.user_id], [o.prompt], [o.text])[0]))
+    assert any(max(o.rewards) > min(o.rewards) for o in outs)
+
+
+def test_bad_inputs(tiny_lm, rm):
+    model, tok = tiny_lm
+    with pytest.raises(ConfigError, match="n must"):
+        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], n=0)
+    with pytest.raises(ConfigError, match="needs a reward model"):
+        best_of_n(model, tok, None, PROMPTS, ["user00", "user01"])
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], max_new_tokens=0)
+    with pytest.warns(UserWarning, match="unseen"):
+        out = best_of_n(model, tok, rm, PROMPTS[:1], ["stranger"], n=2, max_new_tokens=4)[0]
+    assert torch.isfinite(torch.tensor(out.reward))
