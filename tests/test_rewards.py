@@ -287,3 +287,26 @@ def test_end_to_end_tiny_backbone_features(tiny_lm, tmp_path):
             r_alone = per_user.reward([users[i]] * len(alone.features[0]), alone.features[0])
             r_batch = per_user.reward([users[i]] * len(batch.features[i]), batch.features[i])
             assert float((r_alone - r_batch).abs().max()) < 1e-5
+
+
+def test_rewards_are_normalised_to_unit_std_on_training_responses():
+    """normalize_reward divides by a positive constant: unit std on training responses, same ranking."""
+    import torch
+
+    from analysis.features import BackboneSpec, PairFeatures
+    from analysis.rewards import make_reward_model
+
+    g = torch.Generator().manual_seed(0)
+    direction = torch.randn(8, generator=g)
+    x = torch.randn(64, 2, 8, generator=g)
+    better = (x @ direction)[:, 0] > (x @ direction)[:, 1]
+    chosen = torch.where(better[:, None], x[:, 0], x[:, 1])
+    rejected = torch.where(better[:, None], x[:, 1], x[:, 0])
+    users = [f"u{i % 2}" for i in range(64)]
+    feats = PairFeatures(users, chosen, rejected, [str(i) for i in range(64)], ["train"] * 64, BackboneSpec("synthetic"))
+    norm = make_reward_model("per_user_bt", seed=0, steps=200).fit(feats)
+    raw = make_reward_model("per_user_bt", seed=0, steps=200, normalize_reward=False).fit(feats)
+    r_norm = torch.cat([norm.reward(users, chosen), norm.reward(users, rejected)])
+    r_raw = torch.cat([raw.reward(users, chosen), raw.reward(users, rejected)])
+    assert r_norm.std().item() == pytest.approx(1.0, rel=1e-4)
+    assert torch.allclose(r_norm * norm.fit_log_["reward_scale"], r_raw, atol=1e-4)

@@ -44,6 +44,10 @@ class RMConfig:
     eval_every: steps between validation checks; patience: checks without improvement before
         stopping (the best validation-loss state is restored).
     standardize: z-score features with the training mean / std.
+    normalize_reward: divide rewards by their standard deviation over the training responses, so
+        that the RGD weight w means "reward standard deviations per token" for every method and
+        seed (a Bradley-Terry head's scale is arbitrary and grows on separable data). It is a
+        positive constant, so RM accuracy is unchanged.
     unknown_user: "fallback" (documented per method) or "error".
     """
 
@@ -55,6 +59,7 @@ class RMConfig:
     eval_every: int = 20
     patience: int = 10
     standardize: bool = True
+    normalize_reward: bool = True
     unknown_user: str = "fallback"
 
     def validate(self) -> None:
@@ -131,6 +136,7 @@ class RewardModel:
         )
         self.module_.register_buffer("feat_mean", mean.contiguous())
         self.module_.register_buffer("feat_std", std.contiguous())
+        self.module_.register_buffer("reward_scale", torch.ones(()))
         tr = self._tensors(train)
         self._setup(tr)
         self.fit_log_ = train_bradley_terry(
@@ -138,6 +144,14 @@ class RewardModel:
         )
         self._after_fit(tr)
         self.module_.eval()
+        if self.config.normalize_reward:
+            with torch.no_grad():
+                raw = torch.cat(
+                    [self._score(tr.uidx, self._standardize(tr.chosen)), self._score(tr.uidx, self._standardize(tr.rejected))]
+                )
+            scale = raw.std() if raw.numel() > 1 else raw.abs().mean()
+            self.module_.reward_scale.fill_(float(scale) if torch.isfinite(scale) and scale > 1e-8 else 1.0)
+            self.fit_log_["reward_scale"] = float(self.module_.reward_scale)
         return self
 
     @torch.no_grad()
@@ -150,7 +164,7 @@ class RewardModel:
             raise ValueError(f"{len(user_ids)} user ids for {features.shape[0]} feature rows")
         uidx = self._user_index(user_ids).to(features.device)
         self.module_.eval()
-        return self._score(uidx, self._standardize(features.float())).float()
+        return (self._score(uidx, self._standardize(features.float())) / self.module_.reward_scale).float()
 
     def reward_text(
         self, user_ids: Sequence[str], prompts: Sequence, responses: Sequence[str]
@@ -232,9 +246,12 @@ class RewardModel:
         rm._load_extra(meta)
         rm.module_ = rm._build(rm.dim_, len(rm.users_))
         state = load_file(str(path / "model.safetensors"))
-        for name in ("feat_mean", "feat_std"):
+        for name in ("feat_mean", "feat_std", "reward_scale"):
             if name in state:
                 rm.module_.register_buffer(name, torch.zeros_like(state[name]))
+        if "feat_mean" in state and "reward_scale" not in state:  # written before reward normalisation
+            state["reward_scale"] = torch.ones(())
+            rm.module_.register_buffer("reward_scale", torch.ones(()))
         rm.module_.load_state_dict(state, strict=True)
         rm.module_.eval()
         return rm
