@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "analysis.report",
     "analysis.cli_data",
     "analysis.cli_rm",
+    "analysis.cli_decode",
+    "analysis.cli_eval",
 ]
 
 

@@ -90,7 +90,10 @@ class StudyConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "embedded": {},
+    # Embedded: other-user negatives. With base-policy negatives every RM separates SmolLM2's plain
+    # headlines from the planted styles perfectly (RM accuracy 1.0 for all 20 RMs), so tau is
+    # undefined and the decoupling claim cannot be tested on synthetic users.
+    "embedded": {"negatives": "other_user"},
     "paper": {
         "policy_model": "Qwen/Qwen2.5-0.5B-Instruct",
         "models": [
@@ -109,6 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dtype": "bfloat16",
         "datasets": ["lamp_preflamp", "synthetic_style_swap", "synthetic_attributes"],
         "preflamp_source": "lamp",
+        "negatives": "base",
         "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json
         "n_users": 200,
         "n_test_items": 1,

@@ -39,9 +39,9 @@ def test_cached_equals_reference_and_w0_is_greedy(smollm2, rm):
         ids = torch.tensor([encode_prompt(tok, p)])
         hf = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8)
         assert g.tokens == hf[0, ids.shape[1] :].tolist()[: len(g.tokens)]
-    cached = args_generate(model, tok, rm, PROMPTS, users, w=1.0, k=4, max_new_tokens=8, batch_size=3)
-    single = args_generate(model, tok, rm, PROMPTS[:1], users[:1], w=1.0, k=4, max_new_tokens=8, batch_size=1)
-    ref = reference_args(model, tok, rm, PROMPTS, users, w=1.0, k=4, max_new_tokens=8)
+    cached = args_generate(model, tok, rm, PROMPTS, users, w=4.0, k=4, max_new_tokens=8, batch_size=3)
+    single = args_generate(model, tok, rm, PROMPTS[:1], users[:1], w=4.0, k=4, max_new_tokens=8, batch_size=1)
+    ref = reference_args(model, tok, rm, PROMPTS, users, w=4.0, k=4, max_new_tokens=8)
     assert [c.tokens for c in cached] == [r.tokens for r in ref]
     assert single[0].tokens == ref[0].tokens
     for c, r in zip(cached, ref, strict=True):

@@ -1,0 +1,23 @@
+"""The functions each study notebook calls; each returns tidy pandas DataFrames (design section 7).
+
+- :func:`rm_vs_policy_accuracy` (notebook 01, claim 1): RM population per dataset, RM accuracy vs
+  policy accuracy, Kendall's tau with bootstrap CI and p-value.
+- :func:`preflamp_decoupling` (notebook 02, claim 2): per RM method, RM accuracy and ROUGE of its
+  ARGS generations against the users' real completions, with base and ICL as references.
+- :func:`icl_vs_rgd_scale` (notebook 03, claim 3): base vs ICL (each k) vs the best RGD method
+  across model sizes, paired tests per model.
+- :func:`findings`: the closing table of every notebook (did each claim hold in this run).
+
+Example
+-------
+>>> from analysis.config import load_config
+>>> from analysis.studies import preflamp_decoupling
+>>> res = preflamp_decoupling(load_config("embedded"), cache_dir="reports/cache")  # doctest: +SKIP
+>>> res["summary"][["label", "rm_acc", "rouge1"]]  # doctest: +SKIP
+"""
+
+from analysis.studies.findings import findings
+from analysis.studies.preflamp import icl_vs_rgd_scale, preflamp_decoupling
+from analysis.studies.rm_policy import rm_vs_policy_accuracy, tau_table
+
+__all__ = ["findings", "icl_vs_rgd_scale", "preflamp_decoupling", "rm_vs_policy_accuracy", "tau_table"]

@@ -1,0 +1,227 @@
+"""Studies 2 and 3: Pref-LaMP decoupling and ICL vs RGD across model sizes (claims 2 and 3).
+
+Both start from the same per-model bundle (:func:`preflamp_run`): the Pref-LaMP users, their
+preference pairs (negatives from this model), one RM per method (seed ``cfg.seeds[0]``, budget
+``max(cfg.budgets)``), each RM's accuracy on the held-out pairs, and the generations of base,
+ICL (each k), best-of-n and ARGS with each RM, scored by ROUGE against the users' real completions.
+Everything is cached, so study 3 on the policy model reuses study 2's work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analysis.config import StudyConfig
+from analysis.studies.common import (
+    StudyCache,
+    check_splits,
+    feature_key,
+    features,
+    get_model,
+    model_size_b,
+    preflamp_pairs,
+    rm_accuracy_row,
+    synthetic_data,
+    train_rm,
+    user_tasks,
+)
+from analysis.studies.generations import (
+    base_system,
+    bon_systems,
+    icl_system,
+    per_user,
+    rgd_system,
+    score_rows,
+    system_summary,
+)
+
+
+def preflamp_run(
+    cfg: StudyConfig, model_name: str, cache: StudyCache, *, tasks=None, w_values=None, progress: bool = True
+) -> dict[str, pd.DataFrame]:
+    """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
+    method) and ``generations`` (one row per user task x system; see
+    :mod:`analysis.studies.generations`)."""
+    model, tok = get_model(cfg, model_name)
+    tasks = tasks if tasks is not None else user_tasks(cfg)
+    styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
+    pairs = preflamp_pairs(cfg, tasks, model, tok, cache)
+    feats = features(cfg, model, tok, pairs, cache)
+    check_splits(feats, "pref-lamp")
+    fkey = feature_key(cfg, model, tok, pairs)
+    test = feats.subset("test")
+    seed, budget = cfg.seeds[0], max(cfg.budgets)
+    rm_rows, rms = [], {}
+    for m in cfg.methods:
+        rm = train_rm(feats, m, seed, budget, cache, fkey)
+        acc, _ = rm_accuracy_row(rm, test, cfg)
+        rm_rows.append(
+            {
+                "model": model_name,
+                "method": m,
+                "seed": seed,
+                "budget": budget,
+                **acc,
+                "n_train_pairs": (getattr(rm, "fit_log_", {}) or {}).get("n_train_pairs"),
+            }
+        )
+        rms[m] = rm
+    rows = base_system(cfg, model, tok, tasks, cache, model_name)
+    for k in tqdm(cfg.icl_k, desc="ICL", disable=not progress):
+        rows += icl_system(cfg, model, tok, tasks, cache, model_name, k)
+    if cfg.best_of_n > 0:
+        rows += bon_systems(cfg, model, tok, tasks, cache, model_name, rms, cfg.best_of_n)
+    for w in w_values or [cfg.rgd_w]:
+        for m in tqdm(cfg.methods, desc=f"ARGS w={w:g}", disable=not progress):
+            rows += rgd_system(cfg, model, tok, tasks, cache, model_name, rms[m], w)
+    gens = score_rows(cfg, rows, styles)
+    gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
+    return {"rm": pd.DataFrame(rm_rows), "generations": gens}
+
+
+def _label(r) -> str:
+    if r["kind"] == "base":
+        return "base (greedy)"
+    if r["kind"] == "icl":
+        return f"ICL k={int(r['icl_k'])}"
+    if r["kind"] == "bon":
+        return f"{r['method']} (best-of-{r['system'].rsplit('_n', 1)[-1]})"
+    return f"{r['method']} (ARGS w={r['w']:g})"
+
+
+def preflamp_decoupling(
+    cfg: StudyConfig,
+    cache_dir: str | None = None,
+    *,
+    w_values: list[float] | None = None,
+    tasks=None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Study 2 on the policy model. Returns tidy frames:
+
+    - ``summary``: one row per system (kind ``base`` / ``icl`` / ``bon`` (best-of-n) / ``rgd``
+      (ARGS)): method, label, rm_acc[_lo,_hi] (the method's RM; NaN for base and ICL),
+      rouge1[_lo,_hi], rougeL[_lo,_hi], n_users, oracle_reward; ARGS rows are at ``w = cfg.rgd_w``.
+    - ``generations``: every generation with its prompt, ROUGE, reward (RGD), oracle reward
+      (synthetic users); ``w_values`` adds RGD generations at more weights (inspector).
+    - ``comparisons``: paired tests over users (ROUGE-1, A - B): ICL (each k) vs each reward-guided
+      system and vs base, each reward-guided system vs base.
+    - ``profiles``: the users' profile items (for the inspector).
+    """
+    from analysis.metrics import paired_comparison
+
+    cache = StudyCache(cache_dir)
+    tasks = tasks if tasks is not None else user_tasks(cfg)
+    ws = sorted({float(cfg.rgd_w), *(w_values or [])})
+    run = preflamp_run(cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress)
+    gens = run["generations"]
+    main = gens[(gens["kind"] != "rgd") | np.isclose(gens["w"].astype(float), cfg.rgd_w)]
+    summ = system_summary(main, cfg)
+    summ = summ.merge(
+        run["rm"][["method", "rm_acc", "rm_acc_lo", "rm_acc_hi", "n_test_pairs", "n_train_pairs"]],
+        on="method",
+        how="left",
+    )
+    summ.loc[~summ["kind"].isin(["rgd", "bon"]), ["rm_acc", "rm_acc_lo", "rm_acc_hi"]] = np.nan
+    summ["label"] = summ.apply(_label, axis=1)
+    comps = []
+    systems = list(dict.fromkeys(main["system"]))
+    icl = [s for s in systems if s.startswith("icl")]
+    rgd = [s for s in systems if s.startswith(("rgd", "bon"))]
+    for a, b in [(i, r) for i in icl for r in rgd] + [(x, "base") for x in icl + rgd]:
+        c = paired_comparison(per_user(main, a), per_user(main, b), n_boot=cfg.n_boot, seed=cfg.seed)
+        comps.append({"system_a": a, "system_b": b, "metric": "rouge1", **c})
+    profiles = pd.DataFrame(
+        [
+            {"user_id": t.user_id, "item_id": p.item_id, "date": p.date, "input": p.input, "output": p.output}
+            for t in tasks
+            for p in t.profile
+        ]
+    ).drop_duplicates(["user_id", "item_id"])
+    return {"summary": summ, "generations": gens, "comparisons": pd.DataFrame(comps), "profiles": profiles}
+
+
+def icl_vs_rgd_scale(
+    cfg: StudyConfig, cache_dir: str | None = None, *, tasks=None, progress: bool = True
+) -> dict[str, pd.DataFrame]:
+    """Study 3 across ``cfg.models``. Returns tidy frames:
+
+    - ``scale``: one row per (model, system) for base, each ICL k and the best RGD configuration
+      (the ARGS or best-of-n system with the highest mean ROUGE-1 on this model: selected on the
+      test users, an optimistic choice for RGD), with size_b, rouge1[_lo,_hi], rougeL[_lo,_hi].
+    - ``tests``: paired tests over users per model: best ICL vs best RGD, each ICL k vs best RGD,
+      best RGD vs base, best ICL vs base (diff, ci_low, ci_high, wilcoxon_p, n_users).
+    - ``generations``: all generations of all models.
+    """
+    from analysis.metrics import paired_comparison
+
+    cache = StudyCache(cache_dir)
+    tasks = tasks if tasks is not None else user_tasks(cfg)
+    scale_rows, tests, all_gens = [], [], []
+    for name in tqdm(cfg.models, desc="models", disable=not progress):
+        run = preflamp_run(cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress)
+        gens = run["generations"]
+        all_gens.append(gens)
+        summ = system_summary(gens, cfg)
+        size = float(gens["size_b"].iloc[0])
+        rgd = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False)
+        icl = summ[summ["kind"] == "icl"].sort_values("rouge1", ascending=False)
+        best_rgd = rgd.iloc[0]["system"] if len(rgd) else None
+        best_icl = icl.iloc[0]["system"] if len(icl) else None
+        for _, r in summ.iterrows():
+            reward_guided = r["kind"] in ("rgd", "bon")
+            if reward_guided and r["system"] != best_rgd:
+                continue
+            system = "rgd_best" if reward_guided else r["system"]
+            label = f"best RGD: {_label(r)}" if reward_guided else _label(r)
+            scale_rows.append(
+                {
+                    "model": name,
+                    "size_b": size,
+                    "system": system,
+                    "label": label,
+                    "method": r["method"],
+                    **{
+                        c: r[c]
+                        for c in (
+                            "rouge1",
+                            "rouge1_lo",
+                            "rouge1_hi",
+                            "rougeL",
+                            "rougeL_lo",
+                            "rougeL_hi",
+                            "n_users",
+                        )
+                    },
+                }
+            )
+        pairs = [(best_icl, best_rgd, "best ICL vs best RGD")]
+        pairs += [(s, best_rgd, f"{s} vs best RGD") for s in icl["system"]]
+        pairs += [(best_rgd, "base", "best RGD vs base"), (best_icl, "base", "best ICL vs base")]
+        for a, b, what in pairs:
+            if a is None or b is None:
+                continue
+            c = paired_comparison(per_user(gens, a), per_user(gens, b), n_boot=cfg.n_boot, seed=cfg.seed)
+            tests.append(
+                {
+                    "model": name,
+                    "size_b": size,
+                    "comparison": what,
+                    "system_a": a,
+                    "system_b": b,
+                    "metric": "rouge1",
+                    **c,
+                }
+            )
+    scale = pd.DataFrame(scale_rows)
+    order = {"base": 0, "rgd_best": 1}
+    scale = scale.sort_values(
+        ["size_b", "system"], key=lambda s: s.map(order).fillna(2) if s.name == "system" else s, kind="stable"
+    ).reset_index(drop=True)
+    return {
+        "scale": scale,
+        "tests": pd.DataFrame(tests),
+        "generations": pd.concat(all_gens, ignore_index=True),
+    }

@@ -1,0 +1,291 @@
+"""Write the four study notebooks (clean: no outputs) with nbformat.
+
+    python notebooks/_build.py          # regenerate notebooks/0*.ipynb from the cells below
+
+The notebooks are thin: a tagged ``parameters`` cell (papermill), calls into ``analysis``, figures,
+tables written to ``output_dir`` and a closing "findings" table. Edit the cells here, not in the
+.ipynb files, so the four notebooks stay consistent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+PARAMS_COMMON = """\
+preset: str = "embedded"  # config preset: embedded (CPU, synthetic users) or paper (Qwen2.5 0.5-7B, LaMP, GPU)
+overrides: dict = {}  # config overrides, e.g. {"seeds": [0], "policy_model": "/path/to/model"}
+config_path: str = ""  # optional YAML/JSON config file (applied before overrides)
+output_dir: str = "."  # run folder: figures/ and tables/ are written inside it
+cache_dir: str = ""  # intermediate results (resumable); empty: <output_dir>/cache
+"""
+
+SETUP = """\
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from analysis.config import load_config
+from analysis.plots import save_figure, settings_columns, write_table
+from analysis.studies import findings
+
+pd.set_option("display.width", 200, "display.max_colwidth", 120)
+extra = {k: v for k, v in STUDY_KEYS.items() if v is not None}  # None = keep the config's value
+cfg = load_config(preset, {**overrides, **extra}, path=config_path or None)
+out = Path(output_dir)
+(out / "figures").mkdir(parents=True, exist_ok=True)
+(out / "tables").mkdir(parents=True, exist_ok=True)
+cache = cache_dir or str(out / "cache")
+print(f"preset={cfg.preset} policy={cfg.policy_model} models={cfg.models} fingerprint={cfg.fingerprint()}")
+"""
+
+
+def _nb(cells, title: str):
+    nb = new_notebook(cells=cells)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives identical files
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["title"] = title
+    return nb
+
+
+def _params(extra: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(PARAMS_COMMON + extra)
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def nb01():
+    return _nb(
+        [
+            new_markdown_cell(
+                "# 01 · RM accuracy vs policy accuracy (claim 1)\n\n"
+                "For each dataset we train a **population of reward models** (methods × seeds × training budgets) "
+                "and measure on held-out pairs\n\n"
+                "* **RM accuracy**: `mean 1[r_u(x, y_w) > r_u(x, y_l)]`, and\n"
+                "* **policy accuracy**: whether the ARGS scoring function built from the RM "
+                "(`S_u(y) = Σ_t log π(y_t|x, y_<t) + w · r_u(x, y_≤t)`, *score* variant; or the likelihood under "
+                "the RGD-adapted policy, *policy* variant) ranks the preferred response first.\n\n"
+                "Kendall's τ-b between the two is computed across the population with a bootstrap interval "
+                "(resampling RMs) and its p-value. **A population of fewer than 20 RMs gives an unstable τ** "
+                "(five points can produce almost any τ); the embedded preset trains 5 methods × 2 seeds × 2 budgets "
+                "= 20 RMs per dataset. Error bars on each point are the RM's bootstrap interval over users."
+            ),
+            _params(
+                "datasets: list = None  # study-1 datasets; None: the config's (synthetic_preflamp, synthetic_style_swap, "
+                "synthetic_attributes)\n"
+                "methods: list = None  # RM methods; None: the config's (shared_bt, per_user_bt, lore, pal, vpl)\n"
+                "seeds: list = None  # RM training seeds; None: the config's\n"
+                "budgets: list = None  # RM training step budgets; None: the config's\n"
+                "w_values: list = None  # RGD weights w for policy accuracy; None: the config's\n"
+                "k: int = None  # ARGS top-k for the policy variant; None: the config's\n"
+            ),
+            new_code_cell(
+                'STUDY_KEYS = {"datasets": datasets, "methods": methods, "seeds": seeds, "budgets": budgets,\n'
+                '              "w_values": w_values, "k": k}\n' + SETUP
+            ),
+            new_markdown_cell("## Train the populations and evaluate them"),
+            new_code_cell(
+                "from analysis.studies import rm_vs_policy_accuracy\n\n"
+                "res = rm_vs_policy_accuracy(cfg, cache)\n"
+                "settings = settings_columns(cfg, methods=cfg.methods, budgets=cfg.budgets)\n"
+                'for name in ("rms", "points", "tau", "pairs"):\n'
+                '    write_table(res[name], out, f"study1_{name}", settings)\n'
+                'display(res["rms"].groupby(["dataset", "method"])[["rm_acc", "steps_run"]].mean().round(3))'
+            ),
+            new_markdown_cell("## Kendall's τ per dataset, variant and w"),
+            new_code_cell(
+                'tau = res["tau"]\n'
+                "display(tau.round(3))\n"
+                'small = tau[~tau["stable_population"]]\n'
+                "if len(small):\n"
+                '    print(f"WARNING: {small.dataset.nunique()} dataset(s) have < 20 RMs: tau is unstable")'
+            ),
+            new_markdown_cell("## Figure: RM accuracy vs policy accuracy (score variant, w = `rgd_w`)"),
+            new_code_cell(
+                "from analysis.plots import plot_tau_by_w, plot_tau_scatter\n\n"
+                'fig = plot_tau_scatter(res["points"], tau, variant="score", w=cfg.rgd_w)\n'
+                'save_figure(fig, out, "study1_tau_scatter")\n'
+                "plt.show()\n"
+                "fig = plot_tau_by_w(tau)\n"
+                'save_figure(fig, out, "study1_tau_by_w")\n'
+                "plt.show()"
+            ),
+            new_markdown_cell("## Findings"),
+            new_code_cell(
+                'table = findings(tau=tau, tables_dir=out / "tables", w=cfg.rgd_w)\n'
+                'write_table(table, out, "study1_findings", settings_columns(cfg))\n'
+                'display(table.style.hide(axis="index"))'
+            ),
+        ],
+        "01 RM accuracy vs policy accuracy",
+    )
+
+
+def nb02():
+    return _nb(
+        [
+            new_markdown_cell(
+                "# 02 · Pref-LaMP decoupling (claim 2)\n\n"
+                "Pref-LaMP pairs each user's real completion (chosen) with a non-personalized base generation "
+                "(rejected). Per RM method we report the **RM accuracy** on held-out pairs and the **ROUGE-1/L** of "
+                "its ARGS generations for the users' held-out inputs against what the users really wrote; "
+                "plain greedy decoding (base) and in-context learning (ICL, k profile examples) are reference lines. "
+                "Intervals: 95% bootstrap over users. Paired tests (bootstrap + Wilcoxon) compare systems per user."
+            ),
+            _params(
+                "methods: list = None  # RM methods; None: the config's\n"
+                "rgd_w: float = None  # ARGS weight of the main comparison; None: the config's\n"
+                "generation_w: list = [0.5, 2.0]  # extra ARGS weights generated for the inspector (notebook 04)\n"
+                "icl_k: list = None  # ICL example counts; None: the config's\n"
+                "k: int = None  # ARGS top-k; None: the config's\n"
+            ),
+            new_code_cell(
+                'STUDY_KEYS = {"methods": methods, "rgd_w": rgd_w, "icl_k": icl_k, "k": k}\n' + SETUP
+            ),
+            new_markdown_cell("## Train one RM per method, generate, score"),
+            new_code_cell(
+                "from analysis.studies import preflamp_decoupling\n\n"
+                "res = preflamp_decoupling(cfg, cache, w_values=generation_w)\n"
+                "settings = settings_columns(cfg, dataset=cfg.preflamp_source, rgd_w=cfg.rgd_w,\n"
+                "                            retriever=cfg.retriever, icl_rendering=cfg.icl_rendering)\n"
+                'for name in ("summary", "generations", "comparisons", "profiles"):\n'
+                '    write_table(res[name], out, f"study2_{name}", settings)\n'
+                'cols = ["label", "rm_acc", "rm_acc_lo", "rm_acc_hi", "rouge1", "rouge1_lo", '
+                '"rouge1_hi", "rougeL", "oracle_reward", "n_users"]\n'
+                'display(res["summary"][cols].round(3))'
+            ),
+            new_markdown_cell("## Figure: RM accuracy vs ROUGE-1"),
+            new_code_cell(
+                "from analysis.plots import plot_decoupling\n\n"
+                'fig = plot_decoupling(res["summary"])\n'
+                'save_figure(fig, out, "study2_decoupling")\n'
+                "plt.show()"
+            ),
+            new_markdown_cell("## Paired comparisons over users (ROUGE-1, A − B)"),
+            new_code_cell('display(res["comparisons"].round(4))'),
+            new_markdown_cell("## Findings"),
+            new_code_cell(
+                'table = findings(decoupling=res["summary"], tables_dir=out / "tables", w=cfg.rgd_w)\n'
+                'write_table(table, out, "study2_findings", settings_columns(cfg))\n'
+                'display(table.style.hide(axis="index"))'
+            ),
+        ],
+        "02 Pref-LaMP decoupling",
+    )
+
+
+def nb03():
+    return _nb(
+        [
+            new_markdown_cell(
+                "# 03 · ICL vs reward-guided decoding across model sizes (claim 3)\n\n"
+                "For every configured model: base greedy decoding, ICL with each k, and the **best** RGD configuration "
+                "(the RM method with the highest mean ROUGE-1 on this model, an optimistic choice for RGD). "
+                "Bands are 95% bootstrap intervals over users; the table gives paired tests over users per model. "
+                "The embedded preset has one installed causal LM (SmolLM2-135M), so its figure has a single size; "
+                "the paper's claim concerns models of 3B and up (`--preset paper`)."
+            ),
+            _params(
+                "models: list = None  # causal LMs to compare (embedded names, folders or hub ids); None: the config's\n"
+                "icl_k: list = None  # ICL example counts; None: the config's\n"
+                "methods: list = None  # RM methods competing for 'best RGD'; None: the config's\n"
+            ),
+            new_code_cell('STUDY_KEYS = {"models": models, "icl_k": icl_k, "methods": methods}\n' + SETUP),
+            new_markdown_cell("## Generate and score per model"),
+            new_code_cell(
+                "from analysis.studies import icl_vs_rgd_scale\n\n"
+                "res = icl_vs_rgd_scale(cfg, cache)\n"
+                "settings = settings_columns(cfg, dataset=cfg.preflamp_source, rgd_w=cfg.rgd_w, "
+                "models=cfg.models)\n"
+                'for name in ("scale", "tests", "generations"):\n'
+                '    write_table(res[name], out, f"study3_{name}", settings)\n'
+                'display(res["scale"].drop(columns=["method"]).round(3))'
+            ),
+            new_markdown_cell("## Figure: ROUGE-1 vs model size"),
+            new_code_cell(
+                "from analysis.plots import plot_scale\n\n"
+                'fig = plot_scale(res["scale"])\n'
+                'save_figure(fig, out, "study3_scale")\n'
+                "plt.show()"
+            ),
+            new_markdown_cell("## Paired tests per model (ROUGE-1, A − B)"),
+            new_code_cell('display(res["tests"].round(4))'),
+            new_markdown_cell("## Findings (all three claims, from this run's tables)"),
+            new_code_cell(
+                'table = findings(scale_tests=res["tests"], tables_dir=out / "tables", w=cfg.rgd_w)\n'
+                'write_table(table, out, "study3_findings", settings_columns(cfg))\n'
+                'display(table.style.hide(axis="index"))'
+            ),
+        ],
+        "03 ICL vs RGD across sizes",
+    )
+
+
+def nb04():
+    return _nb(
+        [
+            new_markdown_cell(
+                "# 04 · Inspect generations\n\n"
+                "Pick a run, dataset/model, user, test item, RM method and w: the user's profile examples, the input, "
+                "the real completion, every system's generation with ROUGE and reward side by side, and the ICL "
+                "prompt the model saw. Reads the generation tables written by notebooks 02 and 03. "
+                "(Interactive widgets need a live kernel: open this notebook in JupyterLab; the exported HTML shows "
+                "one static view below.)"
+            ),
+            _params(
+                'run_dir: str = ""  # run folder to open first; empty: output_dir (or reports/latest)\n'
+                'reports_root: str = ""  # folder of runs listed in the run picker; empty: the parent of the run\n'
+                'user: str = ""  # user shown in the static view; empty: the first\n'
+            ),
+            new_code_cell(
+                "from pathlib import Path\n\n"
+                "from IPython.display import HTML, display\n\n"
+                "from analysis.widgets import Inspector, InspectorWidget\n\n"
+                "run = Path(run_dir or output_dir)\n"
+                'if not (run / "tables").is_dir() and Path("../reports/latest/tables").is_dir():\n'
+                '    run = Path("../reports/latest")\n'
+                "ins = Inspector(run)\n"
+                'print(f"{run}: {len(ins.gens)} generations, datasets: {ins.datasets()}")'
+            ),
+            new_markdown_cell("## Interactive inspector"),
+            new_code_cell(
+                "widget = InspectorWidget(run_dir=run, reports_root=reports_root or run.parent)\n"
+                "display(widget.box)"
+            ),
+            new_markdown_cell("## A static view (first dataset, first user, all methods)"),
+            new_code_cell(
+                "ds = ins.datasets()[0]\n"
+                'view = ins.view(ds, user or ins.users(ds)[0], method="all")\n'
+                "display(HTML(Inspector.to_html(view)))"
+            ),
+        ],
+        "04 Inspect generations",
+    )
+
+
+BOOKS = {
+    "01_rm_vs_policy_accuracy.ipynb": nb01,
+    "02_preflamp_decoupling.ipynb": nb02,
+    "03_icl_vs_rgd_scale.ipynb": nb03,
+    "04_inspect_generations.ipynb": nb04,
+}
+
+
+def main() -> None:
+    for name, make in BOOKS.items():
+        nb = make()
+        nbformat.validate(nb)
+        nbformat.write(nb, HERE / name)
+        print(f"wrote notebooks/{name}")
+
+
+if __name__ == "__main__":
+    main()

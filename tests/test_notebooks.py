@@ -1,0 +1,151 @@
+"""Every study notebook executed through papermill (the report runner) with tiny parameters."""
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from analysis.report import NOTEBOOK_DIR, list_notebooks, run_report
+
+EXPECTED = [
+    "01_rm_vs_policy_accuracy",
+    "02_preflamp_decoupling",
+    "03_icl_vs_rgd_scale",
+    "04_inspect_generations",
+]
+
+
+def test_notebooks_are_clean_and_parameterized():
+    books = list_notebooks(NOTEBOOK_DIR)
+    assert [b.stem for b in books] == EXPECTED
+    for b in books:
+        nb = nbformat.read(b, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, b.name
+        for name in ("preset", "overrides", "config_path", "output_dir", "cache_dir"):
+            assert f"{name}:" in tagged[0].source, (b.name, name)
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None
+            for c in nb.cells
+            if c.cell_type == "code"
+        )
+
+
+def test_every_parameter_is_documented_for_papermill():
+    """`papermill --help-notebook` must list every parameter with its help text (no '=' in comments)."""
+    import papermill as pm
+
+    extra = {
+        "01": {"datasets", "methods", "seeds", "budgets", "w_values", "k"},
+        "02": {"methods", "rgd_w", "generation_w", "icl_k", "k"},
+        "03": {"models", "icl_k", "methods"},
+        "04": {"run_dir", "reports_root", "user"},
+    }
+    for b in list_notebooks(NOTEBOOK_DIR):
+        params = pm.inspect_notebook(str(b))
+        want = {"preset", "overrides", "config_path", "output_dir", "cache_dir"} | extra[b.name[:2]]
+        assert set(params) == want, b.name
+        assert all(p["help"] for p in params.values()), b.name
+
+
+def test_notebooks_match_their_generator():
+    """notebooks/_build.py is the source of truth: the committed .ipynb files equal its output."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nb_build", NOTEBOOK_DIR / "_build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, make in mod.BOOKS.items():
+        assert nbformat.writes(make()).strip() == (NOTEBOOK_DIR / name).read_text().strip(), (
+            f"rerun notebooks/_build.py ({name})"
+        )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from analysis.models import build_tiny_model
+
+    tmp = tmp_path_factory.mktemp("nbreport")
+    model, tok = build_tiny_model("llama", seed=1)
+    model.save_pretrained(tmp / "tiny")
+    tok.save_pretrained(tmp / "tiny")
+    overrides = {
+        "policy_model": str(tmp / "tiny"),
+        "models": [str(tmp / "tiny")],
+        "n_users": 3,
+        "n_test_items": 1,
+        "seeds": [0],
+        "budgets": [5, 30],
+        "methods": ["shared_bt", "per_user_bt", "lore"],
+        "w_values": [0.0, 1.0],
+        "icl_k": [1],
+        "max_new_tokens": 4,
+        "n_boot": 50,
+        "threads": 1,
+        "k": 3,
+    }
+    run = run_report(overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False)
+    return run
+
+
+def test_report_outputs_exist(report):
+    status = json.loads((report / "status.json").read_text())
+    assert [v["status"] for v in status["notebooks"].values()] == ["ok"] * 4
+    for stem in EXPECTED:
+        assert (report / f"{stem}.ipynb").exists() and (report / f"{stem}.html").exists()
+    for fig in ("study1_tau_scatter", "study1_tau_by_w", "study2_decoupling", "study3_scale"):
+        for ext in ("png", "pdf"):
+            assert (report / "figures" / f"{fig}.{ext}").stat().st_size > 1000, (fig, ext)
+    index = (report / "index.html").read_text()
+    assert "study2_decoupling.png" in index and "study1_tau.csv" in index
+
+
+def test_report_tables_have_expected_columns_and_ranges(report):
+    t = report / "tables"
+    rms = pd.read_csv(t / "study1_rms.csv")
+    assert len(rms) == 3 * 3 * 2 and rms["rm_acc"].between(0, 1).all()
+    assert {"rouge_stemming", "policy_model", "seeds", "n_boot"} <= set(rms.columns)
+    tau = pd.read_csv(t / "study1_tau.csv")
+    assert {"dataset", "variant", "length_norm", "w", "tau", "tau_lo", "tau_hi", "p_value", "n_rms"} <= set(
+        tau.columns
+    )
+    assert tau["tau"].dropna().between(-1, 1).all() and tau["n_rms"].eq(6).all()
+    summ = pd.read_csv(t / "study2_summary.csv")
+    assert set(summ["kind"]) == {"base", "icl", "bon", "rgd"} and summ["rouge1"].between(0, 1).all()
+    assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
+    gens = pd.read_csv(t / "study2_generations.csv")
+    assert {
+        "user_id",
+        "test_id",
+        "system",
+        "prompt",
+        "text",
+        "reference",
+        "rouge1",
+        "rougeL",
+        "reward",
+        "dataset",
+    } <= set(gens.columns)
+    assert set(gens.loc[gens["kind"] == "rgd", "w"]) == {
+        0.5,
+        1.0,
+        2.0,
+    }  # notebook 02's extra inspector weights
+    scale = pd.read_csv(t / "study3_scale.csv")
+    assert set(scale["system"]) == {"base", "rgd_best", "icl_k1"} and scale["rouge1"].between(0, 1).all()
+    tests = pd.read_csv(t / "study3_tests.csv")
+    assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
+    for n in (1, 2, 3):
+        f = pd.read_csv(t / f"study{n}_findings.csv")
+        assert len(f) == 3 and set(f["held"]) <= {"yes", "no", "partly", "not testable", "not measured"}
+    final = pd.read_csv(t / "study3_findings.csv")
+    assert "not measured" not in set(final["held"])  # notebook 03 sees all three studies of the run
+
+
+def test_inspector_notebook_rendered_a_view(report):
+    nb = nbformat.read(report / "04_inspect_generations.ipynb", as_version=4)
+    html = "".join(
+        str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert "Real completion" in html and "ICL prompt the model saw" in html and "user00" in html

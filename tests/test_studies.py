@@ -1,0 +1,325 @@
+"""The study functions on tiny models: tidy frames, value ranges, known answers, resumable caches."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.config import load_config
+from analysis.studies import findings, icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy, tau_table
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from analysis.models import build_tiny_model
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    model, tok = build_tiny_model("llama", seed=0)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _cfg(tiny_dir, **kw):
+    base = {
+        "policy_model": tiny_dir,
+        "models": [tiny_dir],
+        "n_users": 3,
+        "n_test_items": 1,
+        "seeds": [0],
+        "budgets": [5, 40],
+        "methods": ["shared_bt", "per_user_bt"],
+        "w_values": [0.0, 1.0],
+        "icl_k": [1, 2],
+        "max_new_tokens": 5,
+        "n_boot": 50,
+        "threads": 1,
+        "k": 3,
+    }
+    return load_config("embedded", {**base, **kw})
+
+
+def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
+    cfg = _cfg(tiny_dir, datasets=["synthetic_style_swap", "synthetic_attributes"])
+    with pytest.warns(UserWarning, match="unstable Kendall tau"):
+        res = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
+    rms, points, tau = res["rms"], res["points"], res["tau"]
+    assert len(rms) == 2 * 2 * 2 and set(rms["dataset"]) == {"synthetic_style_swap", "synthetic_attributes"}
+    assert rms["rm_acc"].between(0, 1).all() and (rms["rm_acc_lo"] <= rms["rm_acc"]).all()
+    assert (rms["n_users"] == 3).all()
+    # 2 variants x 2 length norms x 2 w per RM
+    assert len(points) == len(rms) * 8 and points["policy_acc"].between(0, 1).all()
+    assert set(points["variant"]) == {"score", "policy"}
+    # known answer: at w = 0 the score variant is the base model's ranking accuracy, the same for every RM
+    w0 = points[(points["variant"] == "score") & (points["w"] == 0.0)]
+    assert w0.groupby(["dataset", "length_norm"])["policy_acc"].nunique().eq(1).all()
+    assert len(tau) == 2 * 2 * 2 * 2 and tau["n_rms"].eq(4).all() and not tau["stable_population"].any()
+    assert tau[tau["w"] == 0.0]["tau"].isna().all()  # constant policy accuracy: tau undefined, not 0
+    assert set(res["pairs"].columns) >= {"dataset", "user_id", "train", "val", "test", "total"}
+    # resumable: a second call reads every result from the cache (no model forward needed)
+    with pytest.warns(UserWarning, match="unstable Kendall tau"):
+        again = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
+    pd.testing.assert_frame_equal(again["points"], points, check_dtype=False)
+
+
+def test_tau_table_known_answers():
+    cfg = load_config("embedded", {"n_boot": 50})
+    x = np.linspace(0.5, 0.9, 20)
+    pts = pd.DataFrame({"dataset": "d", "variant": "score", "length_norm": False, "w": 1.0, "rm_acc": x})
+    same = tau_table(pts.assign(policy_acc=x), cfg).iloc[0]
+    assert same["tau"] == pytest.approx(1.0) and same["stable_population"] and same["p_value"] < 1e-6
+    flipped = tau_table(pts.assign(policy_acc=-x), cfg).iloc[0]
+    assert flipped["tau"] == pytest.approx(-1.0) and flipped["tau_hi"] == pytest.approx(-1.0)
+
+
+def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
+    cfg = _cfg(tiny_dir)
+    res = preflamp_decoupling(cfg, str(tmp_path), w_values=[2.0], progress=False)
+    summ, gens = res["summary"], res["generations"]
+    assert list(summ["system"]) == [
+        "base",
+        "icl_k1",
+        "icl_k2",
+        "bon_shared_bt_n4",
+        "bon_per_user_bt_n4",
+        "rgd_shared_bt_w1",
+        "rgd_per_user_bt_w1",
+    ]
+    assert summ.loc[summ["kind"].isin(["base", "icl"]), "rm_acc"].isna().all()
+    assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
+    # the same RM gives the same RM accuracy to its ARGS and best-of-n rows
+    acc = summ[summ["kind"] != "base"].dropna(subset=["rm_acc"]).groupby("method")["rm_acc"].nunique()
+    assert (acc == 1).all()
+    assert summ["rouge1"].between(0, 1).all() and (summ["rouge1_lo"] <= summ["rouge1_hi"]).all()
+    assert (summ["n_users"] == 3).all()
+    # extra w only in the generations (inspector), the main summary is at rgd_w
+    assert set(gens.loc[gens["kind"] == "rgd", "w"]) == {1.0, 2.0}
+    assert gens["oracle_reward"].notna().all()  # synthetic style users have a planted reward
+    assert gens.loc[gens["kind"] == "rgd", "reward"].notna().all()
+    assert gens.loc[gens["kind"] == "icl", "prompt"].str.contains("assistant").all()  # examples as chat turns
+    assert set(res["comparisons"]["system_b"]) == {
+        "base",
+        "rgd_shared_bt_w1",
+        "rgd_per_user_bt_w1",
+        "bon_shared_bt_n4",
+        "bon_per_user_bt_n4",
+    }
+    assert res["profiles"]["user_id"].nunique() == 3
+    # known answer: ROUGE of the real completion against itself is 1
+    from analysis.studies.generations import rouge_f
+
+    r1, rl = rouge_f(list(gens["reference"]), list(gens["reference"]), True)
+    assert np.allclose(r1, 1.0) and np.allclose(rl, 1.0)
+
+    # study 3 on the same model reuses every cached generation: generating again would fail
+    import analysis.decoding.base as base
+
+    def boom(*a, **k):
+        raise AssertionError("regenerated instead of reading the cache")
+
+    monkeypatch.setattr(base, "generate_greedy", boom)
+    monkeypatch.setattr("analysis.decoding.args.args_generate", boom)
+    monkeypatch.setattr(base, "generate_sample", boom)
+    sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
+    scale, tests = sc["scale"], sc["tests"]
+    assert list(scale["system"]) == ["base", "rgd_best", "icl_k1", "icl_k2"]
+    best = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False).iloc[0]
+    assert scale.loc[scale["system"] == "rgd_best", "rouge1"].item() == pytest.approx(best["rouge1"])
+    assert 0 < scale["size_b"].iloc[0] < 1e-3  # counted from the tiny model's weights (not in model_sizes_b)
+    assert set(tests["comparison"]) >= {"best ICL vs best RGD", "best RGD vs base", "best ICL vs base"}
+    assert tests["n_users"].eq(3).all()
+
+
+def test_findings_rules():
+    tau = pd.DataFrame(
+        [
+            {
+                "dataset": "a",
+                "variant": "score",
+                "length_norm": False,
+                "w": 1.0,
+                "tau": 0.1,
+                "tau_lo": -0.2,
+                "tau_hi": 0.4,
+                "p_value": 0.5,
+                "n_rms": 20,
+            },
+            {
+                "dataset": "b",
+                "variant": "score",
+                "length_norm": False,
+                "w": 1.0,
+                "tau": 0.7,
+                "tau_lo": 0.5,
+                "tau_hi": 0.9,
+                "p_value": 0.001,
+                "n_rms": 20,
+            },
+        ]
+    )
+    summ = pd.DataFrame(
+        {"kind": ["rgd", "rgd", "base"], "rm_acc": [0.6, 0.85, np.nan], "rouge1": [0.30, 0.31, 0.29]}
+    )
+    tests = pd.DataFrame(
+        [
+            {
+                "model": "big",
+                "size_b": 7.0,
+                "comparison": "best ICL vs best RGD",
+                "diff": 0.04,
+                "ci_low": 0.01,
+                "ci_high": 0.07,
+                "wilcoxon_p": 0.01,
+            }
+        ]
+    )
+    f = findings(tau=tau, decoupling=summ, scale_tests=tests, w=1.0)
+    assert list(f["held"]) == ["partly", "yes", "yes"]
+    assert "a: tau=0.10" in f["this_run"].iloc[0]
+    f2 = findings(
+        tau=tau[tau.dataset == "a"],
+        decoupling=summ.assign(rouge1=[0.1, 0.4, 0.2]),
+        scale_tests=tests.assign(size_b=0.135),
+    )
+    assert list(f2["held"]) == ["yes", "no", "not testable"]
+    assert list(findings()["held"]) == ["not measured"] * 3
+
+
+@pytest.mark.embedded
+def test_preflamp_decoupling_on_real_news_category(shared_data, tmp_path):
+    """End to end on the real News Category subset with the embedded SmolLM2 (a few authors)."""
+    from analysis.studies.common import user_tasks
+
+    cfg = load_config(
+        "embedded",
+        {
+            "preflamp_source": "news_category",
+            "data_paths": {"news_category": str(shared_data / "news_category_subset.jsonl")},
+            "n_users": 4,
+            "n_test_items": 1,
+            "negatives": "other_user",
+            "methods": ["shared_bt", "per_user_bt"],
+            "seeds": [0],
+            "budgets": [100],
+            "icl_k": [2],
+            "max_new_tokens": 12,
+            "k": 5,
+            "n_boot": 200,
+            "threads": 1,
+            "batch_size": 8,
+            "best_of_n": 2,
+        },
+    )
+    tasks = user_tasks(cfg, max_profile=10)
+    assert len(tasks) == 4 and all(len(t.profile) == 10 for t in tasks)
+    res = preflamp_decoupling(cfg, str(tmp_path), tasks=tasks, progress=False)
+    summ, gens = res["summary"], res["generations"]
+    assert list(summ["kind"]) == ["base", "icl", "bon", "bon", "rgd", "rgd"]
+    assert summ["rouge1"].between(0, 1).all() and summ["n_users"].eq(4).all()
+    assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
+    assert (gens["text"].str.len() > 0).all()  # SmolLM2 writes real headlines
+    assert gens["reference"].isin([t.test_output for t in tasks]).all()
+    # a real model gets some word overlap with real headlines on average
+    assert summ["rouge1"].max() > 0.05
+    print(summ[["label", "rm_acc", "rouge1", "rouge1_lo", "rouge1_hi"]].round(3).to_string())
+
+
+def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
+    """One shared sample set re-ranked per RM == analysis.decoding.best_of_n called per RM."""
+    from analysis.decoding.best_of_n import best_of_n
+    from analysis.studies.common import (
+        StudyCache,
+        features,
+        get_model,
+        preflamp_pairs,
+        synthetic_data,
+        train_rm,
+    )
+    from analysis.studies.generations import bon_systems
+
+    cfg = _cfg(tiny_dir, best_of_n=5)
+    cache = StudyCache(str(tmp_path))
+    model, tok = get_model(cfg)
+    tasks = synthetic_data(cfg).tasks
+    feats = features(cfg, model, tok, preflamp_pairs(cfg, tasks, model, tok, cache), cache)
+    rms = {m: train_rm(feats, m, 0, 30, cache, "k") for m in ("shared_bt", "per_user_bt")}
+    rows = bon_systems(cfg, model, tok, tasks, cache, "tiny", rms, 5)
+    from analysis.data.tasks import zero_shot_prompt
+
+    prompts = [zero_shot_prompt(cfg.task, t.test_input) for t in tasks]
+    for m, rm in rms.items():
+        ref = best_of_n(
+            model,
+            tok,
+            rm,
+            prompts,
+            [t.user_id for t in tasks],
+            n=5,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+        )
+        got = [r for r in rows if r["method"] == m]
+        assert [r["text"] for r in got] == [o.text for o in ref]
+        assert np.allclose([r["reward"] for r in got], [o.reward for o in ref], atol=1e-4, equal_nan=True)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_shared_prompt_features_equal_sequence_features(arch):
+    """The prompt-sharing fast path gives the features of analysis.features (any grouping, any layer)."""
+    from analysis.features import sequence_features
+    from analysis.models import build_tiny_model
+    from analysis.studies.common import shared_prompt_features
+
+    model, tok = build_tiny_model(arch, seed=2)
+    prompts = [
+        "Write a headline.",
+        "Write a headline about the city council vote today",
+        "Write a headline.",
+    ] * 3
+    responses = [
+        "city council vote",
+        "a",
+        "the new budget for the school is big news today",
+        "storm",
+        "rain river bridge police",
+        "x y z",
+        "why? 5 things",
+        "music",
+        "!",
+    ]
+    for layer in (-1, 1):
+        ref = sequence_features(model, tok, prompts, responses, layer=layer, batch_size=4)
+        got = shared_prompt_features(model, tok, prompts, responses, layer=layer, batch_size=2)
+        assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-5)
+
+
+def test_tau_treats_float_noise_as_ties():
+    """0.1 + 0.2 != 0.3 in floating point; accuracies equal up to summation order must tie."""
+    from scipy.stats import kendalltau
+
+    cfg = load_config("embedded", {"n_boot": 20})
+    pts = pd.DataFrame(
+        {
+            "dataset": "d",
+            "variant": "score",
+            "length_norm": False,
+            "w": 1.0,
+            "rm_acc": [0.1 + 0.2, 0.3, 0.5, 0.7],
+            "policy_acc": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    got = tau_table(pts, cfg).iloc[0]["tau"]
+    assert got == pytest.approx(kendalltau([0.3, 0.3, 0.5, 0.7], [0.1, 0.2, 0.3, 0.4]).statistic)
+    assert got != pytest.approx(1.0)
+
+
+def test_cache_is_keyed_by_code_version(tmp_path, monkeypatch):
+    from analysis.studies import common
+
+    a = common.StudyCache(str(tmp_path))
+    assert a.root.parent == tmp_path / "studies" and a.root.name == common.code_version()
+    assert a.json("k", {"x": 1}, lambda: [1, 2]) == [1, 2]
+    assert a.json("k", {"x": 1}, lambda: [3]) == [1, 2]  # cached
+    monkeypatch.setattr(common, "code_version", lambda: "othercode")
+    assert common.StudyCache(str(tmp_path)).json("k", {"x": 1}, lambda: [3]) == [3]  # new code: recomputed
