@@ -28,7 +28,7 @@ test: setup  ## the test suite (unit tests on tiny models + a few end-to-end tes
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check analysis tests benchmarks && $(VENV)/bin/ruff format --check analysis tests benchmarks
+	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(PY) -m pip install --quiet -e ".[notebooks]"

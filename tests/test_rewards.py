@@ -303,7 +303,9 @@ def test_rewards_are_normalised_to_unit_std_on_training_responses():
     chosen = torch.where(better[:, None], x[:, 0], x[:, 1])
     rejected = torch.where(better[:, None], x[:, 1], x[:, 0])
     users = [f"u{i % 2}" for i in range(64)]
-    feats = PairFeatures(users, chosen, rejected, [str(i) for i in range(64)], ["train"] * 64, BackboneSpec("synthetic"))
+    feats = PairFeatures(
+        users, chosen, rejected, [str(i) for i in range(64)], ["train"] * 64, BackboneSpec("synthetic")
+    )
     norm = make_reward_model("per_user_bt", seed=0, steps=200).fit(feats)
     raw = make_reward_model("per_user_bt", seed=0, steps=200, normalize_reward=False).fit(feats)
     r_norm = torch.cat([norm.reward(users, chosen), norm.reward(users, rejected)])

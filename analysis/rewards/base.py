@@ -147,7 +147,10 @@ class RewardModel:
         if self.config.normalize_reward:
             with torch.no_grad():
                 raw = torch.cat(
-                    [self._score(tr.uidx, self._standardize(tr.chosen)), self._score(tr.uidx, self._standardize(tr.rejected))]
+                    [
+                        self._score(tr.uidx, self._standardize(tr.chosen)),
+                        self._score(tr.uidx, self._standardize(tr.rejected)),
+                    ]
                 )
             scale = raw.std() if raw.numel() > 1 else raw.abs().mean()
             self.module_.reward_scale.fill_(float(scale) if torch.isfinite(scale) and scale > 1e-8 else 1.0)
