@@ -64,6 +64,7 @@ class StudyConfig:
     methods: list[str] = field(default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     budgets: list[int] = field(default_factory=lambda: [25, 300])  # training step budgets (RM population)
+    rm_bootstrap: bool = True  # train each RM on a per-user bootstrap resample of the training pairs (seeded)
     # --- decoding
     w_values: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
     k: int = 10  # ARGS top-k candidates

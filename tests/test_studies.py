@@ -323,3 +323,21 @@ def test_cache_is_keyed_by_code_version(tmp_path, monkeypatch):
     assert a.json("k", {"x": 1}, lambda: [3]) == [1, 2]  # cached
     monkeypatch.setattr(common, "code_version", lambda: "othercode")
     assert common.StudyCache(str(tmp_path)).json("k", {"x": 1}, lambda: [3]) == [3]  # new code: recomputed
+
+
+def test_bootstrap_by_user_keeps_counts_and_varies_with_seed():
+    """RM populations: seeds resample each user's training pairs (same count), deterministically."""
+    import torch
+
+    from analysis.features import BackboneSpec, PairFeatures
+    from analysis.studies.common import bootstrap_by_user
+
+    users = ["a"] * 6 + ["b"] * 4
+    x = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)
+    feats = PairFeatures(users, x, -x, [str(i) for i in range(10)], ["train"] * 10, BackboneSpec("m"))
+    r0, r0b, r1 = bootstrap_by_user(feats, 0), bootstrap_by_user(feats, 0), bootstrap_by_user(feats, 1)
+    assert r0.pairs_per_user() == {"a": 6, "b": 4}
+    assert r0.pair_ids == r0b.pair_ids and r0.pair_ids != r1.pair_ids
+    for u, pid in zip(r0.user_ids, r0.pair_ids, strict=True):  # a pair never moves to another user
+        assert users[int(pid)] == u
+    assert torch.equal(r0.chosen[:, 0], torch.tensor([float(p) for p in r0.pair_ids]))

@@ -444,23 +444,49 @@ def check_splits(feats, name: str) -> None:
             raise DataError(f"dataset '{name}' has no {split} pairs (too few items per user?)")
 
 
-def train_rm(feats, method: str, seed: int, budget: int, cache: StudyCache, feat_key: str):
+def bootstrap_by_user(feats, seed: int):
+    """A seeded bootstrap resample of ``feats`` within each user (same pair count per user).
+
+    Used to build RM populations: with it, two seeds of a method differ in their training data as
+    well as in their initialisation (full-batch methods with a fixed init would otherwise give
+    identical models for every seed, i.e. duplicate points in the tau population).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_user: dict[str, list[int]] = {}
+    for i, u in enumerate(feats.user_ids):
+        by_user.setdefault(u, []).append(i)
+    idx = [
+        int(j) for u in sorted(by_user) for j in rng.choice(by_user[u], size=len(by_user[u]), replace=True)
+    ]
+    return feats.select(idx)
+
+
+def train_rm(
+    feats, method: str, seed: int, budget: int, cache: StudyCache, feat_key: str, bootstrap: bool = True
+):
     """Fit (or load from the cache) one RM of ``method`` with ``seed`` and step ``budget``.
 
-    Trains on the ``train`` split with early stopping on ``val``; the RM's ``study_key_`` names
-    its cache folder.
+    Trains on the ``train`` split (a per-user bootstrap resample of it, seeded by ``seed``, when
+    ``bootstrap``) with early stopping on ``val``; the RM's ``study_key_`` names its cache folder.
     """
     from analysis.rewards import load_reward_model, make_reward_model
 
     folder = (
-        cache.root / "rms" / key_hash({"feat": feat_key, "method": method, "seed": seed, "steps": budget})
+        cache.root
+        / "rms"
+        / key_hash(
+            {"feat": feat_key, "method": method, "seed": seed, "steps": budget, "bootstrap": bootstrap}
+        )
     )
     if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
         rm = load_reward_model(folder)
     else:
         rm = make_reward_model(method, seed=seed, steps=budget)
         val = feats.subset("val")
-        rm.fit(feats.subset("train"), val if len(val) else None)
+        train = feats.subset("train")
+        rm.fit(bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None)
         rm.save(folder)
     rm.study_key_ = folder.name  # identifies this RM in generation caches
     return rm

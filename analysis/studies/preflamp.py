@@ -55,7 +55,7 @@ def preflamp_run(
     seed, budget = cfg.seeds[0], max(cfg.budgets)
     rm_rows, rms = [], {}
     for m in cfg.methods:
-        rm = train_rm(feats, m, seed, budget, cache, fkey)
+        rm = train_rm(feats, m, seed, budget, cache, fkey, bootstrap=False)  # the full training set
         acc, _ = rm_accuracy_row(rm, test, cfg)
         rm_rows.append(
             {

@@ -151,7 +151,7 @@ def rm_vs_policy_accuracy(
         def run(feats=feats, test=test, combos=combos, fkey=fkey, ds=ds, data=data):
             rms, rows = {}, []
             for m, s, b in tqdm(combos, desc=f"{ds}: RM population", disable=not progress):
-                rm = train_rm(feats, m, s, b, cache, fkey)
+                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap)
                 rm_id = f"{m}/s{s}/b{b}"
                 acc, _ = rm_accuracy_row(rm, test, cfg)
                 fit = getattr(rm, "fit_log_", {}) or {}
