@@ -95,3 +95,22 @@ def test_embedded_minilm_encoder_loads():
     with torch.no_grad():
         out = model(**tok(["a test sentence"], return_tensors="pt"))
     assert out.last_hidden_state.shape[-1] == 384
+
+
+@pytest.mark.embedded
+def test_gguf_conversion_into_a_fresh_cache_is_atomic_and_reused(tmp_path, monkeypatch):
+    """The embedded SmolLM2 GGUF is converted once into a safetensors folder; later calls reuse it."""
+    from analysis.models import embedded_model_dir
+
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path))
+    folder = embedded_model_dir("smollm2-135m-instruct")
+    assert folder == tmp_path / "models" / "smollm2-135m-instruct"
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    assert not list(folder.glob("*.gguf")) and not list(folder.glob("*.bin"))
+    leftovers = [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], f"temporary folders left behind: {leftovers}"
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert embedded_model_dir("smollm2-135m-instruct") == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not reconverted
+    model, tok = load_model(str(folder))
+    assert model.config.num_hidden_layers == 30 and tok.chat_template
