@@ -218,6 +218,26 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     return cfg
 
 
+def check_runnable(cfg: StudyConfig) -> None:
+    """Checks that need the machine, made before a report starts: real data paths must exist.
+
+    Kept out of :func:`validate` so presets (e.g. ``paper``, whose LaMP path the user supplies)
+    can be loaded, printed and saved anywhere.
+    """
+    sources = {cfg.preflamp_source} | {
+        d.removesuffix("_preflamp") for d in cfg.datasets if d.endswith("_preflamp")
+    }
+    for source in sorted(sources - {"synthetic"}):
+        path = cfg.data_paths.get(source, "")
+        if not path:
+            raise ConfigError(
+                f"config key 'data_paths': the {source} data is used but data_paths.{source} is not set "
+                f"(e.g. --set data_paths='{{{source}: /path/to/{source}}}')"
+            )
+        if not Path(path).expanduser().exists():
+            raise ConfigError(f"config key 'data_paths.{source}': {path} does not exist")
+
+
 def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> StudyConfig:
     """Return a copy of ``cfg`` with ``overrides`` applied, type-checked and validated."""
     if not overrides:

@@ -128,9 +128,10 @@ def run_report(
     import papermill as pm
 
     from analysis.cli import package_versions
-    from analysis.config import load_config
+    from analysis.config import check_runnable, load_config
 
     cfg = load_config(preset, overrides, path=config_path)  # validate before any work
+    check_runnable(cfg)
     root = Path(output_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if resume and run_id is None and (root / "latest").exists():

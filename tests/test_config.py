@@ -89,3 +89,14 @@ def test_fingerprint_changes_with_values():
     a, b = StudyConfig(), load_config(overrides={"seeds": [9]})
     assert a.fingerprint() != b.fingerprint()
     assert a.fingerprint(["k"]) == b.fingerprint(["k"])
+
+
+def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
+    from analysis.config import check_runnable
+
+    with pytest.raises(ConfigError, match=r"data_paths.lamp is not set"):
+        check_runnable(load_config("paper"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path / "missing")}}))
+    check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path)}}))
+    check_runnable(load_config("embedded"))  # synthetic users need no files

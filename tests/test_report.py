@@ -85,3 +85,10 @@ def test_info_lists_presets_and_embedded_models(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "embedded:" in out and "paper:" in out and "smollm2-135m-instruct: installed" in out
+
+
+def test_paper_report_without_lamp_path_is_one_error_line(tmp_path, capsys):
+    rc = main(["report", "--preset", "paper", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "data_paths.lamp is not set" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
