@@ -281,19 +281,8 @@ def build_tiny_model(
         bos_token_id=tok.bos_token_id,
         initializer_range=0.2,
     )
-    if arch == "llama":
-        cfg = LlamaConfig(
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **common,
-        )
-    elif arch == "qwen2":
-        cfg = Qwen2Config(
+    if arch in ("llama", "qwen2"):  # same shape, different attention/MLP implementations
+        cfg = (LlamaConfig if arch == "llama" else Qwen2Config)(
             hidden_size=hidden,
             intermediate_size=2 * hidden,
             num_hidden_layers=layers,

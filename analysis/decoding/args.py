@@ -179,6 +179,14 @@ def rm_device(rm) -> torch.device:
     return torch.device("cpu")
 
 
+def aligned_inputs(prompts, user_ids) -> tuple[list, list[str]]:
+    """``(prompts, user_ids)`` as lists, one user id per prompt (else a ConfigError)."""
+    prompts, user_ids = list(prompts), [str(u) for u in user_ids]
+    if len(prompts) != len(user_ids):
+        raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
+    return prompts, user_ids
+
+
 def prompt_text(prompt: str | list[dict]) -> str:
     """The plain prompt text handed to text RMs (the last user message for chat lists)."""
     if isinstance(prompt, str):
@@ -464,9 +472,7 @@ def args_generate(
         seed=seed,
         batch_size=batch_size,
     ).validate()
-    prompts, user_ids = list(prompts), [str(u) for u in user_ids]
-    if len(prompts) != len(user_ids):
-        raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
+    prompts, user_ids = aligned_inputs(prompts, user_ids)
     path = reward_path(rm, model, cfg.w)
     if layer is None:
         layer = rm.backbone.layer if path == "features" else -1

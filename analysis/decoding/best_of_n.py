@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from analysis.config import ConfigError
-from analysis.decoding.args import prompt_text, reward_path, rm_device, warn_unknown_users
+from analysis.decoding.args import aligned_inputs, prompt_text, reward_path, rm_device, warn_unknown_users
 
 
 @dataclass
@@ -130,9 +130,7 @@ def best_of_n(
         seed=seed,
         batch_size=batch_size,
     ).validate()
-    prompts, user_ids = list(prompts), [str(u) for u in user_ids]
-    if len(prompts) != len(user_ids):
-        raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
+    prompts, user_ids = aligned_inputs(prompts, user_ids)
     if rm is None:
         raise ConfigError("best_of_n needs a reward model")
     reward_path(rm, model, 1.0)  # fail early on a backbone mismatch

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from analysis.config import ConfigError
 from analysis.decoding.args import (
     ArgsConfig,
     ArgsOutput,
+    aligned_inputs,
     pick,
     prompt_generator,
     reward_path,
@@ -109,9 +109,7 @@ def reference_args(
     cfg = ArgsConfig(
         w=w, k=k, max_new_tokens=max_new_tokens, mode=mode, temperature=temperature, seed=seed
     ).validate()
-    prompts, user_ids = list(prompts), [str(u) for u in user_ids]
-    if len(prompts) != len(user_ids):
-        raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
+    prompts, user_ids = aligned_inputs(prompts, user_ids)
     path = reward_path(rm, model, cfg.w)
     if layer is None:
         layer = rm.backbone.layer if path == "features" else -1
