@@ -25,21 +25,23 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from analysis.data.records import DataError, PreferencePair
-from analysis.io import atomic_open
-from analysis.models import encode_prompt, encode_response, model_id, render_prompt
+from analysis.data.records import DataError
+from analysis.models import (
+    cache_kwarg,
+    encode_prompt,
+    encode_response,
+    pad_token_id,
+    render_prompt,
+)
 
-CACHE_VERSION = 1
 POOLINGS = ("last", "mean")
 KINDS = ("shared", "separate")
 
@@ -217,7 +219,7 @@ def prefix_features(
     feats: list = [None] * n
     lps: list = [None] * n
     order = sorted(range(n), key=lambda i: len(p_ids[i]) + len(r_ids[i]))
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    pad_id = pad_token_id(tok)
     for b0 in tqdm(range(0, n, batch_size), desc="prefix features", disable=not progress, unit="batch"):
         idx = order[b0 : b0 + batch_size]
         seqs = [p_ids[i] + r_ids[i] for i in idx]
@@ -259,7 +261,7 @@ def sequence_features(
     n = len(p_ids)
     out: list = [None] * n
     order = sorted(range(n), key=lambda i: len(p_ids[i]) + len(r_ids[i]))
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    pad_id = pad_token_id(tok)
     for b0 in tqdm(range(0, n, batch_size), desc="sequence features", disable=not progress, unit="batch"):
         idx = order[b0 : b0 + batch_size]
         seqs = [p_ids[i] + r_ids[i] for i in idx]
@@ -271,6 +273,77 @@ def sequence_features(
     if not out:
         return torch.zeros(0, 0)
     return torch.stack(out)
+
+
+def supports_prompt_sharing(model) -> bool:
+    """Causal LMs that take ``past_key_values`` + ``position_ids`` (every HF decoder we use)."""
+    params = inspect.signature(model.forward).parameters
+    return (
+        is_causal_lm(model)
+        and ("cache" in params or "past_key_values" in params)
+        and "position_ids" in params
+    )
+
+
+@torch.no_grad()
+def shared_prompt_features(
+    model,
+    tok,
+    prompts: list,
+    responses: list[str],
+    *,
+    layer: int = -1,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> torch.Tensor:
+    """phi(x, y) (N, H) for full responses, running each distinct prompt once.
+
+    For a group of R responses to prompt x (P tokens): one forward of x gives its KV cache, which
+    is repeated R times; the responses (right-padded to L) then run on top of it with
+    ``position_ids = P .. P + L - 1`` and a (R, P + L) mask. The feature of response b is the
+    hidden state at its last real token (``select_hidden(outputs, layer)[b, T_b - 1]``), the
+    same quantity :func:`sequence_features` takes from the full sequence.
+    Prompt-heavy data (short headlines after ~130-token prompts) costs ~3x less.
+    """
+    device = next(model.parameters()).device
+    cache_kw = cache_kwarg(model)
+    pad = pad_token_id(tok)
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(json.dumps(p, sort_keys=True), []).append(i)
+    out: list = [None] * len(responses)
+    chunks = [
+        (idx[0], idx[j : j + batch_size]) for idx in groups.values() for j in range(0, len(idx), batch_size)
+    ]
+    for first, idx in tqdm(chunks, desc="shared-prompt features", disable=not progress, unit="batch"):
+        p_ids = encode_prompt(tok, prompts[first])
+        r_ids = [encode_response(tok, responses[i]) for i in idx]
+        if not p_ids or any(not r for r in r_ids):
+            raise DataError("empty prompt or response: every scored response needs at least one token")
+        P, L, R = len(p_ids), max(len(r) for r in r_ids), len(idx)
+        pre = model(torch.tensor([p_ids], device=device), use_cache=True)
+        cache = getattr(pre, "cache", None)
+        cache = pre.past_key_values if cache is None else cache
+        cache.batch_repeat_interleave(R)  # (1, ..., P, d) -> (R, ..., P, d) per layer
+        ids = torch.full((R, L), pad, dtype=torch.long)
+        mask = torch.zeros((R, P + L), dtype=torch.long)
+        mask[:, :P] = 1
+        for b, r in enumerate(r_ids):
+            ids[b, : len(r)] = torch.tensor(r)
+            mask[b, P : P + len(r)] = 1
+        pos = torch.arange(P, P + L).expand(R, L)
+        o = model(
+            ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=pos.to(device),
+            use_cache=True,
+            output_hidden_states=True,
+            **{cache_kw: cache},
+        )
+        hidden = select_hidden(o, layer)  # (R, L, H)
+        for b, (i, r) in enumerate(zip(idx, r_ids, strict=True)):
+            out[i] = hidden[b, len(r) - 1].float().cpu()
+    return torch.stack(out) if out else torch.zeros(0, 0)
 
 
 # --------------------------------------------------------------------------- separate backbone
@@ -395,100 +468,13 @@ class PairFeatures:
         return counts
 
 
-def _fingerprint(model) -> str:
-    """Cheap weight fingerprint (a few values of the first and last parameter)."""
-    params = list(model.parameters())
-    vals = [
-        float(params[0].detach().flatten()[:64].double().sum()),
-        float(params[-1].detach().flatten()[:64].double().sum()),
-    ]
-    cfg = model.config.to_json_string() if hasattr(model.config, "to_json_string") else str(model.config)
-    return hashlib.sha256((cfg + repr(vals)).encode()).hexdigest()[:16]
+_MOVED = {"pair_features", "feature_cache_key", "model_fingerprint", "TextFeatureStore", "CACHE_VERSION"}
 
 
-def feature_cache_key(model, tok, pairs: Sequence[PreferencePair], spec: BackboneSpec) -> str:
-    """sha256 of (model id + weight fingerprint, layer, pooling, chat template, data)."""
-    h = hashlib.sha256()
-    head = {
-        "v": CACHE_VERSION,
-        "model": model_id(model),
-        "fp": _fingerprint(model),
-        "spec": spec.to_dict(),
-        "template": getattr(tok, "chat_template", None) or "",
-        "vocab": len(tok),
-    }
-    h.update(json.dumps(head, sort_keys=True).encode())
-    for p in pairs:
-        h.update(json.dumps([p.user_id, p.prompt, p.chosen, p.rejected, p.pair_id, p.split]).encode())
-    return h.hexdigest()[:32]
+def __getattr__(name: str):
+    """The cache half of the engine lives in :mod:`analysis.feature_cache` (re-exported here)."""
+    if name in _MOVED:
+        from analysis import feature_cache
 
-
-def pair_features(
-    model,
-    tok,
-    pairs: Sequence[PreferencePair],
-    *,
-    layer: int = -1,
-    cache_dir: str | Path | None = None,
-    batch_size: int = 16,
-    progress: bool = True,
-    kind: str | None = None,
-    pooling: str | None = None,
-) -> PairFeatures:
-    """Features of every pair's chosen and rejected response (cached on disk when ``cache_dir``).
-
-    ``pooling`` defaults to ``"last"`` for a causal LM and ``"mean"`` for an encoder; ``kind`` to
-    ``"shared"`` for a causal LM and ``"separate"`` for an encoder. The cache file is
-    ``<cache_dir>/<key>.safetensors`` (key: :func:`feature_cache_key`), written atomically.
-    """
-    causal = is_causal_lm(model)
-    spec = BackboneSpec(
-        model_id(model),
-        layer,
-        kind or ("shared" if causal else "separate"),
-        pooling or ("last" if causal else "mean"),
-    )
-    pairs = list(pairs)
-    for p in pairs:
-        if not isinstance(p, PreferencePair):
-            raise DataError(f"expected PreferencePair, got {type(p).__name__}")
-    meta = dict(
-        user_ids=[p.user_id for p in pairs],
-        pair_ids=[p.pair_id for p in pairs],
-        splits=[p.split for p in pairs],
-        backbone=spec,
-        prompts=[p.prompt for p in pairs],
-        chosen_text=[p.chosen for p in pairs],
-        rejected_text=[p.rejected for p in pairs],
-    )
-    path = None
-    if cache_dir is not None:
-        from safetensors.torch import load_file
-
-        path = Path(cache_dir) / f"{feature_cache_key(model, tok, pairs, spec)}.safetensors"
-        if path.exists():
-            t = load_file(str(path))
-            return PairFeatures(chosen=t["chosen"], rejected=t["rejected"], **meta)
-    feat = TextFeaturizer(model, tok, spec, batch_size=batch_size)
-    texts_p = meta["prompts"] + meta["prompts"]
-    texts_r = meta["chosen_text"] + meta["rejected_text"]
-    if spec.pooling == "last":
-        both = sequence_features(
-            model, tok, texts_p, texts_r, layer=layer, batch_size=batch_size, progress=progress
-        )
-    else:
-        chunks = [
-            feat(texts_p[i : i + batch_size], texts_r[i : i + batch_size])
-            for i in tqdm(range(0, len(texts_r), batch_size), desc="pair features", disable=not progress)
-        ]
-        both = torch.cat(chunks) if chunks else torch.zeros(0, 0)
-    n = len(pairs)
-    chosen, rejected = both[:n].contiguous(), both[n:].contiguous()
-    if path is not None:
-        from safetensors.torch import save
-
-        with atomic_open(path, "wb") as fh:
-            fh.write(
-                save({"chosen": chosen, "rejected": rejected}, metadata={"spec": json.dumps(spec.to_dict())})
-            )
-    return PairFeatures(chosen=chosen, rejected=rejected, **meta)
+        return getattr(feature_cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

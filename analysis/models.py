@@ -308,3 +308,19 @@ def build_tiny_model(
 def model_id(model) -> str:
     """A stable identifier of a model (name or path) used in cache keys and RM compatibility checks."""
     return str(getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", "") or "unknown")
+
+
+def pad_token_id(tok) -> int:
+    """The id used for padding: the tokenizer's pad token, else its EOS (padding is always masked)."""
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    if pad is None:
+        raise ValueError("the tokenizer has neither a pad nor an eos token")
+    return int(pad)
+
+
+def cache_kwarg(module) -> str:
+    """The KV-cache keyword of ``module.forward``: transformers 5.2x renamed ``past_key_values``
+    to ``cache``; use whichever the forward takes."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"

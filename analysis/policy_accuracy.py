@@ -124,16 +124,16 @@ def _candidates(model, prompt_ids: list[int], resp_ids: list[int], k: int, layer
 
     Returns cand_ids (T, k), cand_logp (T, k), cand_feats (T, k, H) float32.
     """
-    from transformers import DynamicCache
-
-    from analysis.decoding.args import cache_kwarg, check_full_attention_cache, lm_logits
+    from analysis.decoding.args import check_full_attention_cache, lm_logits
+    from analysis.decoding.base import model_device, new_cache
     from analysis.features import select_hidden
+    from analysis.models import cache_kwarg
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     base = model.base_model
     P, T = len(prompt_ids), len(resp_ids)
     ids = torch.tensor([prompt_ids + resp_ids], device=device)
-    cache = DynamicCache(config=model.config)
+    cache = new_cache(model)
     ckw = cache_kwarg(base)
     out = base(input_ids=ids, attention_mask=torch.ones_like(ids), **{ckw: cache}, use_cache=True)
     check_full_attention_cache(cache)

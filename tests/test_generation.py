@@ -192,7 +192,7 @@ def test_rgd_hook_args_w0_equals_base_and_rewards_are_recorded(tiny_lm, data, tm
         assert bon[0]["params"]["n"] == 3 and bon[0]["params"]["rm"] == "oracle"
         assert bon[0]["params"]["max_new_tokens"] == 6
         for r in bon:
-            assert r["info"]["reward"] == pytest.approx(
+            assert r["reward"] == pytest.approx(
                 oracle_reward(data.styles[r["user_id"]], r["text"]), abs=1e-6
             )
     finally:

@@ -188,7 +188,7 @@ def test_findings_rules():
 @pytest.mark.embedded
 def test_preflamp_decoupling_on_real_news_category(shared_data, tmp_path):
     """End to end on the real News Category subset with the embedded SmolLM2 (a few authors)."""
-    from analysis.studies.common import user_tasks
+    from analysis.studies.datasets import user_tasks
 
     cfg = load_config(
         "embedded",
@@ -227,15 +227,11 @@ def test_preflamp_decoupling_on_real_news_category(shared_data, tmp_path):
 def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
     """One shared sample set re-ranked per RM == analysis.decoding.best_of_n called per RM."""
     from analysis.decoding.best_of_n import best_of_n
-    from analysis.studies.common import (
-        StudyCache,
-        features,
-        get_model,
-        preflamp_pairs,
-        synthetic_data,
-        train_rm,
-    )
-    from analysis.studies.generations import bon_systems
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.datasets import preflamp_pairs, synthetic_data
+    from analysis.studies.generations import generate_systems
+    from analysis.studies.models import get_model
+    from analysis.studies.rms import features, train_rm
 
     cfg = _cfg(tiny_dir, best_of_n=5)
     cache = StudyCache(str(tmp_path))
@@ -243,7 +239,7 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
     tasks = synthetic_data(cfg).tasks
     feats = features(cfg, model, tok, preflamp_pairs(cfg, tasks, model, tok, cache), cache)
     rms = {m: train_rm(feats, m, 0, 30, cache, "k") for m in ("shared_bt", "per_user_bt")}
-    rows = bon_systems(cfg, model, tok, tasks, cache, "tiny", rms, 5)
+    rows = [r for r in generate_systems(cfg, model, tok, tasks, cache, "tiny", rms, []) if r["kind"] == "bon"]
     from analysis.data.tasks import zero_shot_prompt
 
     prompts = [zero_shot_prompt(cfg.task, t.test_input) for t in tasks]
@@ -269,7 +265,7 @@ def test_shared_prompt_features_equal_sequence_features(arch):
     """The prompt-sharing fast path gives the features of analysis.features (any grouping, any layer)."""
     from analysis.features import sequence_features
     from analysis.models import build_tiny_model
-    from analysis.studies.common import shared_prompt_features
+    from analysis.features import shared_prompt_features
 
     model, tok = build_tiny_model(arch, seed=2)
     prompts = [
@@ -315,7 +311,7 @@ def test_tau_treats_float_noise_as_ties():
 
 
 def test_cache_is_keyed_by_code_version(tmp_path, monkeypatch):
-    from analysis.studies import common
+    from analysis.studies import cache as common
 
     a = common.StudyCache(str(tmp_path))
     assert a.root.parent == tmp_path / "studies" and a.root.name == common.code_version()
@@ -330,7 +326,7 @@ def test_bootstrap_by_user_keeps_counts_and_varies_with_seed():
     import torch
 
     from analysis.features import BackboneSpec, PairFeatures
-    from analysis.studies.common import bootstrap_by_user
+    from analysis.studies.rms import bootstrap_by_user
 
     users = ["a"] * 6 + ["b"] * 4
     x = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)

@@ -33,16 +33,23 @@ then only the chosen token is fed to the cache.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
 from analysis.config import ConfigError
+from analysis.decoding.base import (
+    left_pad,
+    model_device,
+    new_cache,
+    positions_from_mask,
+    row_seed,
+    stop_token_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +85,6 @@ class ArgsConfig:
             raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         return self
 
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
 
 @dataclass
 class ArgsOutput:
@@ -107,18 +110,6 @@ class ArgsOutput:
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def stop_token_ids(model, tok) -> set[int]:
-    """EOS ids of the tokenizer and of ``model.generation_config`` (what HF generate stops at)."""
-    ids = set()
-    if tok.eos_token_id is not None:
-        ids.add(int(tok.eos_token_id))
-    gen = getattr(model, "generation_config", None)
-    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
-    if eos is not None:
-        ids.update(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]))
-    return ids
 
 
 def reward_path(rm, model, w: float) -> str:
@@ -279,14 +270,7 @@ def optimize_cpu_layout(model) -> int:
 def prompt_generator(seed: int, index: int) -> torch.Generator:
     """The sampling generator of prompt ``index``: seeded from (seed, index), so draws do not
     depend on the batch size and the cached and reference ARGS make the same draws."""
-    from analysis.decoding.base import row_seed
-
     return torch.Generator().manual_seed(row_seed(int(seed), int(index), 0))
-
-
-def cache_kwarg(module) -> str:
-    """transformers 5.2x renamed ``past_key_values`` to ``cache``; use whichever forward takes."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 # --------------------------------------------------------------------------- cached ARGS
@@ -329,20 +313,14 @@ def check_full_attention_cache(cache) -> None:
 @torch.no_grad()
 def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, layer: int, stops, gens):
     """Decode one batch of prompts. Returns a list of ArgsOutput in input order."""
-    from transformers import DynamicCache
+    from analysis.models import cache_kwarg, encode_prompt, pad_token_id
 
-    from analysis.models import encode_prompt
-
-    device = next(model.parameters()).device
+    device = model_device(model)
     base = model.base_model
     B, k = len(prompts), cfg.k
-    enc = [encode_prompt(tok, p) for p in prompts]
-    L0 = max(len(e) for e in enc)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (L0 - len(e)) + e for e in enc], device=device)
-    attn = torch.tensor([[0] * (L0 - len(e)) + [1] * len(e) for e in enc], device=device)
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
+    input_ids, attn = left_pad([encode_prompt(tok, p) for p in prompts], pad_token_id(tok), device)
+    pos = positions_from_mask(attn)
+    cache = new_cache(model)
     ckw = cache_kwarg(base)
     out = base(input_ids=input_ids, attention_mask=attn, position_ids=pos, **{ckw: cache}, use_cache=True)
     if path == "features":
@@ -460,8 +438,15 @@ def args_generate(
 
     Example
     -------
-    >>> outs = args_generate(model, tok, rm, ["Write a headline: ..."], ["user_3"], w=1.0, k=10)
-    >>> outs[0].text, outs[0].reward
+    With a tiny random model and no RM (``w = 0``: greedy decoding through the ARGS loop)::
+
+    >>> from analysis.models import build_tiny_model
+    >>> model, tok = build_tiny_model("llama")
+    >>> outs = args_generate(model, tok, None, ["Write a headline."], ["user_3"], w=0.0, k=3, max_new_tokens=4)
+    >>> len(outs), outs[0].user_id, len(outs[0].tokens) <= 4
+    (1, 'user_3', True)
+
+    With a trained RM: ``args_generate(model, tok, rm, prompts, users, w=1.0, k=10)``.
     """
     cfg = ArgsConfig(
         w=w,

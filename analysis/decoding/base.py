@@ -33,14 +33,13 @@ Example
 from __future__ import annotations
 
 import hashlib
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
 
-from analysis.models import encode_prompt
+from analysis.models import cache_kwarg, encode_prompt, pad_token_id
 
 Prompt = str | list[dict]
 
@@ -73,23 +72,17 @@ class GenerationConfig:
 # --------------------------------------------------------------------------- helpers
 
 
-def eos_token_ids(model, tok) -> set[int]:
-    """All ids that end a response: the tokenizer's EOS plus the generation config's (int or list)."""
+def stop_token_ids(model, tok) -> set[int]:
+    """All ids that end a response: the tokenizer's EOS plus the generation config's (int or list),
+    i.e. what HF ``generate`` stops at. Raises ValueError when there is none."""
     ids: set[int] = set()
     for value in (tok.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
         if value is None:
             continue
-        ids.update([value] if isinstance(value, int) else list(value))
+        ids.update(int(v) for v in ([value] if isinstance(value, int) else list(value)))
     if not ids:
         raise ValueError("the tokenizer has no eos_token_id; generation would never stop early")
     return ids
-
-
-def pad_token_id(tok) -> int:
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    if pad is None:
-        raise ValueError("the tokenizer has neither a pad nor an eos token")
-    return int(pad)
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,12 +101,6 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device="cpu") -> tuple[
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     """Position ids (B, L) = cumsum(mask) - 1, clipped at 0 on padding (so padding is harmless)."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def _cache_kwarg(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use whichever forward takes."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
 
 
 def new_cache(model) -> DynamicCache:
@@ -182,11 +169,11 @@ def _decode_batch(
     - rows that emitted EOS are dropped from the batch (and the cache) at once.
     """
     device = model_device(model)
-    eos_t = torch.tensor(sorted(eos_token_ids(model, tok)), device=device)
+    eos_t = torch.tensor(sorted(stop_token_ids(model, tok)), device=device)
     pad = pad_token_id(tok)
     bsz = len(prompt_ids)
     cache = new_cache(model)
-    kw = _cache_kwarg(model)
+    kw = cache_kwarg(model)
     p = common_prefix_len(prompt_ids) if bsz > 1 else 0
     if p < min_shared_prefix:
         p = 0

@@ -29,10 +29,10 @@ from analysis.decoding.args import (
     prompt_generator,
     reward_path,
     rm_device,
-    stop_token_ids,
     text_rewards,
     warn_unknown_users,
 )
+from analysis.decoding.base import stop_token_ids
 
 
 @torch.no_grad()

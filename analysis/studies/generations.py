@@ -1,30 +1,31 @@
-"""Generations of every system for Pref-LaMP test inputs, scored against the users' real text.
+"""Study-level glue over the generation runner: the systems, scored against the users' real text.
 
-Systems (design 3.2-3.3), all on the same zero-shot prompt ``x = zero_shot_prompt(task, input)``:
+Systems (design 3.2-3.3), all on the same zero-shot prompt ``x = zero_shot_prompt(task, input)``,
+are methods of :func:`analysis.generation.run_generations` (one JSONL per model and user set
+under ``<cache>/generations/``, resumable):
 
-- ``base``: greedy decoding of the policy.
-- ``icl_k{k}``: greedy decoding with ``k`` retrieved profile examples in the prompt
-  (:mod:`analysis.icl`; retriever and rendering from the config, recorded in every row).
+- ``base``: greedy decoding of the policy (method ``base``).
+- ``icl_k{k}``: greedy decoding with ``k`` retrieved profile examples in the prompt (method
+  ``icl``; retriever and rendering from the config, recorded in every row).
 - ``rgd_{method}_w{w}``: ARGS (:func:`analysis.decoding.args.args_generate`) with the method's
-  RM, weight ``w`` and top-``k`` candidates.
-- ``bon_{method}_n{n}``: best-of-n with the method's RM (``n = cfg.best_of_n``; 0 disables).
+  RM, weight ``w`` and top-``k`` candidates (:func:`analysis.generation.register_rgd_method`).
+- ``bon_{method}_n{n}``: best-of-n with the method's RM (``n = cfg.best_of_n``; 0 disables),
+  every RM re-ranking ONE shared set of samples (:func:`shared_sample_bon`).
 
-Each system's texts are cached (keyed by model, users, settings and the RM) so a rerun skips
-finished systems; ROUGE is computed after loading, so switching stemming never regenerates.
-Row schema: ``model, user_id, test_id, system, kind, method, icl_k, w, input, prompt (the exact
-rendered prompt text), text, reference, rouge1, rougeL, reward, oracle_reward``.
+ROUGE is computed after loading, so switching stemming never regenerates. Study row schema:
+``model, user_id, test_id, system, kind, method, icl_k, w, input, prompt (the exact rendered
+prompt text), text, reference, rouge1, rougeL, reward, oracle_reward``.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 
 from analysis.config import StudyConfig
 from analysis.data.records import UserTask
-from analysis.studies.common import StudyCache, key_hash, model_key
+from analysis.studies.cache import StudyCache, key_hash
+from analysis.studies.models import model_key
 
 COLUMNS = [
     "model",
@@ -52,9 +53,6 @@ def tasks_key(tasks: list[UserTask]) -> str:
     )
 
 
-# --------------------------------------------------------------------------- adapters
-
-
 def rouge_f(
     predictions: list[str], references: list[str], use_stemmer: bool
 ) -> tuple[list[float], list[float]]:
@@ -65,244 +63,132 @@ def rouge_f(
     return [float(x) for x in out["rouge1"]], [float(x) for x in out["rougeL"]]
 
 
-def icl_prompt(cfg: StudyConfig, tok, task: UserTask, k: int):
-    """The ICL prompt for one user task (:func:`analysis.icl.build_icl_prompt`): ``.messages``, ``.text``."""
-    from analysis.icl import ICLConfig, build_icl_prompt
-
-    icfg = ICLConfig(
-        k=k,
-        retriever=cfg.retriever,
-        rendering=cfg.icl_rendering,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        seed=cfg.seed,
-    )
-    return build_icl_prompt(tok, cfg.task, task, icfg)
-
-
-# --------------------------------------------------------------------------- systems
-
-
-def _zero_shot(cfg: StudyConfig, tasks: list[UserTask]) -> list[str]:
-    from analysis.data.tasks import zero_shot_prompt
-
-    return [zero_shot_prompt(cfg.task, t.test_input) for t in tasks]
-
-
-def _rows(cfg, tasks, model_name, system, kind, method, icl_k, w, prompts_text, texts, rewards):
-    return [
-        {
-            "model": model_name,
-            "user_id": t.user_id,
-            "test_id": t.test_id or f"{t.user_id}/{i}",
-            "system": system,
-            "kind": kind,
-            "method": method,
-            "icl_k": icl_k,
-            "w": w,
-            "input": t.test_input,
-            "prompt": p,
-            "text": txt,
-            "reference": t.test_output or "",
-            "reward": r,
-        }
-        for i, (t, p, txt, r) in enumerate(zip(tasks, prompts_text, texts, rewards, strict=True))
-    ]
-
-
-def base_system(cfg, model, tok, tasks, cache: StudyCache, model_name: str) -> list[dict]:
-    from analysis.decoding.base import generate_greedy
-    from analysis.models import render_prompt
-
-    prompts = _zero_shot(cfg, tasks)
-    key = {
-        "sys": "base",
-        "model": model_key(model),
-        "tasks": tasks_key(tasks),
-        "mnt": cfg.max_new_tokens,
-        "task": cfg.task,
-    }
-    texts = cache.json(
-        "generations",
-        key,
-        lambda: generate_greedy(
-            model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=True
-        ),
-    )
-    return _rows(
-        cfg,
-        tasks,
-        model_name,
-        "base",
-        "base",
-        "",
-        np.nan,
-        np.nan,
-        [render_prompt(tok, p) for p in prompts],
-        texts,
-        [np.nan] * len(tasks),
-    )
-
-
-def icl_system(cfg, model, tok, tasks, cache: StudyCache, model_name: str, k: int) -> list[dict]:
-    from analysis.decoding.base import generate_greedy
-
-    built = [icl_prompt(cfg, tok, t, k) for t in tasks]
-    msgs = [b.messages for b in built]
-    key = {
-        "sys": "icl",
-        "k": k,
-        "model": model_key(model),
-        "tasks": tasks_key(tasks),
-        "mnt": cfg.max_new_tokens,
-        "retriever": cfg.retriever,
-        "rendering": cfg.icl_rendering,
-        "mpt": cfg.max_prompt_tokens,
-        "task": cfg.task,
-        "seed": cfg.seed,
-    }
-    texts = cache.json(
-        "generations",
-        key,
-        lambda: generate_greedy(
-            model,
-            tok,
-            msgs,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=max(1, cfg.batch_size // 2),
-            progress=True,
-        ),
-    )
-    return _rows(
-        cfg,
-        tasks,
-        model_name,
-        f"icl_k{k}",
-        "icl",
-        f"icl ({cfg.retriever}, {cfg.icl_rendering})",
-        k,
-        np.nan,
-        [b.text for b in built],
-        texts,
-        [np.nan] * len(tasks),
-    )
-
-
-def rgd_system(cfg, model, tok, tasks, cache: StudyCache, model_name: str, rm, w: float) -> list[dict]:
-    from analysis.decoding.args import args_generate
-    from analysis.models import render_prompt
-
-    prompts = _zero_shot(cfg, tasks)
-    key = {
-        "sys": "args",
-        "rm": getattr(rm, "study_key_", rm.method),
-        "w": w,
-        "k": cfg.k,
-        "model": model_key(model),
-        "tasks": tasks_key(tasks),
-        "mnt": cfg.max_new_tokens,
-        "task": cfg.task,
-    }
-
-    def run():
-        outs = args_generate(
-            model,
-            tok,
-            rm,
-            prompts,
-            [t.user_id for t in tasks],
-            w=w,
-            k=cfg.k,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=min(8, cfg.batch_size),
-            progress=True,
-        )
-        return {
-            "texts": [o.text for o in outs],
-            "rewards": [None if o.reward is None or math.isnan(o.reward) else float(o.reward) for o in outs],
-        }
-
-    got = cache.json("generations", key, run)
-    rewards = [np.nan if r is None else r for r in got["rewards"]]
-    return _rows(
-        cfg,
-        tasks,
-        model_name,
-        f"rgd_{rm.method}_w{w:g}",
-        "rgd",
-        rm.method,
-        np.nan,
-        w,
-        [render_prompt(tok, p) for p in prompts],
-        got["texts"],
-        rewards,
-    )
-
-
-def bon_systems(cfg, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, n: int) -> list[dict]:
-    """Best-of-n for every RM from ONE set of samples (design 3.2).
+def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
+    """A runner method: best-of-n with ``rm`` over ONE set of samples shared by every RM (design 3.2).
 
     ``n`` samples per prompt (``generate_sample``, T = 1, seeded as
-    :func:`analysis.decoding.best_of_n.best_of_n` does) are drawn once; each RM keeps the sample
-    with its highest ``r_u(x, y)`` (ties: the first sample; empty samples never win). Equal to
-    calling ``best_of_n`` per RM, without re-sampling and re-encoding for every method (tested).
+    :func:`analysis.decoding.best_of_n.best_of_n` does) are drawn once per task list (memoised
+    in ``samples``); the RM keeps the sample with its highest ``r_u(x, y)`` (ties: the first
+    sample; empty samples never win). Equal to ``best_of_n`` per RM, without re-sampling and
+    re-encoding for every method (tested). Features come from ``store`` (a TextFeatureStore).
     """
-    from analysis.decoding.base import generate_sample
-    from analysis.models import render_prompt
-    from analysis.studies.common import TextFeatureStore
 
-    prompts = _zero_shot(cfg, tasks)
-    key = {
-        "sys": "samples",
-        "n": n,
-        "seed": cfg.seed,
-        "model": model_key(model),
-        "tasks": tasks_key(tasks),
-        "mnt": cfg.max_new_tokens,
-        "task": cfg.task,
-    }
-    samples = cache.json(
-        "generations",
-        key,
-        lambda: generate_sample(
-            model,
-            tok,
-            prompts,
-            n=n,
-            temperature=1.0,
-            seed=cfg.seed,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
-            progress=True,
-        ),
-    )
-    flat = [(i, j) for i in range(len(tasks)) for j in range(n) if samples[i][j].strip()]
-    store = TextFeatureStore(cache, model, tok, cfg.feature_layer)
-    feats = store.get(
-        [prompts[i] for i, _ in flat], [samples[i][j] for i, j in flat], batch_size=cfg.batch_size
-    )
-    rows = []
-    for method, rm in rms.items():
+    def generate(model, tok, tasks, params):
+        from analysis.decoding.base import generate_sample
+        from analysis.generation import base_prompt
+
+        prompts = [base_prompt(params["task"], t) for t in tasks]
+        memo = key_hash([prompts, n, cfg.seed, params["max_new_tokens"]])
+        if memo not in samples:
+            samples[memo] = generate_sample(
+                model,
+                tok,
+                prompts,
+                n=n,
+                temperature=1.0,
+                seed=cfg.seed,
+                max_new_tokens=params["max_new_tokens"],
+                batch_size=params["batch_size"],
+                progress=True,
+            )
+        drawn = samples[memo]
+        flat = [(i, j) for i in range(len(tasks)) for j in range(n) if drawn[i][j].strip()]
+        feats = store.get(
+            [prompts[i] for i, _ in flat], [drawn[i][j] for i, j in flat], batch_size=params["batch_size"]
+        )
         r = rm.reward([tasks[i].user_id for i, _ in flat], feats).tolist() if flat else []
         best: dict[int, tuple[float, int]] = {}
         for (i, j), v in zip(flat, r, strict=True):
             if i not in best or v > best[i][0]:  # strict: ties keep the first sample
                 best[i] = (v, j)
-        texts = [samples[i][best[i][1]] if i in best else samples[i][0] for i in range(len(tasks))]
-        rewards = [best[i][0] if i in best else np.nan for i in range(len(tasks))]
-        rows += _rows(
-            cfg,
-            tasks,
-            model_name,
-            f"bon_{method}_n{n}",
-            "bon",
-            method,
-            np.nan,
-            np.nan,
-            [render_prompt(tok, p) for p in prompts],
-            texts,
-            rewards,
+        return [
+            {"text": drawn[i][best[i][1]], "reward": best[i][0]}
+            if i in best
+            else {"text": drawn[i][0], "reward": None}
+            for i in range(len(tasks))
+        ]
+
+    return generate
+
+
+def generate_systems(
+    cfg: StudyConfig, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, w_values
+) -> list[dict]:
+    """Rows (study schema, before scoring) of base, ICL (each k), best-of-n and ARGS (each w, RM).
+
+    One :func:`analysis.generation.run_generations` call; its JSONL file is the cache.
+    """
+    from analysis.generation import MethodSpec, register_method, register_rgd_method, run_generations
+    from analysis.studies.rms import feature_store
+
+    specs: list = [MethodSpec("base")]
+    kinds = {"base": ("base", "", np.nan, np.nan)}
+    for k in cfg.icl_k:
+        icl = {
+            "k": k,
+            "retriever": cfg.retriever,
+            "rendering": cfg.icl_rendering,
+            "max_prompt_tokens": cfg.max_prompt_tokens,
+            "seed": cfg.seed,
+        }
+        specs.append(MethodSpec("icl", icl, system=f"icl_k{k}"))
+        kinds[f"icl_k{k}"] = ("icl", f"icl ({cfg.retriever}, {cfg.icl_rendering})", k, np.nan)
+    n = cfg.best_of_n
+    if n > 0:
+        store, samples = feature_store(cfg, model, tok, cache), {}
+        for method, rm in rms.items():
+            rm_id = getattr(rm, "study_key_", rm.method)
+            name = f"study_bon_{method}"
+            register_method(
+                name,
+                shared_sample_bon(cfg, store, rm, n, samples),
+                defaults={"n": n, "seed": cfg.seed, "temperature": 1.0, "rm": rm_id},
+                description=f"best-of-{n} over shared samples with RM {rm_id}",
+                replace=True,
+            )
+            specs.append(MethodSpec(name, system=f"bon_{method}_n{n}"))
+            kinds[f"bon_{method}_n{n}"] = ("bon", method, np.nan, np.nan)
+    for w in w_values:
+        for method, rm in rms.items():
+            rm_id = getattr(rm, "study_key_", rm.method)
+            name = f"study_args_{method}"
+            register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=cfg.k, replace=True)
+            specs.append(MethodSpec(name, {"w": w}, system=f"rgd_{method}_w{w:g}"))
+            kinds[f"rgd_{method}_w{w:g}"] = ("rgd", method, np.nan, w)
+    path = cache.root / "generations" / f"{key_hash([model_key(model), tasks_key(tasks), cfg.task])}.jsonl"
+    rows = run_generations(
+        model,
+        tok,
+        tasks,
+        specs,
+        path,
+        task=cfg.task,
+        batch_size=cfg.batch_size,
+        chunk_size=max(1, len(tasks)),
+        max_new_tokens=cfg.max_new_tokens,
+        model_name=model_name,
+    )
+    out = []
+    for r in rows:
+        kind, method, icl_k, w = kinds[r["system"]]
+        out.append(
+            {
+                "model": model_name,
+                "user_id": r["user_id"],
+                "test_id": r["test_id"],
+                "system": r["system"],
+                "kind": kind,
+                "method": method,
+                "icl_k": icl_k,
+                "w": w,
+                "input": r["input"],
+                "prompt": r["prompt"],
+                "text": r["text"],
+                "reference": r["reference"] or "",
+                "reward": np.nan if r["reward"] is None else r["reward"],
+            }
         )
-    return rows
+    return out
 
 
 def score_rows(cfg: StudyConfig, rows: list[dict], styles: dict[str, str] | None = None) -> pd.DataFrame:

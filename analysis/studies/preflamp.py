@@ -14,28 +14,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
-from analysis.studies.common import (
-    StudyCache,
-    check_splits,
-    feature_key,
-    features,
-    get_model,
-    model_size_b,
-    preflamp_pairs,
-    rm_accuracy_row,
-    synthetic_data,
-    train_rm,
-    user_tasks,
-)
-from analysis.studies.generations import (
-    base_system,
-    bon_systems,
-    icl_system,
-    per_user,
-    rgd_system,
-    score_rows,
-    system_summary,
-)
+from analysis.studies.cache import StudyCache
+from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
+from analysis.studies.generations import generate_systems, per_user, score_rows, system_summary
+from analysis.studies.models import get_model, model_size_b
+from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 
 
 def preflamp_run(
@@ -68,14 +51,7 @@ def preflamp_run(
             }
         )
         rms[m] = rm
-    rows = base_system(cfg, model, tok, tasks, cache, model_name)
-    for k in tqdm(cfg.icl_k, desc="ICL", disable=not progress):
-        rows += icl_system(cfg, model, tok, tasks, cache, model_name, k)
-    if cfg.best_of_n > 0:
-        rows += bon_systems(cfg, model, tok, tasks, cache, model_name, rms, cfg.best_of_n)
-    for w in w_values or [cfg.rgd_w]:
-        for m in tqdm(cfg.methods, desc=f"ARGS w={w:g}", disable=not progress):
-            rows += rgd_system(cfg, model, tok, tasks, cache, model_name, rms[m], w)
+    rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w])
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
     return {"rm": pd.DataFrame(rm_rows), "generations": gens}

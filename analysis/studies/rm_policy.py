@@ -23,17 +23,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
-from analysis.studies.common import (
-    StudyCache,
-    check_splits,
-    feature_key,
-    features,
-    get_model,
-    model_key,
-    rm_accuracy_row,
-    study1_dataset,
-    train_rm,
-)
+from analysis.studies.cache import StudyCache
+from analysis.studies.datasets import study1_dataset
+from analysis.studies.models import get_model, model_key
+from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 
 log = logging.getLogger(__name__)
 MIN_STABLE_POPULATION = 20

@@ -1,0 +1,76 @@
+"""The study run cache: results under ``<cache_dir>/studies/<code_version>/``, keyed by settings.
+
+Everything expensive is cached keyed by a fingerprint of exactly the settings it depends on
+(config keys, model id + weight fingerprint, data), so an interrupted report resumes where it
+stopped and a later study reuses an earlier one's work. Files are written atomically through
+:mod:`analysis.io`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.io import read_json, write_json, write_text
+
+
+def key_hash(obj) -> str:
+    """Short stable hash of any JSON-able object (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_NOT_COMPUTATIONAL = ("plots.py", "widgets.py", "report.py", "findings.py", "__main__.py")
+
+
+def code_version() -> str:
+    """Hash of the package source that cached results depend on (everything but presentation).
+
+    Part of every cache path, so editing a reward model, decoder or metric never reuses results
+    computed by the old code; figures, widgets and the report runner are excluded.
+    """
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        if f.name in _NOT_COMPUTATIONAL or f.name.startswith("cli"):
+            continue
+        h.update(str(f.relative_to(pkg)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+class StudyCache:
+    """JSON / DataFrame results under ``<cache_dir>/studies/<code_version>/<kind>/<key>.json``,
+    written atomically."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None):
+        from analysis.models import cache_dir as user_cache
+
+        self.root = Path(cache_dir) if cache_dir else user_cache() / "studies-cache"
+        self.root = self.root / "studies" / code_version()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, kind: str, key) -> Path:
+        return self.root / kind / f"{key if isinstance(key, str) else key_hash(key)}.json"
+
+    def json(self, kind: str, key, fn: Callable[[], object]):
+        """``fn()`` once; later calls with the same key read the stored JSON."""
+        p = self.path(kind, key)
+        if p.exists():
+            return read_json(p)
+        value = fn()
+        write_json(p, value)
+        return value
+
+    def frame(self, kind: str, key, fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        p = self.path(kind, key)
+        if p.exists():
+            return pd.read_json(io.StringIO(p.read_text()), orient="table", convert_dates=False)
+        df = fn().reset_index(drop=True)
+        write_text(p, df.to_json(orient="table", index=False, double_precision=15))
+        return df

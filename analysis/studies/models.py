@@ -1,0 +1,47 @@
+"""The model holder of the studies: one loaded model per process, its cache key and size."""
+
+from __future__ import annotations
+
+import torch
+
+from analysis.config import StudyConfig
+from analysis.studies.cache import key_hash
+
+_MODELS: dict[tuple, tuple] = {}
+
+
+def get_model(cfg: StudyConfig, name: str | None = None):
+    """``(model, tok)`` for ``name`` (default: the policy model), loaded once per process."""
+    from analysis.models import load_model
+
+    name = name or cfg.policy_model
+    key = (name, cfg.device, cfg.dtype)
+    if key not in _MODELS:
+        if len(_MODELS) >= 1:  # keep one model in memory (study 3 walks through sizes)
+            _MODELS.clear()
+        _MODELS[key] = load_model(
+            name,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            threads=cfg.threads,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+    torch.set_num_threads(cfg.threads)
+    return _MODELS[key]
+
+
+def model_key(model) -> str:
+    """Model id + a weight fingerprint (two models with the same name but other weights differ)."""
+    from analysis.models import model_id
+
+    params = list(model.parameters())
+    vals = [round(float(p.detach().flatten()[:256].double().sum()), 6) for p in (params[0], params[-1])]
+    return f"{model_id(model)}#{key_hash([vals, sum(p.numel() for p in params)])}"
+
+
+def model_size_b(cfg: StudyConfig, name: str, model=None) -> float:
+    """Size in billions of parameters: ``cfg.model_sizes_b`` or counted from the weights."""
+    if name in cfg.model_sizes_b:
+        return float(cfg.model_sizes_b[name])
+    model = model if model is not None else get_model(cfg, name)[0]
+    return sum(p.numel() for p in model.parameters()) / 1e9

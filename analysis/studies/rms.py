@@ -1,0 +1,124 @@
+"""Reward-model glue of the studies: pair features through the feature store, RM training, accuracy."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.config import StudyConfig
+from analysis.data.records import DataError, PreferencePair
+from analysis.studies.cache import StudyCache, key_hash
+
+
+def study_spec(cfg: StudyConfig, model):
+    """The backbone of the studies' RMs: the policy itself, layer ``cfg.feature_layer``, last token."""
+    from analysis.features import BackboneSpec
+    from analysis.models import model_id
+
+    return BackboneSpec(model_id(model), cfg.feature_layer, "shared", "last")
+
+
+def feature_store(cfg: StudyConfig, model, tok, cache: StudyCache):
+    """The :class:`analysis.feature_cache.TextFeatureStore` of the policy under ``cache``."""
+    from analysis.feature_cache import TextFeatureStore
+
+    return TextFeatureStore(cache.root / "text_features", model, tok, study_spec(cfg, model))
+
+
+def features(cfg: StudyConfig, model, tok, pairs: list[PreferencePair], cache: StudyCache):
+    """:class:`analysis.features.PairFeatures` of ``pairs`` (deduplicated through the feature store)."""
+    from analysis.features import PairFeatures
+
+    store = feature_store(cfg, model, tok, cache)
+    n = len(pairs)
+    both = store.get(
+        [p.prompt for p in pairs] * 2,
+        [p.chosen for p in pairs] + [p.rejected for p in pairs],
+        batch_size=cfg.batch_size,
+    )
+    return PairFeatures(
+        user_ids=[p.user_id for p in pairs],
+        chosen=both[:n].contiguous(),
+        rejected=both[n:].contiguous(),
+        pair_ids=[p.pair_id for p in pairs],
+        splits=[p.split for p in pairs],
+        backbone=study_spec(cfg, model),
+        prompts=[p.prompt for p in pairs],
+        chosen_text=[p.chosen for p in pairs],
+        rejected_text=[p.rejected for p in pairs],
+    )
+
+
+def check_splits(feats, name: str) -> None:
+    for split in ("train", "test"):
+        if not any(s == split for s in feats.splits):
+            raise DataError(f"dataset '{name}' has no {split} pairs (too few items per user?)")
+
+
+def bootstrap_by_user(feats, seed: int):
+    """A seeded bootstrap resample of ``feats`` within each user (same pair count per user).
+
+    Used to build RM populations: with it, two seeds of a method differ in their training data as
+    well as in their initialisation (full-batch methods with a fixed init would otherwise give
+    identical models for every seed, i.e. duplicate points in the tau population).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_user: dict[str, list[int]] = {}
+    for i, u in enumerate(feats.user_ids):
+        by_user.setdefault(u, []).append(i)
+    idx = [
+        int(j) for u in sorted(by_user) for j in rng.choice(by_user[u], size=len(by_user[u]), replace=True)
+    ]
+    return feats.select(idx)
+
+
+def train_rm(
+    feats, method: str, seed: int, budget: int, cache: StudyCache, feat_key: str, bootstrap: bool = True
+):
+    """Fit (or load from the cache) one RM of ``method`` with ``seed`` and step ``budget``.
+
+    Trains on the ``train`` split (a per-user bootstrap resample of it, seeded by ``seed``, when
+    ``bootstrap``) with early stopping on ``val``; the RM's ``study_key_`` names its cache folder.
+    """
+    from analysis.rewards import load_reward_model, make_reward_model
+
+    folder = (
+        cache.root
+        / "rms"
+        / key_hash(
+            {"feat": feat_key, "method": method, "seed": seed, "steps": budget, "bootstrap": bootstrap}
+        )
+    )
+    if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+        rm = load_reward_model(folder)
+    else:
+        rm = make_reward_model(method, seed=seed, steps=budget)
+        val = feats.subset("val")
+        train = feats.subset("train")
+        rm.fit(bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None)
+        rm.save(folder)
+    rm.study_key_ = folder.name  # identifies this RM in generation caches
+    return rm
+
+
+def feature_key(cfg: StudyConfig, model, tok, pairs) -> str:
+    """:func:`analysis.feature_cache.feature_cache_key` of ``pairs`` on the studies' backbone."""
+    from analysis.feature_cache import feature_cache_key
+
+    return feature_cache_key(model, tok, pairs, study_spec(cfg, model))
+
+
+def rm_accuracy_row(rm, test, cfg: StudyConfig) -> tuple[dict, pd.DataFrame]:
+    """RM accuracy on ``test`` pairs: summary dict (mean, lo, hi, n_users, n) and the per-pair frame."""
+    from analysis.rewards.evaluate import rm_accuracy, summarize_rm_accuracy
+
+    df = rm_accuracy(rm, test)
+    s = summarize_rm_accuracy(df, n_boot=cfg.n_boot, seed=cfg.seed)
+    return {
+        "rm_acc": s["mean"],
+        "rm_acc_lo": s["ci_low"],
+        "rm_acc_hi": s["ci_high"],
+        "n_users": s["n_users"],
+        "n_test_pairs": s["n"],
+    }, df
