@@ -4,7 +4,10 @@
     python -m analysis policy-acc --rm RM_DIR --pairs prefs.jsonl --split test --ws 0,1,2
 
 ``--input`` is JSON lines with ``user_id`` and ``prompt`` (``input`` / ``test_input`` are accepted as
-the prompt). Output rows: ``user_id, prompt, method, w, k, text, reward, n_tokens, finished``.
+the prompt), optionally ``reference`` (passed through, for ``evaluate``) and ``test_id``. Output:
+the generation runner's rows (:data:`analysis.generation.ROW_FIELDS`: user_id, test_id, prompt as
+rendered, reference, system, method, params, model, text, reward), resumable: a rerun skips
+finished rows. Then ``python -m analysis evaluate --generations OUT`` scores them.
 Flags and their help come from the config dataclasses beside each algorithm.
 """
 
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
 from pathlib import Path
 
 from analysis.config import ConfigError
@@ -91,93 +93,61 @@ def _load(args):
     return model, tok, rm
 
 
-def read_prompts(path: str) -> tuple[list[str], list[str]]:
-    """``(user_ids, prompts)`` from a JSONL file of ``{user_id, prompt}`` records."""
+def read_prompts(path: str) -> list:
+    """:class:`analysis.generation.PromptTask` per line of a JSONL file of ``{user_id, prompt}``
+    records (``input`` / ``test_input`` accepted as the prompt; optional ``reference``, ``test_id``)."""
     from analysis.data.readers import get_field, iter_jsonl
     from analysis.data.records import DataError
+    from analysis.generation import PromptTask
 
-    users, prompts = [], []
+    tasks = []
     for line, rec in iter_jsonl(path):
-        users.append(str(get_field(rec, "user_id", path=path, line=line, kind=(str, int))))
+        user = str(get_field(rec, "user_id", path=path, line=line, kind=(str, int)))
         key = next((k for k in ("prompt", "input", "test_input") if k in rec), "prompt")
-        prompts.append(get_field(rec, key, path=path, line=line))
-    if not prompts:
+        prompt = get_field(rec, key, path=path, line=line)
+        ref = get_field(rec, "reference", path=path, line=line, default=None, allow_empty=True)
+        test_id = get_field(rec, "test_id", path=path, line=line, kind=(str, int), default=None)
+        tasks.append(PromptTask(user, prompt, ref, None if test_id is None else str(test_id)))
+    if not tasks:
         raise DataError("no prompts in file", path=str(path))
-    return users, prompts
+    return tasks
 
 
 def cmd_generate(args) -> int:
-    from analysis.decoding.args import ArgsConfig, args_generate
-    from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
-    from analysis.io import write_jsonl
+    """Generate through the one runner (:func:`analysis.generation.run_generations`); the output
+    file is its resumable JSONL (schema :data:`analysis.generation.ROW_FIELDS`)."""
+    from analysis.decoding.args import ArgsConfig
+    from analysis.decoding.best_of_n import BestOfNConfig
+    from analysis.generation import MethodSpec, register_rgd_method, run_generations
 
-    users, prompts = read_prompts(args.input)
+    tasks = read_prompts(args.input)
     if args.limit:
-        users, prompts = users[: args.limit], prompts[: args.limit]
+        tasks = tasks[: args.limit]
     if args.method != "base" and not args.rm:
         raise ConfigError(f"--method {args.method} needs --rm PATH (a trained reward model)")
     ws = args.w if args.w is not None else [ArgsConfig.w]
-    model, tok, rm = _load(args)
-    rows = []
     if args.method == "args":
-        for w in ws:
-            cfg = ArgsConfig(**_pick(args, ArgsConfig, w=w)).validate()
-            outs = args_generate(model, tok, rm, prompts, users, **dataclasses.asdict(cfg), progress=True)
-            rows += [
-                {
-                    "user_id": o.user_id,
-                    "prompt": o.prompt,
-                    "method": "args",
-                    "w": w,
-                    "k": cfg.k,
-                    "mode": cfg.mode,
-                    "text": o.text,
-                    "reward": _num(o.reward),
-                    "n_tokens": len(o.tokens),
-                    "finished": o.finished,
-                }
-                for o in outs
-            ]
+        cfgs = [ArgsConfig(**_pick(args, ArgsConfig, w=w)).validate() for w in ws]  # errors before loading
     elif args.method == "best_of_n":
-        cfg = BestOfNConfig(**_pick(args, BestOfNConfig)).validate()
-        outs = best_of_n(model, tok, rm, prompts, users, **dataclasses.asdict(cfg), progress=True)
-        rows += [
-            {
-                "user_id": o.user_id,
-                "prompt": o.prompt,
-                "method": "best_of_n",
-                "w": None,
-                "n": cfg.n,
-                "text": o.text,
-                "reward": _num(o.reward),
-                "candidate_rewards": [_num(r) for r in o.rewards],
-            }
-            for o in outs
-        ]
+        cfgs = [BestOfNConfig(**_pick(args, BestOfNConfig)).validate()]
+    model, tok, rm = _load(args)
+    batch = args.batch_size or 16
+    mnt = args.max_new_tokens or ArgsConfig.max_new_tokens
+    if args.method == "base":
+        specs = [MethodSpec("base")]
     else:
-        from analysis.decoding.base import generate_greedy
-        from analysis.decoding.best_of_n import score_texts
-
-        mnt = args.max_new_tokens or ArgsConfig.max_new_tokens
-        texts = generate_greedy(
-            model, tok, prompts, max_new_tokens=mnt, batch_size=args.batch_size or 16, progress=True
-        )
-        r = (
-            score_texts(model, tok, rm, users, prompts, texts).tolist()
-            if rm is not None
-            else [None] * len(texts)
-        )
-        rows += [
-            {"user_id": u, "prompt": p, "method": "base", "w": 0.0, "text": t, "reward": _num(x)}
-            for u, p, t, x in zip(users, prompts, texts, r, strict=True)
-        ]
-    n = write_jsonl(args.out, rows)
-    print(f"wrote {n} generations to {args.out}")
+        skip = ("batch_size", "max_new_tokens")
+        settings = [{k: v for k, v in dataclasses.asdict(c).items() if k not in skip} for c in cfgs]
+        register_rgd_method(args.method, rm, rm_id=args.rm, decoder=args.method, replace=True)
+        specs = [MethodSpec(args.method, p) for p in settings]
+        if args.method == "args":
+            batch = args.batch_size or ArgsConfig.batch_size
+    rows = run_generations(
+        model, tok, tasks, specs, args.out, task=None, batch_size=batch, max_new_tokens=mnt, progress=True
+    )
+    print(f"wrote {len(rows)} generations to {args.out}")
     return 0
 
-
-def _num(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 def cmd_policy_acc(args) -> int:
@@ -254,7 +224,7 @@ def add_commands(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--method", choices=METHODS, default="args", help="decoding method (default args)")
-    p.add_argument("--input", required=True, help="JSONL of {user_id, prompt}")
+    p.add_argument("--input", required=True, help="JSONL of {user_id, prompt[, reference, test_id]}")
     p.add_argument("--out", required=True, help="output JSONL")
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     _common(p)

@@ -1,7 +1,8 @@
 """Evaluate a generations file: ROUGE per generation, per method table, paired comparisons.
 
-Input: the JSONL written by :func:`analysis.generation.run_generations` (fields used:
-``user_id, method, params, text, reference``). A *method* in the tables is a method name with
+Input: the JSONL written by :func:`analysis.generation.run_generations` (``generate``, the
+studies), schema :data:`analysis.generation.ROW_FIELDS`; fields used: ``user_id, test_id,
+method, params, text, reference`` (rows without a reference score NaN and are left out). A *method* in the tables is a method name with
 its parameters (``icl {"k": 4, ...}``), so two settings of one method are two rows.
 
 Numbers come from :mod:`analysis.metrics` (ROUGE F-measure averaged per user, then over users,
@@ -34,8 +35,8 @@ from analysis.metrics import (
     summarize_by_user,
 )
 
-REQUIRED = ("user_id", "method", "text", "reference")
-PARAM_FIELDS = ("system", "w", "k", "n", "mode", "icl_k", "temperature")  # used when a row has no "params"
+REQUIRED = ("user_id", "method", "text", "reference")  # fields of analysis.generation.ROW_FIELDS
+PARAM_FIELDS = ("system", "w", "k", "n", "mode", "icl_k", "temperature")  # rows of other tools, no "params"
 TABLE_COLUMNS = [
     "method", "params", "rouge1", "rouge1_ci_low", "rouge1_ci_high",
     "rougeL", "rougeL_ci_low", "rougeL_ci_high", "users", "n", "stemming",
@@ -60,6 +61,12 @@ def load_generations(path: str | os.PathLike) -> list[dict]:
         for name in REQUIRED:
             if name not in row:
                 raise DataError("missing field", path=str(path), record=f"line {i + 1}", field=name)
+    if all(r["reference"] is None for r in rows):
+        raise DataError(
+            "no row has a reference to score against (give `generate --input` rows a 'reference')",
+            path=str(path),
+            field="reference",
+        )
     return rows
 
 

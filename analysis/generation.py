@@ -86,6 +86,18 @@ GenerateFn = Callable[..., list]  # fn(model, tok, tasks: list[UserTask], params
 PromptFn = Callable[..., "PromptInfo"]  # fn(tok, task_name, user_task, params) -> PromptInfo
 
 
+@dataclass(frozen=True)
+class PromptTask:
+    """A task given as a prompt (no profile), e.g. one line of ``generate --input``: the runner
+    takes it like a :class:`~analysis.data.records.UserTask` with ``task=None``."""
+
+    user_id: str
+    test_input: str
+    test_output: str | None = None
+    test_id: str | None = None
+    profile: tuple = ()
+
+
 @dataclass
 class PromptInfo:
     """What a method shows the model for one task: the rendered ``text`` plus ``info`` for the row."""

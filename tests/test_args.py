@@ -266,8 +266,8 @@ def test_cli_generate_and_policy_acc(tmp_path, capsys):
     )
     assert rc == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(rows) == 4 and {r["w"] for r in rows} == {0.0, 2.0}
-    assert set(rows[0]) >= {"user_id", "prompt", "method", "w", "text", "reward"}
+    assert len(rows) == 4 and {r["params"]["w"] for r in rows} == {0.0, 2.0}
+    assert set(rows[0]) >= {"user_id", "prompt", "method", "params", "text", "reward"}
     direct = args_generate(model, tok, rm, ["city council vote"], ["user00"], w=2.0, k=4, max_new_tokens=5)[0]
     assert rows[2]["text"] == direct.text
     rc = main(

@@ -192,9 +192,54 @@ def test_rgd_hook_args_w0_equals_base_and_rewards_are_recorded(tiny_lm, data, tm
         assert bon[0]["params"]["n"] == 3 and bon[0]["params"]["rm"] == "oracle"
         assert bon[0]["params"]["max_new_tokens"] == 6
         for r in bon:
-            assert r["reward"] == pytest.approx(
-                oracle_reward(data.styles[r["user_id"]], r["text"]), abs=1e-6
-            )
+            assert r["reward"] == pytest.approx(oracle_reward(data.styles[r["user_id"]], r["text"]), abs=1e-6)
     finally:
         METHODS.pop("args_oracle", None)
         METHODS.pop("bon_oracle", None)
+
+
+def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
+    """`generate --input` passes `reference` through; `evaluate` then scores the file (issue 10)."""
+    import pandas as pd
+
+    from analysis.cli import main
+    from analysis.generation import ROW_FIELDS
+    from analysis.metrics import rouge_scores
+    from analysis.models import build_tiny_model, load_model
+
+    model, tok = build_tiny_model("llama", seed=3)
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    model, tok = load_model(str(tmp_path / "lm"))
+    recs = [
+        {"user_id": "u1", "prompt": "city council vote", "reference": "council votes on budget"},
+        {"user_id": "u1", "prompt": "river bridge opens", "reference": "new bridge opens"},
+        {"user_id": "u2", "prompt": "school wins prize", "reference": "school wins science prize"},
+    ]
+    inp, gen, csv = tmp_path / "in.jsonl", tmp_path / "g.jsonl", tmp_path / "table.csv"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    argv = ["generate", "--method", "base", "--model", str(tmp_path / "lm"), "--input", str(inp)]
+    assert main([*argv, "--out", str(gen), "--max-new-tokens", "5"]) == 0
+    rows = read_rows(gen)
+    assert [r["reference"] for r in rows] == [r["reference"] for r in recs]
+    assert [r["test_id"] for r in rows] == ["u1:0", "u1:1", "u2:0"]  # the one test_id rule
+    assert all(set(ROW_FIELDS) <= set(r) and r["seconds"] >= 0 for r in rows)
+    expected = generate_greedy(model, tok, [r["prompt"] for r in recs], max_new_tokens=5)
+    assert [r["text"] for r in rows] == expected
+    assert rows[0]["prompt"] == render_prompt(tok, "city council vote") and rows[0]["task"] is None
+    capsys.readouterr()
+
+    assert main(["evaluate", "--generations", str(gen), "--csv", str(csv), "--n-boot", "50"]) == 0
+    assert "ROUGE-1" in capsys.readouterr().out
+    table = pd.read_csv(csv)
+    assert table["method"].tolist() == ["base"] and table["users"].tolist() == [2]
+    r1 = rouge_scores(expected, [r["reference"] for r in recs], use_stemmer=True)["rouge1"]
+    assert table["rouge1"].iloc[0] == pytest.approx((((r1[0] + r1[1]) / 2) + r1[2]) / 2)
+
+    no_ref = tmp_path / "noref.jsonl"
+    no_ref.write_text(
+        "".join(json.dumps({"user_id": r["user_id"], "prompt": r["prompt"]}) + "\n" for r in recs)
+    )
+    assert main([*argv[:-1], str(no_ref), "--out", str(tmp_path / "g2.jsonl"), "--max-new-tokens", "5"]) == 0
+    assert main(["evaluate", "--generations", str(tmp_path / "g2.jsonl")]) == 2
+    assert "reference" in capsys.readouterr().err

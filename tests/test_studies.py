@@ -263,9 +263,8 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_shared_prompt_features_equal_sequence_features(arch):
     """The prompt-sharing fast path gives the features of analysis.features (any grouping, any layer)."""
-    from analysis.features import sequence_features
+    from analysis.features import sequence_features, shared_prompt_features
     from analysis.models import build_tiny_model
-    from analysis.features import shared_prompt_features
 
     model, tok = build_tiny_model(arch, seed=2)
     prompts = [
