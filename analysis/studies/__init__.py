@@ -14,10 +14,32 @@ Example
 >>> from analysis.studies import preflamp_decoupling
 >>> res = preflamp_decoupling(load_config("embedded"), cache_dir="reports/cache")  # doctest: +SKIP
 >>> res["summary"][["label", "rm_acc", "rouge1"]]  # doctest: +SKIP
+
+
+The building blocks live by concern: :mod:`~analysis.studies.cache` (run cache),
+:mod:`~analysis.studies.datasets` (dataset registry), :mod:`~analysis.studies.models` (model
+holder), :mod:`~analysis.studies.rms` (RM training glue), :mod:`~analysis.studies.generations`
+(the systems as methods of :mod:`analysis.generation`, ROUGE scoring, summaries).
 """
 
+from analysis.studies.cache import StudyCache, code_version
+from analysis.studies.datasets import STUDY1_DATASETS, study1_dataset, synthetic_data, user_tasks
 from analysis.studies.findings import findings
+from analysis.studies.models import get_model
 from analysis.studies.preflamp import icl_vs_rgd_scale, preflamp_decoupling
 from analysis.studies.rm_policy import rm_vs_policy_accuracy, tau_table
 
-__all__ = ["findings", "icl_vs_rgd_scale", "preflamp_decoupling", "rm_vs_policy_accuracy", "tau_table"]
+__all__ = [
+    "STUDY1_DATASETS",
+    "StudyCache",
+    "code_version",
+    "findings",
+    "get_model",
+    "icl_vs_rgd_scale",
+    "preflamp_decoupling",
+    "rm_vs_policy_accuracy",
+    "study1_dataset",
+    "synthetic_data",
+    "tau_table",
+    "user_tasks",
+]
