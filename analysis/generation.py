@@ -6,7 +6,7 @@ setting, task); the fields (:data:`ROW_FIELDS`)::
 
     key        cache key (hex): sha256 of model, method, system, params, user_id, test_id, prompt
     user_id    the user
-    test_id    the task's test_id, else "<user_id>:<i>" (the i-th task of that user; :func:`test_ids`)
+    test_id    the task's test_id, else "<user_id>:<i>" (the i-th task of that user; :func:`assign_test_ids`)
     task       the task name (instructions), or null when prompts were given as-is
     input      the task input (article, question, or the raw prompt)
     prompt     the exact rendered text the model saw (chat template included)
@@ -191,7 +191,7 @@ def _append(path: Path, rows: list[dict]) -> None:
 # --------------------------------------------------------------------------- runner
 
 
-def test_ids(tasks: Sequence[UserTask]) -> list[str]:
+def assign_test_ids(tasks: Sequence[UserTask]) -> list[str]:
     """``task.test_id`` or ``"<user_id>:<i>"`` (i-th task of that user) when it has none."""
     seen: dict[str, int] = {}
     out = []
@@ -242,7 +242,7 @@ def run_generations(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     name = model_name or model_id(model)
     specs = [MethodSpec.parse(m) if isinstance(m, str) else m for m in methods]
-    ids = test_ids(tasks)
+    ids = assign_test_ids(tasks)
 
     jobs: list[tuple[str, dict, int, dict]] = []  # (method, params, task index, row without text)
     for spec in specs:
@@ -275,9 +275,10 @@ def run_generations(
         for r in read_file_rows(out_path, repair=True):
             cached.setdefault(r.get("key"), r)
         seconds = _read_seconds(timing)
-        pending = [j for j in jobs if j[3]["key"] not in cached]
+        chunk = chunk_size or batch_size
+        pending = _length_buckets([j for j in jobs if j[3]["key"] not in cached], chunk)
         bar = tqdm(total=len(pending), desc=f"generate ({name})", unit="gen", disable=not progress)
-        for group in _batches(pending, chunk_size or batch_size):
+        for group in _batches(pending, chunk):
             method_name, params = group[0][0], group[0][1]
             batch_tasks = [tasks[j[2]] for j in group]
             t0 = time.perf_counter()
@@ -304,6 +305,20 @@ def run_generations(
         if current != canonical.encode("utf-8"):  # resumed or foreign rows: reorder
             write_text(out_path, canonical)
     return [{**cached[k], "seconds": seconds.get(k)} for k in job_keys]
+
+
+def _length_buckets(pending: list, chunk: int) -> list:
+    """Length-bucketed chunks: the jobs of each method setting (in first-seen order), sorted by
+    prompt length (stable) when they span several chunks, so that a chunk holds prompts of
+    similar length and its batches need little padding. A setting that fits one chunk keeps its
+    order (methods sort inside a call). The file is rewritten in job order at the end."""
+    groups: dict[str, list] = {}
+    for j in pending:
+        groups.setdefault(json.dumps([j[0], j[1]], sort_keys=True), []).append(j)
+    out = []
+    for g in groups.values():
+        out += sorted(g, key=lambda j: len(j[3]["prompt"])) if len(g) > chunk else g
+    return out
 
 
 def _batches(pending: list, batch_size: int):

@@ -380,11 +380,11 @@ def policy_accuracy(
 
     ``rm=None`` evaluates the base policy alone (only w = 0 is meaningful then).
 
-    Example
-    -------
-    >>> data = prepare_pa_data(model, tok, test_pairs, layer=rm.backbone.layer, k=10)
-    >>> res = policy_accuracy(rm, data, ws=[0, 1, 2])
-    >>> res.summary.query("variant == 'score' and not length_norm")
+    Example (with a policy ``model, tok``, a trained feature RM ``rm`` and its test pairs)::
+
+        data = prepare_pa_data(model, tok, test_pairs, layer=rm.backbone.layer, k=10)
+        res = policy_accuracy(rm, data, ws=[0, 1, 2])
+        res.summary.query("variant == 'score' and not length_norm")
     """
     cfg = PolicyAccuracyConfig(
         ws=tuple(float(w) for w in ws),

@@ -113,8 +113,17 @@ def best_of_n(
 
     Example
     -------
-    >>> outs = best_of_n(model, tok, rm, ["Write a headline: ..."], ["user_3"], n=8)
-    >>> outs[0].text, outs[0].reward, len(outs[0].candidates)
+    With a tiny random model and the oracle RM of synthetic users (a text RM):
+
+    >>> from analysis.data.synthetic import make_synthetic_users
+    >>> from analysis.models import build_tiny_model
+    >>> from analysis.rewards.oracle import OracleRM
+    >>> data = make_synthetic_users(n_users=2, n_test=1, seed=0)
+    >>> model, tok = build_tiny_model("llama")
+    >>> rm = OracleRM.from_synthetic(data)
+    >>> outs = best_of_n(model, tok, rm, ["Write a headline."], [data.tasks[0].user_id], n=3, max_new_tokens=4)
+    >>> len(outs[0].candidates), outs[0].text in outs[0].candidates
+    (3, True)
     """
     from analysis.decoding.base import generate_sample
 
