@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from analysis.models import cache_kwarg, encode_prompt, pad_token_id
 
@@ -103,12 +104,58 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def new_cache(model) -> DynamicCache:
-    """An empty KV cache laid out for ``model`` (sliding-window layers where the config has them)."""
+class _ReservedLayer(DynamicLayer):
+    """A full-attention cache layer that appends into a buffer with ``reserve`` free slots.
+
+    ``DynamicLayer`` concatenates on every step (a copy of the whole cache per token, per
+    layer); this layer writes the new keys/values into spare capacity and exposes
+    ``keys``/``values`` as views of the filled part (the same numbers, so the same results).
+    Batch selection / repetition give plain tensors again; the next update re-reserves.
+    """
+
+    def __init__(self, reserve: int):
+        super().__init__()
+        self.reserve = int(reserve)
+        self._kbuf = self._vbuf = None
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, t = self.get_seq_length(), key_states.shape[-2]
+        kb = self._kbuf
+        if kb is None or n + t > kb.shape[-2] or kb.shape[0] != key_states.shape[0]:
+            shape = (*key_states.shape[:-2], n + t + self.reserve, key_states.shape[-1])
+            kb, vb = key_states.new_empty(shape), value_states.new_empty(shape)
+            if n:
+                kb[..., :n, :] = self.keys
+                vb[..., :n, :] = self.values
+            self._kbuf, self._vbuf = kb, vb
+        self._kbuf[..., n : n + t, :] = key_states
+        self._vbuf[..., n : n + t, :] = value_states
+        self.keys, self.values = self._kbuf[..., : n + t, :], self._vbuf[..., : n + t, :]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        super().batch_repeat_interleave(repeats)
+        self._kbuf = self._vbuf = None
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        super().batch_select_indices(indices)
+        self._kbuf = self._vbuf = None
+
+
+def new_cache(model, reserve: int = 0) -> DynamicCache:
+    """An empty KV cache laid out for ``model`` (sliding-window layers where the config has them);
+    ``reserve > 0`` gives full-attention layers room for that many appended tokens without copies."""
     try:
-        return DynamicCache(config=model.config)
+        cache = DynamicCache(config=model.config)
     except (TypeError, ValueError):  # older signatures / configs the cache cannot read
-        return DynamicCache()
+        cache = DynamicCache()
+    if reserve > 0 and hasattr(cache, "layers"):
+        cache.layers = [
+            _ReservedLayer(reserve) if type(layer) is DynamicLayer else layer for layer in cache.layers
+        ]
+    return cache
 
 
 def model_device(model) -> torch.device:
@@ -172,7 +219,7 @@ def _decode_batch(
     eos_t = torch.tensor(sorted(stop_token_ids(model, tok)), device=device)
     pad = pad_token_id(tok)
     bsz = len(prompt_ids)
-    cache = new_cache(model)
+    cache = new_cache(model, reserve=max_new_tokens)
     kw = cache_kwarg(model)
     p = common_prefix_len(prompt_ids) if bsz > 1 else 0
     if p < min_shared_prefix:
@@ -207,12 +254,13 @@ def _decode_batch(
                 [torch.multinomial(probs[b].cpu(), 1, generator=generators[r])[0] for b, r in enumerate(rows)]
             ).to(device)
         finished = torch.isin(nxt, eos_t)  # (B_live,)
-        for b, r in enumerate(rows):
-            if not finished[b]:
-                out[r].append(int(nxt[b]))
-        if bool(finished.all()):
+        done, toks = finished.tolist(), nxt.tolist()  # one transfer, not one per row
+        for r, d, v in zip(rows, done, toks, strict=True):
+            if not d:
+                out[r].append(v)
+        if all(done):
             break
-        if bool(finished.any()):  # shrink the batch: keep only live rows
+        if any(done):  # shrink the batch: keep only live rows
             keep = torch.nonzero(~finished).flatten()
             cache.batch_select_indices(keep)
             rows = [rows[i] for i in keep.tolist()]
