@@ -243,3 +243,33 @@ def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
     assert main([*argv[:-1], str(no_ref), "--out", str(tmp_path / "g2.jsonl"), "--max-new-tokens", "5"]) == 0
     assert main(["evaluate", "--generations", str(tmp_path / "g2.jsonl")]) == 2
     assert "reference" in capsys.readouterr().err
+
+
+def test_chunks_are_length_bucketed_and_the_file_keeps_job_order(tiny_lm, tmp_path):
+    """Prompts of one setting spanning several chunks are sorted by length into the chunks;
+    rows still come back (and are stored) in job order."""
+    from analysis.generation import PromptTask
+
+    model, tok = tiny_lm
+    words = [5, 1, 4, 2, 6, 3]
+    tasks = [PromptTask("u", " ".join(["word"] * n)) for n in words]
+    seen = []
+
+    def lengths(model, tok, batch, params):
+        seen.append([len(t.test_input.split()) for t in batch])
+        return [t.test_input for t in batch]
+
+    register_method("lengths", lengths, defaults={}, replace=True)
+    try:
+        out = tmp_path / "g.jsonl"
+        rows = run_generations(model, tok, tasks, ["lengths"], out, task=None, batch_size=2, progress=False)
+        assert seen == [[1, 2], [3, 4], [5, 6]]
+        assert [len(r["text"].split()) for r in rows] == words
+        assert [len(r["text"].split()) for r in read_rows(out)] == words
+        seen.clear()
+        run_generations(
+            model, tok, tasks, ["lengths"], tmp_path / "h.jsonl", task=None, batch_size=6, progress=False
+        )
+        assert seen == [words]  # one chunk: the method gets the tasks in their order
+    finally:
+        METHODS.pop("lengths", None)
