@@ -149,7 +149,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-
 def cmd_policy_acc(args) -> int:
     from analysis.data.preferences import read_preferences
     from analysis.io import write_json
