@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from analysis.config import StudyConfig
-from analysis.studies.cache import key_hash
 
 _MODELS: dict[tuple, tuple] = {}
 
@@ -31,12 +30,12 @@ def get_model(cfg: StudyConfig, name: str | None = None):
 
 
 def model_key(model) -> str:
-    """Model id + a weight fingerprint (two models with the same name but other weights differ)."""
+    """Model id + its weight fingerprint (:func:`analysis.feature_cache.model_fingerprint`, the one
+    the feature cache uses), so two models with the same name but other weights differ."""
+    from analysis.feature_cache import model_fingerprint
     from analysis.models import model_id
 
-    params = list(model.parameters())
-    vals = [round(float(p.detach().flatten()[:256].double().sum()), 6) for p in (params[0], params[-1])]
-    return f"{model_id(model)}#{key_hash([vals, sum(p.numel() for p in params)])}"
+    return f"{model_id(model)}#{model_fingerprint(model)}"
 
 
 def model_size_b(cfg: StudyConfig, name: str, model=None) -> float:
