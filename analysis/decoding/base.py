@@ -17,8 +17,9 @@ sample index)``, so a sample does not depend on which other prompts share its ba
 
 Speed (``benchmarks/bench_batched_generation.py``): only the last position is projected to the
 vocabulary (``logits_to_keep=1``), a token prefix common to the whole batch (system prompt,
-instruction) is run once and its KV cache repeated, and rows that finished are dropped from the
-batch and the cache. Batched and one-at-a-time results agree (tested on three architectures and
+instruction) is run once and its KV cache repeated, rows that finished are dropped from the
+batch and the cache, and the KV cache appends into reserved room instead of being copied every
+step. The generation runner feeds it length-bucketed chunks (:mod:`analysis.generation`). Batched and one-at-a-time results agree (tested on three architectures and
 on SmolLM2; greedy near-ties could in principle flip through float rounding).
 
 Example
