@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.errors import ConfigError
 from analysis.io import write_json, write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR, only: list[str] | None = N
         picked = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in wanted)]
         missing = [o for o in wanted if not any(b.name.startswith(o) or b.stem == o for b in books)]
         if missing:
-            raise ValueError(f"--only: no notebook matches {missing}; available: {[b.stem for b in books]}")
+            raise ConfigError(f"--only: no notebook matches {missing}; available: {[b.stem for b in books]}")
         books = picked
     return books
 
@@ -143,7 +144,7 @@ def run_report(
     cache = cfg.cache_dir or str(root / "cache")
     books = list_notebooks(notebook_dir, only)
     if not books:
-        raise ValueError(f"no notebooks found in {notebook_dir}")
+        raise ConfigError(f"no notebooks found in {notebook_dir}")
 
     status_path = run_dir / "status.json"
     old = json.loads(status_path.read_text()) if (resume and status_path.exists()) else {}
