@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 report: setup  ## the main job: every notebook of the embedded preset into reports/<run-id>/
 	$(PY) -m analysis report $(ARGS)
 
-test: setup  ## the test suite (unit tests on tiny models + a few end-to-end tests on the embedded models)
+test: setup  ## the test suite (unit tests on tiny models, end-to-end tests on the embedded models, the doctests of analysis/: see pyproject)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
 
 lint: setup
