@@ -28,7 +28,7 @@ test: setup  ## the test suite (unit tests on tiny models, end-to-end tests on t
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py
+	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py conftest.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py conftest.py
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(PY) -m pip install --quiet -e ".[notebooks]"
