@@ -24,11 +24,11 @@ $(VENV)/.installed: pyproject.toml
 report: setup  ## the main job: every notebook of the embedded preset into reports/<run-id>/
 	$(PY) -m analysis report $(ARGS)
 
-test: setup  ## the test suite (unit tests on tiny models + a few end-to-end tests on the embedded models)
+test: setup  ## the test suite (unit tests on tiny models, end-to-end tests on the embedded models, the doctests of analysis/: see pyproject)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py
+	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py conftest.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py conftest.py
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(PY) -m pip install --quiet -e ".[notebooks]"

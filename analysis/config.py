@@ -24,11 +24,9 @@ from typing import Any
 
 import yaml
 
+from analysis.errors import ConfigError
+
 CONFIG_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A bad configuration value or key (user-facing; printed as one line by the CLI)."""
 
 
 @dataclass
@@ -43,7 +41,7 @@ class StudyConfig:
     )  # study 3: models across sizes
     model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
     device: str = "cpu"  # cpu | cuda | cuda:N
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "float32"  # one of analysis.models.DTYPES (float32, bfloat16, float16)
     threads: int = 2  # torch.set_num_threads on CPU
     trust_remote_code: bool = False  # never on unless asked for
     feature_layer: int = -1  # hidden layer giving phi(x, y) (index into hidden_states)
@@ -51,17 +49,19 @@ class StudyConfig:
     datasets: list[str] = field(
         default_factory=lambda: ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"]
     )  # study 1 datasets
-    preflamp_source: str = "synthetic"  # study 2-3 users: synthetic | news_category | lamp
+    preflamp_source: str = "synthetic"  # study 2-3 users: one of analysis.data.loaders.TASK_SOURCES
     data_paths: dict[str, str] = field(
         default_factory=dict
     )  # e.g. {"news_category": "...jsonl", "lamp": "dir"}
-    task: str = "news_headline"  # news_headline | scholarly_title | tweet_paraphrase
+    task: str = "news_headline"  # one of analysis.data.tasks.TASKS
     n_users: int = 6  # synthetic users (or max authors/users taken from real data)
     n_test_items: int = 3  # held-out generation targets per user
     min_profile: int = 5  # real data: minimum profile size per user
-    negatives: str = "base"  # Pref-LaMP rejected responses: base | other_user
+    negatives: str = "base"  # Pref-LaMP rejected responses: one of analysis.data.preflamp.NEGATIVES
     # --- reward models
-    methods: list[str] = field(default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"])
+    methods: list[str] = field(
+        default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"]
+    )  # trained RM methods: names in analysis.rewards.FEATURE_METHODS
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     budgets: list[int] = field(default_factory=lambda: [25, 300])  # training step budgets (RM population)
     rm_bootstrap: bool = True  # train each RM on a per-user bootstrap resample of the training pairs (seeded)
@@ -71,8 +71,8 @@ class StudyConfig:
     rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
     best_of_n: int = 4  # n for best-of-n (0 disables)
     icl_k: list[int] = field(default_factory=lambda: [1, 2, 4])
-    icl_rendering: str = "chat_turns"  # chat_turns | lamp
-    retriever: str = "bm25"  # bm25 | random | recency
+    icl_rendering: str = "chat_turns"  # one of analysis.icl.RENDERINGS
+    retriever: str = "bm25"  # one of analysis.icl.RETRIEVERS
     max_new_tokens: int = 24
     max_prompt_tokens: int = 1024
     batch_size: int = 16
@@ -133,15 +133,36 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-_CHOICES = {
-    "device": None,
-    "dtype": ("float32", "bfloat16", "float16"),
-    "preflamp_source": ("synthetic", "news_category", "lamp"),
-    "negatives": ("base", "other_user"),
-    "icl_rendering": ("chat_turns", "lamp"),
-    "retriever": ("bm25", "random", "recency"),
-    "task": ("news_headline", "scholarly_title", "tweet_paraphrase"),
-}
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of each choice key, read from the registries of the algorithms.
+
+    Nothing is copied here: a retriever, rendering, task, RM method, data source or dtype added to
+    its registry is accepted by the config at once. The registries are imported when a config is
+    validated (not when this module is imported: the decoders import :mod:`analysis.config`).
+
+    >>> c = choices()
+    >>> c["retriever"], "lore" in c["methods"], "news_headline" in c["task"]
+    (('bm25', 'random', 'recency'), True, True)
+    """
+    from analysis.data.loaders import TASK_SOURCES
+    from analysis.data.preflamp import NEGATIVES
+    from analysis.data.tasks import TASKS
+    from analysis.icl import RENDERINGS, RETRIEVERS
+    from analysis.models import DTYPES
+    from analysis.rewards import FEATURE_METHODS
+
+    return {
+        "dtype": tuple(DTYPES),
+        "preflamp_source": tuple(TASK_SOURCES),
+        "negatives": tuple(NEGATIVES),
+        "icl_rendering": tuple(RENDERINGS),
+        "retriever": tuple(RETRIEVERS),
+        "task": tuple(TASKS),
+        "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method
+    }
+
+
 _POSITIVE = (
     "threads",
     "n_users",
@@ -195,10 +216,14 @@ def _check_type(key: str, value: Any, tp: Any) -> Any:
 
 def validate(cfg: StudyConfig) -> StudyConfig:
     """Check values beyond their types (choices, positivity, non-empty lists)."""
-    for key, choices in _CHOICES.items():
+    for key, allowed in choices().items():
         val = getattr(cfg, key)
-        if choices and val not in choices:
-            raise ConfigError(f"config key '{key}': {val!r} is not one of {list(choices)}")
+        for i, v in enumerate(val) if isinstance(val, list) else [(None, val)]:
+            if v not in allowed:
+                name = key if i is None else f"{key}[{i}]"
+                raise ConfigError(
+                    f"config key '{name}': {v!r} is not one of {list(allowed)}{_suggest(str(v), allowed)}"
+                )
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
         raise ConfigError(f"config key 'device': {cfg.device!r} is not cpu, cuda, cuda:N or mps")
     for key in _POSITIVE:

@@ -30,7 +30,8 @@ Example
 -------
 >>> from analysis.data.records import ProfileItem
 >>> prof = [ProfileItem("storm floods the river town", "river floods", "a"),
-...         ProfileItem("council votes on budget", "budget vote", "b")]
+...         ProfileItem("council votes on budget", "budget vote", "b"),
+...         ProfileItem("new stadium opens downtown", "stadium opens", "c")]
 >>> [p.item_id for p in retrieve(prof, "a new budget vote at the council", k=1)]
 ['b']
 """
@@ -127,7 +128,11 @@ def profile_text(item: ProfileItem) -> str:
 
 
 def bm25_scores(profile: Sequence[ProfileItem], query: str) -> list[float]:
-    """BM25 score of every profile item for ``query`` (rank_bm25.BM25Okapi, default k1, b)."""
+    """BM25 score of every profile item for ``query`` (rank_bm25.BM25Okapi, default k1, b).
+
+    Okapi's idf ``log((N - n + 0.5) / (n + 0.5))`` is 0 for a word found in one of two items, so a
+    two-item profile scores all zeros and keeps profile order.
+    """
     from rank_bm25 import BM25Okapi
 
     corpus = [words(profile_text(p)) for p in profile]

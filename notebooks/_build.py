@@ -24,26 +24,31 @@ output_dir: str = "."  # run folder: figures/ and tables/ are written inside it
 cache_dir: str = ""  # intermediate results (resumable); empty: <output_dir>/cache
 """
 
-SETUP = """\
-from pathlib import Path
+# Optional[...] rather than ``X | None``: papermill's parameter parser (``--help-notebook``,
+# ``inspect_notebook``) reads only ``\w[\w\[\], ]*`` annotations.
+PARAMS_STUDY = """\
+from typing import Optional
 
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import display
-
-from analysis.config import load_config
-from analysis.plots import save_figure, settings_columns, write_table
-from analysis.studies import findings
-
-pd.set_option("display.width", 200, "display.max_colwidth", 120)
-extra = {k: v for k, v in STUDY_KEYS.items() if v is not None}  # None = keep the config's value
-cfg = load_config(preset, {**overrides, **extra}, path=config_path or None)
-out = Path(output_dir)
-(out / "figures").mkdir(parents=True, exist_ok=True)
-(out / "tables").mkdir(parents=True, exist_ok=True)
-cache = cache_dir or str(out / "cache")
-print(f"preset={cfg.preset} policy={cfg.policy_model} models={cfg.models} fingerprint={cfg.fingerprint()}")
+preset: str = "embedded"  # config preset: embedded (CPU, synthetic users) or paper (Qwen2.5 0.5-7B, LaMP, GPU)
+overrides: dict = {}  # config overrides, e.g. {"seeds": [0], "policy_model": "/path/to/model"}
+config_path: str = ""  # optional YAML/JSON config file (applied before overrides)
+output_dir: str = ""  # run folder (figures/ and tables/ inside); empty: a new reports/interactive-<timestamp>/
+cache_dir: str = ""  # intermediate results (resumable); empty: the config's, else reports/cache
 """
+
+
+def _setup(keys: list[str]) -> str:
+    """Notebooks 01-03's set-up: imports and one :func:`analysis.studies.open_run` call."""
+    params = ", ".join(f'"{k}": {k}' for k in keys)
+    return (
+        "import matplotlib.pyplot as plt\n"
+        "from IPython.display import display\n\n"
+        "from analysis.plots import save_figure, settings_columns, write_table\n"
+        "from analysis.studies import findings, open_run\n\n"
+        "run = open_run(preset, overrides, config_path, output_dir, cache_dir,\n"
+        f"               params={{{params}}})  # None keeps the config's value\n"
+        "cfg, out, cache = run.cfg, run.out, run.cache"
+    )
 
 
 def _nb(cells, title: str):
@@ -56,8 +61,8 @@ def _nb(cells, title: str):
     return nb
 
 
-def _params(extra: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(PARAMS_COMMON + extra)
+def _params(extra: str, common: str = PARAMS_COMMON) -> nbformat.NotebookNode:
+    cell = new_code_cell(common + extra)
     cell.metadata["tags"] = ["parameters"]
     return cell
 
@@ -79,18 +84,16 @@ def nb01():
                 "= 20 RMs per dataset. Error bars on each point are the RM's bootstrap interval over users."
             ),
             _params(
-                "datasets: list = None  # study-1 datasets; None: the config's (synthetic_preflamp, synthetic_style_swap, "
-                "synthetic_attributes)\n"
-                "methods: list = None  # RM methods; None: the config's (shared_bt, per_user_bt, lore, pal, vpl)\n"
-                "seeds: list = None  # RM training seeds; None: the config's\n"
-                "budgets: list = None  # RM training step budgets; None: the config's\n"
-                "w_values: list = None  # RGD weights w for policy accuracy; None: the config's\n"
-                "k: int = None  # ARGS top-k for the policy variant; None: the config's\n"
+                "datasets: Optional[list] = None  # study-1 datasets; None: the config's (synthetic_preflamp, "
+                "synthetic_style_swap, synthetic_attributes)\n"
+                "methods: Optional[list] = None  # RM methods; None: the config's (shared_bt, per_user_bt, lore, pal, vpl)\n"
+                "seeds: Optional[list] = None  # RM training seeds; None: the config's\n"
+                "budgets: Optional[list] = None  # RM training step budgets; None: the config's\n"
+                "w_values: Optional[list] = None  # RGD weights w for policy accuracy; None: the config's\n"
+                "k: Optional[int] = None  # ARGS top-k for the policy variant; None: the config's\n",
+                PARAMS_STUDY,
             ),
-            new_code_cell(
-                'STUDY_KEYS = {"datasets": datasets, "methods": methods, "seeds": seeds, "budgets": budgets,\n'
-                '              "w_values": w_values, "k": k}\n' + SETUP
-            ),
+            new_code_cell(_setup(["datasets", "methods", "seeds", "budgets", "w_values", "k"])),
             new_markdown_cell("## Train the populations and evaluate them"),
             new_code_cell(
                 "from analysis.studies import rm_vs_policy_accuracy\n\n"
@@ -141,15 +144,14 @@ def nb02():
                 "Intervals: 95% bootstrap over users. Paired tests (bootstrap + Wilcoxon) compare systems per user."
             ),
             _params(
-                "methods: list = None  # RM methods; None: the config's\n"
-                "rgd_w: float = None  # ARGS weight of the main comparison; None: the config's\n"
+                "methods: Optional[list] = None  # RM methods; None: the config's\n"
+                "rgd_w: Optional[float] = None  # ARGS weight of the main comparison; None: the config's\n"
                 "generation_w: list = [0.5, 2.0]  # extra ARGS weights generated for the inspector (notebook 04)\n"
-                "icl_k: list = None  # ICL example counts; None: the config's\n"
-                "k: int = None  # ARGS top-k; None: the config's\n"
+                "icl_k: Optional[list] = None  # ICL example counts; None: the config's\n"
+                "k: Optional[int] = None  # ARGS top-k; None: the config's\n",
+                PARAMS_STUDY,
             ),
-            new_code_cell(
-                'STUDY_KEYS = {"methods": methods, "rgd_w": rgd_w, "icl_k": icl_k, "k": k}\n' + SETUP
-            ),
+            new_code_cell(_setup(["methods", "rgd_w", "icl_k", "k"])),
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
                 "from analysis.studies import preflamp_decoupling\n\n"
@@ -194,11 +196,13 @@ def nb03():
                 "the paper's claim concerns models of 3B and up (`--preset paper`)."
             ),
             _params(
-                "models: list = None  # causal LMs to compare (embedded names, folders or hub ids); None: the config's\n"
-                "icl_k: list = None  # ICL example counts; None: the config's\n"
-                "methods: list = None  # RM methods competing for 'best RGD'; None: the config's\n"
+                "models: Optional[list] = None  # causal LMs to compare (embedded names, folders or hub ids); "
+                "None: the config's\n"
+                "icl_k: Optional[list] = None  # ICL example counts; None: the config's\n"
+                "methods: Optional[list] = None  # RM methods competing for 'best RGD'; None: the config's\n",
+                PARAMS_STUDY,
             ),
-            new_code_cell('STUDY_KEYS = {"models": models, "icl_k": icl_k, "methods": methods}\n' + SETUP),
+            new_code_cell(_setup(["models", "icl_k", "methods"])),
             new_markdown_cell("## Generate and score per model"),
             new_code_cell(
                 "from analysis.studies import icl_vs_rgd_scale\n\n"

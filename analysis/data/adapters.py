@@ -32,6 +32,7 @@ from pathlib import Path
 from analysis.data.preferences import assign_splits, preference_card
 from analysis.data.readers import get_field, read_records
 from analysis.data.records import DataError, DatasetCard, PreferencePair
+from analysis.errors import ConfigError
 
 Row = tuple[dict, dict]  # (location kwargs for DataError, record)
 HUB_IDS = {
@@ -184,13 +185,13 @@ def load_preference_source(
     line/record and field; records where chosen == rejected are dropped and counted.
     """
     if source not in ADAPTERS:
-        raise ValueError(f"unknown preference source {source!r}; known: {', '.join(ADAPTERS)}")
+        raise ConfigError(f"unknown preference source {source!r}; known: {', '.join(ADAPTERS)}")
     if (path is None) == (hub_id is None):
-        raise ValueError("give exactly one of path= (local files) or hub_id= (Hugging Face hub)")
+        raise ConfigError("give exactly one of path= (local files) or hub_id= (Hugging Face hub)")
     if hub_id is not None:
         if hub_id == "hub":
             if source not in HUB_IDS:
-                raise ValueError(f"no default hub id for {source!r}; pass hub_id='owner/name'")
+                raise ConfigError(f"no default hub id for {source!r}; pass hub_id='owner/name'")
             hub_id, hub_config = HUB_IDS[source]
         rows = iter_hub_rows(hub_id, hub_config, hub_split)
     else:

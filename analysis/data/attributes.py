@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from analysis.data.records import DatasetCard, PreferencePair
 from analysis.data.splits import split_items
+from analysis.errors import ConfigError
 
 ATTRIBUTES = ("length", "question", "numbers", "exclamation", "capitalised", "colon")
 
@@ -46,7 +47,7 @@ def attribute_reward(weights: dict[str, float], text: str) -> float:
     """``sum_a weights[a] * f_a(text)``; unknown attribute names raise ``ValueError``."""
     unknown = set(weights) - set(ATTRIBUTES)
     if unknown:
-        raise ValueError(f"unknown attributes {sorted(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        raise ConfigError(f"unknown attributes {sorted(unknown)}; known: {', '.join(ATTRIBUTES)}")
     f = attribute_features(text)
     return float(sum(w * f[a] for a, w in weights.items()))
 
@@ -98,7 +99,7 @@ def attribute_preference_pairs(
     ``pair_id = "<user>/p<prompt index>"``.
     """
     if n_users < 1:
-        raise ValueError(f"n_users must be >= 1, got {n_users}")
+        raise ConfigError(f"n_users must be >= 1, got {n_users}")
     missing = [p for p in prompts if p not in samples]
     if missing:
         raise ValueError(f"{len(missing)} prompts have no samples, e.g. {missing[0][:60]!r}")

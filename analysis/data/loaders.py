@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from analysis.data.records import DatasetCard, UserTask
+from analysis.errors import ConfigError
 
 TASK_SOURCES = ("synthetic", "lamp", "news_category")
 
@@ -28,9 +29,9 @@ def load_tasks(
         data = make_synthetic_users(**kw)
         return data.tasks, data.card
     if source not in TASK_SOURCES:
-        raise ValueError(f"unknown task source {source!r}; known: {', '.join(TASK_SOURCES)}")
+        raise ConfigError(f"unknown task source {source!r}; known: {', '.join(TASK_SOURCES)}")
     if path is None:
-        raise ValueError(f"source {source!r} needs a path")
+        raise ConfigError(f"source {source!r} needs a path")
     if source == "lamp":
         from analysis.data.lamp import load_lamp
 

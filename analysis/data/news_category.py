@@ -34,6 +34,7 @@ from pathlib import Path
 
 from analysis.data.readers import get_field, read_records
 from analysis.data.records import DataError, DatasetCard, ProfileItem, UserTask
+from analysis.errors import ConfigError
 
 MULTI_AUTHOR_POLICIES = ("drop", "first", "each")
 _AFFILIATION = re.compile(r",\s*(AP NEWS|AP|ASSOCIATED PRESS|REUTERS)\s*$", re.IGNORECASE)
@@ -72,9 +73,9 @@ def load_news_category(
     raising (the full Kaggle file has many empty descriptions); by default they are errors.
     """
     if multi_author not in MULTI_AUTHOR_POLICIES:
-        raise ValueError(f"multi_author must be one of {MULTI_AUTHOR_POLICIES}, got {multi_author!r}")
+        raise ConfigError(f"multi_author must be one of {MULTI_AUTHOR_POLICIES}, got {multi_author!r}")
     if min_profile < 1:
-        raise ValueError(f"min_profile must be >= 1 (a user needs a non-empty profile), got {min_profile}")
+        raise ConfigError(f"min_profile must be >= 1 (a user needs a non-empty profile), got {min_profile}")
     path = Path(path)
     by_author: dict[str, list[tuple[str, int, ProfileItem]]] = defaultdict(list)
     spellings: dict[str, Counter] = defaultdict(Counter)

@@ -31,6 +31,7 @@ from analysis.data.readers import get_field, iter_jsonl
 from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
 from analysis.data.splits import split_items
 from analysis.data.tasks import get_task, zero_shot_prompt
+from analysis.errors import ConfigError
 from analysis.io import write_jsonl
 
 NEGATIVES = ("base", "other_user")
@@ -88,7 +89,7 @@ def base_generations(
     todo = list(dict.fromkeys(p for p in prompts if cache.get(model_id, p) is None))
     if todo and generate_fn is None:
         where = f" in cache {cache.path}" if cache.path else ""
-        raise ValueError(
+        raise ConfigError(
             f"{len(todo)} prompts have no cached base generation{where} for model_id={model_id!r} "
             "and no generate_fn was given"
         )
@@ -96,7 +97,7 @@ def base_generations(
         chunk = todo[start : start + chunk_size]
         out = list(generate_fn(chunk))
         if len(out) != len(chunk) or not all(isinstance(o, str) for o in out):
-            raise ValueError(
+            raise ConfigError(
                 f"generate_fn returned {len(out)} items for {len(chunk)} prompts (need one string each)"
             )
         cache.put_many(model_id, chunk, out)
@@ -113,7 +114,7 @@ def other_user_negatives(profiles: dict[str, list[ProfileItem]]) -> dict[tuple[s
 
     flat = [(u, it) for u in sorted(profiles) for it in profiles[u]]
     if len({u for u, _ in flat}) < 2:
-        raise ValueError("negatives='other_user' needs at least 2 users")
+        raise ConfigError("negatives='other_user' needs at least 2 users")
     bm25 = BM25Okapi([_tokens(it.input) or ["<empty>"] for _, it in flat])
     out: dict[tuple[str, str], str] = {}
     for u, it in tqdm(flat, desc="other-user negatives", disable=len(flat) < 2000):
@@ -150,7 +151,7 @@ def build_pref_lamp(
     """
     get_task(task)
     if negatives not in NEGATIVES:
-        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+        raise ConfigError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     if not tasks:
         raise DataError("no user tasks to build pairs from")
     profiles = user_profiles(tasks)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from analysis.errors import UserError
+
 SPLITS = ("train", "val", "test")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A user-facing data problem: names the file, the record (id or line) and the field."""
 
     def __init__(

@@ -29,6 +29,7 @@ from analysis.data import synthetic_words as W
 from analysis.data.records import DatasetCard, PreferencePair, ProfileItem, UserTask
 from analysis.data.splits import split_items
 from analysis.data.tasks import zero_shot_prompt
+from analysis.errors import ConfigError
 
 STYLES = ("terse", "question", "listicle", "kicker", "quote", "descriptive", "exclaim")
 STYLE_DESCRIPTIONS = {
@@ -133,7 +134,7 @@ def render_headline(style: str, item: NewsItem) -> str:
     if style == "exclaim":
         opener = W.EXCLAIM_OPENERS[item.variant % len(W.EXCLAIM_OPENERS)]
         return f"{opener}! {_cap(item.actor_short)} {item.verb_present} {item.obj_short}"
-    raise ValueError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
+    raise ConfigError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
 
 
 # ----------------------------------------------------------------------------- oracle
@@ -213,7 +214,7 @@ def oracle_reward(style: str, response: str) -> float:
     if style == "exclaim":
         bang = any("!" in w for w in words[:2])
         return 0.6 * (_bare(first) in W.INTERJECTIONS) + 0.4 * bang
-    raise ValueError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
+    raise ConfigError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
 
 
 # ----------------------------------------------------------------------------- generator
@@ -225,7 +226,7 @@ def make_items(n_items: int, seed: int = 0) -> dict[str, NewsItem]:
         W.PLACES
     )
     if n_items > min(max_distinct, 3650):
-        raise ValueError(f"n_items={n_items} is more than the word lists can make distinct")
+        raise ConfigError(f"n_items={n_items} is more than the word lists can make distinct")
     start = _dt.date(2024, 1, 1)
     days = sorted(rng.sample(range(3650), n_items))
     seen: set[tuple] = set()
@@ -278,13 +279,15 @@ def make_synthetic_users(
     completions for the same item differ.
     """
     if not 1 <= n_users <= len(STYLES):
-        raise ValueError(f"n_users must be in 1..{len(STYLES)} (one distinct style each), got {n_users}")
+        raise ConfigError(f"n_users must be in 1..{len(STYLES)} (one distinct style each), got {n_users}")
     lo, hi = n_profile
     if not (1 <= lo <= hi) or n_test < 1:
-        raise ValueError(f"need 1 <= n_profile[0] <= n_profile[1] and n_test >= 1, got {n_profile}, {n_test}")
+        raise ConfigError(
+            f"need 1 <= n_profile[0] <= n_profile[1] and n_test >= 1, got {n_profile}, {n_test}"
+        )
     n_pool = n_pool or max(60, hi + n_test + 10)
     if n_pool < hi + n_test:
-        raise ValueError(f"n_pool={n_pool} is smaller than n_profile[1] + n_test = {hi + n_test}")
+        raise ConfigError(f"n_pool={n_pool} is smaller than n_profile[1] + n_test = {hi + n_test}")
     items = make_items(n_pool, seed=seed)
     rng = random.Random(f"users-{seed}")
     ids = list(items)
@@ -347,7 +350,7 @@ def style_swap_pairs(
     rng = random.Random(f"swap-{seed}")
     users = list(data.styles)
     if len(users) < 2:
-        raise ValueError("style_swap_pairs needs at least 2 users")
+        raise ConfigError("style_swap_pairs needs at least 2 users")
     pairs: list[PreferencePair] = []
     for user_id in users:
         ids = data.user_items[user_id]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analysis.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -82,7 +84,7 @@ def get_task(task: str) -> TaskSpec:
     try:
         return TASKS[task]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
 def zero_shot_prompt(task: str, input_text: str) -> str:

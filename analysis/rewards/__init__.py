@@ -17,6 +17,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.errors import ConfigError
 from analysis.rewards.base import RewardModel, RMConfig, load_config_json
 from analysis.rewards.lore import LoRe, LoReConfig
 from analysis.rewards.oracle import OracleConfig, OracleRM
@@ -58,7 +59,7 @@ def method_info(method: str) -> MethodInfo:
     if method not in REGISTRY:
         near = difflib.get_close_matches(method, list(REGISTRY), n=3)
         hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-        raise ValueError(f"unknown reward method {method!r}{hint} (known: {', '.join(REGISTRY)})")
+        raise ConfigError(f"unknown reward method {method!r}{hint} (known: {', '.join(REGISTRY)})")
     return REGISTRY[method]
 
 

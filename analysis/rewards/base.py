@@ -26,6 +26,7 @@ from typing import ClassVar
 import torch
 
 from analysis.data.records import DataError
+from analysis.errors import ConfigError
 from analysis.features import BackboneSpec, PairFeatures
 from analysis.io import atomic_open, read_json, write_json
 
@@ -64,11 +65,11 @@ class RMConfig:
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
-            raise ValueError("steps, batch_size, eval_every and patience must be >= 1")
+            raise ConfigError("steps, batch_size, eval_every and patience must be >= 1")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.unknown_user not in UNKNOWN_USER:
-            raise ValueError(f"unknown_user must be one of {UNKNOWN_USER}, got {self.unknown_user!r}")
+            raise ConfigError(f"unknown_user must be one of {UNKNOWN_USER}, got {self.unknown_user!r}")
 
 
 @dataclass
@@ -102,7 +103,7 @@ class RewardModel:
             known = {f.name for f in fields(self.config_cls)}
             bad = sorted(set(kwargs) - known)
             if bad:
-                raise ValueError(f"{self.method}: unknown setting(s) {bad}; valid: {sorted(known)}")
+                raise ConfigError(f"{self.method}: unknown setting(s) {bad}; valid: {sorted(known)}")
             config = self.config_cls(**kwargs)
         self.config = config
         self.backbone: BackboneSpec | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from analysis.errors import ConfigError
 from analysis.features import PairFeatures
 from analysis.rewards.base import RewardModel, RMConfig, gather_user_param
 
@@ -30,7 +31,7 @@ class LoReConfig(RMConfig):
     def validate(self) -> None:
         super().validate()
         if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, got {self.rank}")
+            raise ConfigError(f"rank must be >= 1, got {self.rank}")
 
 
 class _LoRe(torch.nn.Module):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from analysis.errors import ConfigError
 from analysis.rewards.base import RewardModel, RMConfig, gather_user_param
 
 
@@ -34,7 +35,7 @@ class PALConfig(RMConfig):
     def validate(self) -> None:
         super().validate()
         if self.n_prototypes < 1 or self.proj_dim < 1 or self.hidden < 0 or self.user_lr <= 0:
-            raise ValueError("need n_prototypes >= 1, proj_dim >= 1, hidden >= 0, user_lr > 0")
+            raise ConfigError("need n_prototypes >= 1, proj_dim >= 1, hidden >= 0, user_lr > 0")
 
 
 class _PAL(torch.nn.Module):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from analysis.errors import ConfigError
 from analysis.rewards.base import PairTensors, RewardModel, RMConfig, gather_user_param
 
 
@@ -47,7 +48,7 @@ class VPLConfig(RMConfig):
     def validate(self) -> None:
         super().validate()
         if min(self.latent_dim, self.hidden, self.context_size, self.max_context) < 1 or self.kl_weight < 0:
-            raise ValueError("latent_dim, hidden, context_size, max_context must be >= 1 and kl_weight >= 0")
+            raise ConfigError("latent_dim, hidden, context_size, max_context must be >= 1 and kl_weight >= 0")
 
 
 class _VPL(torch.nn.Module):

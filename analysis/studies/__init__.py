@@ -7,6 +7,7 @@
 - :func:`icl_vs_rgd_scale` (notebook 03, claim 3): base vs ICL (each k) vs the best RGD method
   across model sizes, paired tests per model.
 - :func:`findings`: the closing table of every notebook (did each claim hold in this run).
+- :func:`open_run`: a notebook's set-up (config, output folders, cache) in one call.
 
 Example
 -------
@@ -28,14 +29,17 @@ from analysis.studies.findings import findings
 from analysis.studies.models import get_model
 from analysis.studies.preflamp import icl_vs_rgd_scale, preflamp_decoupling
 from analysis.studies.rm_policy import rm_vs_policy_accuracy, tau_table
+from analysis.studies.session import StudyRun, open_run
 
 __all__ = [
     "STUDY1_DATASETS",
     "StudyCache",
+    "StudyRun",
     "code_version",
     "findings",
     "get_model",
     "icl_vs_rgd_scale",
+    "open_run",
     "preflamp_decoupling",
     "rm_vs_policy_accuracy",
     "study1_dataset",

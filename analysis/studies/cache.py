@@ -18,30 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.io import read_json, write_json, write_text
+from analysis.provenance import code_version
 
 
 def key_hash(obj) -> str:
     """Short stable hash of any JSON-able object (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-_NOT_COMPUTATIONAL = ("plots.py", "widgets.py", "report.py", "findings.py", "__main__.py")
-
-
-def code_version() -> str:
-    """Hash of the package source that cached results depend on (everything but presentation).
-
-    Part of every cache path, so editing a reward model, decoder or metric never reuses results
-    computed by the old code; figures, widgets and the report runner are excluded.
-    """
-    pkg = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for f in sorted(pkg.rglob("*.py")):
-        if f.name in _NOT_COMPUTATIONAL or f.name.startswith("cli"):
-            continue
-        h.update(str(f.relative_to(pkg)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 class StudyCache:

@@ -134,7 +134,8 @@ def _load(args):
     from analysis.data.preferences import read_preferences
     from analysis.features import pair_features
     from analysis.models import load_model
-    from analysis.studies.common import STUDY1_DATASETS, Dataset, StudyCache, study1_dataset
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.datasets import STUDY1_DATASETS, Dataset, study1_dataset
 
     cfg = config_from_args(args)
     cache = StudyCache(cfg.cache_dir or None)

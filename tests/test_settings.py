@@ -1,0 +1,114 @@
+"""One source of truth for settings: choices come from the registries, algorithm configs from one place,
+and every user mistake is a UserError."""
+
+import dataclasses
+
+import pytest
+
+from analysis import config as config_mod
+from analysis import settings
+from analysis.config import ConfigError, load_config
+from analysis.data.records import DataError
+from analysis.errors import UserError
+from analysis.models import ModelError
+
+
+def test_error_family():
+    for cls in (ConfigError, DataError, ModelError):
+        assert issubclass(cls, UserError) and issubclass(cls, ValueError)
+    import analysis.errors as e
+
+    assert config_mod.ConfigError is e.ConfigError and ModelError is e.ModelError
+
+
+def test_choices_are_the_registries():
+    from analysis.data.tasks import TASKS
+    from analysis.icl import RENDERINGS, RETRIEVERS
+    from analysis.rewards import FEATURE_METHODS
+
+    c = config_mod.choices()
+    assert c["retriever"] == RETRIEVERS and c["icl_rendering"] == RENDERINGS
+    assert c["task"] == tuple(TASKS) and c["methods"] == FEATURE_METHODS
+    assert "_CHOICES" not in vars(config_mod)  # no copied choice lists
+
+
+def test_a_name_added_to_a_registry_is_accepted(monkeypatch):
+    import analysis.icl as icl
+
+    with pytest.raises(ConfigError, match="'retriever'"):
+        load_config(overrides={"retriever": "dense"})
+    monkeypatch.setattr(icl, "RETRIEVERS", (*icl.RETRIEVERS, "dense"))
+    assert load_config(overrides={"retriever": "dense"}).retriever == "dense"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"methods": ["lore", "loer"]}, r"'methods\[1\]': 'loer'.*did you mean 'lore'"),
+        ({"methods": ["oracle"]}, r"'methods\[0\]'"),  # the oracle is not a trainable method
+        ({"task": "news_headlines"}, r"'task'.*did you mean 'news_headline'"),
+        ({"icl_rendering": "html"}, "'icl_rendering'"),
+        ({"preflamp_source": "reddit"}, "'preflamp_source'"),
+        ({"negatives": "random"}, "'negatives'"),
+    ],
+)
+def test_registry_choices_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=override)
+
+
+def test_algorithm_configs_are_built_from_the_study_config():
+    cfg = load_config(
+        overrides={
+            "k": 7,
+            "max_new_tokens": 9,
+            "batch_size": 32,
+            "rgd_w": 1.5,
+            "retriever": "random",
+            "icl_rendering": "lamp",
+            "max_prompt_tokens": 512,
+            "seed": 3,
+            "best_of_n": 6,
+            "w_values": [0, 2],
+            "n_boot": 50,
+            "device": "cpu",
+            "dtype": "float16",
+            "threads": 1,
+        }
+    )
+    a = settings.args_config(cfg)
+    assert (a.w, a.k, a.max_new_tokens, a.batch_size, a.mode) == (1.5, 7, 9, 8, "greedy")
+    assert settings.args_config(cfg, w=0).w == 0.0
+    b = settings.best_of_n_config(cfg)
+    assert (b.n, b.max_new_tokens, b.seed, b.batch_size, b.temperature) == (6, 9, 3, 32, 1.0)
+    assert settings.best_of_n_config(dataclasses.replace(cfg, best_of_n=0)) is None
+    i = settings.icl_config(cfg, 2)
+    assert (i.k, i.retriever, i.rendering, i.max_prompt_tokens, i.seed) == (2, "random", "lamp", 512, 3)
+    g = settings.generation_config(cfg)
+    assert (g.max_new_tokens, g.batch_size) == (9, 32)
+    p = settings.policy_accuracy_config(cfg)
+    assert (p.ws, p.n_boot, p.seed) == ((0.0, 2.0), 50, 3)
+    assert settings.model_kwargs(cfg) == {
+        "device": "cpu",
+        "dtype": "float16",
+        "threads": 1,
+        "trust_remote_code": False,
+    }
+    from analysis.rewards import LoReConfig
+
+    r = settings.rm_config(cfg, "lore", seed=2, budget=40)
+    assert isinstance(r, LoReConfig) and (r.seed, r.steps) == (2, 40)
+    with pytest.raises(ConfigError, match="'methods'"):
+        settings.rm_config(dataclasses.replace(cfg, methods=["pal"]), "lore", seed=0, budget=1)
+
+
+def test_user_mistakes_in_lower_layers_are_user_errors():
+    from analysis.data.tasks import get_task
+    from analysis.rewards import make_reward_model, method_info
+
+    with pytest.raises(UserError, match="unknown task"):
+        get_task("haiku")
+    with pytest.raises(UserError, match="did you mean 'lore'"):
+        method_info("lor")
+    with pytest.raises(UserError, match="unknown setting"):
+        make_reward_model("lore", rnak=2)
