@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from analysis.data.loaders import default_data_path
+
 CONFIG_VERSION = 1
 
 
@@ -43,7 +45,7 @@ class StudyConfig:
     )  # study 3: models across sizes
     model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
     device: str = "cpu"  # cpu | cuda | cuda:N
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto: bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else float32 (models.resolve_dtype)
     threads: int = 2  # torch.set_num_threads on CPU
     trust_remote_code: bool = False  # never on unless asked for
     feature_layer: int = -1  # hidden layer giving phi(x, y) (index into hidden_states)
@@ -98,7 +100,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Embedded: other-user negatives. With base-policy negatives every RM separates SmolLM2's plain
     # headlines from the planted styles perfectly (RM accuracy 1.0 for all 20 RMs), so tau is
     # undefined and the decoupling claim cannot be tested on synthetic users.
-    "embedded": {"negatives": "other_user"},
+    # data_paths.news_category: the News Category subset vendored in the package (real authors
+    # from a fresh clone; --set data_paths='{news_category: /your/full/file.jsonl}' reads another).
+    "embedded": {
+        "negatives": "other_user",
+        "data_paths": {"news_category": default_data_path("news_category")},
+    },
     "paper": {
         "policy_model": "Qwen/Qwen2.5-0.5B-Instruct",
         "models": [
@@ -135,7 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _CHOICES = {
     "device": None,
-    "dtype": ("float32", "bfloat16", "float16"),
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
     "preflamp_source": ("synthetic", "news_category", "lamp"),
     "negatives": ("base", "other_user"),
     "icl_rendering": ("chat_turns", "lamp"),
