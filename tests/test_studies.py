@@ -258,6 +258,8 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
             max_new_tokens=cfg.max_new_tokens,
             seed=cfg.seed,
             batch_size=cfg.batch_size,
+            temperature=1.0,  # bon_systems' settings today; cfg.sample_temperature / sample_top_p once wired
+            top_p=1.0,
         )
         got = [r for r in rows if r["method"] == m]
         assert [r["text"] for r in got] == [o.text for o in ref]
