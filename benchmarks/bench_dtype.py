@@ -21,7 +21,6 @@ import argparse
 import time
 
 import torch
-
 from bench_batched_generation import make_prompts
 
 
@@ -81,7 +80,7 @@ def main(argv=None) -> None:
     n_tokens = int(batch["attention_mask"].sum())
     res: dict[str, dict[str, float]] = {dt: {} for dt in models}
     texts: dict[str, list[str]] = {}
-    for dt, (model, _) in models.items():  # warm-up (oneDNN kernels are created on first use)
+    for model, _ in models.values():  # warm-up (oneDNN kernels are created on first use)
         generate_greedy(model, tok, prompts[:2], max_new_tokens=4, batch_size=2)
     for _ in range(args.repeats):  # alternate the dtypes so that machine noise hits both
         for dt, (model, _) in models.items():
