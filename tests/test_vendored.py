@@ -127,3 +127,35 @@ def test_wheel_and_sdist_ship_the_data_and_an_installed_copy_loads_it(tmp_path):
     pkg_file, data_path, n_users = json.loads(run.stdout.strip().splitlines()[-1])
     assert Path(pkg_file).is_relative_to(site) and Path(data_path).is_relative_to(site)
     assert n_users == 34
+
+
+def test_preflamp_on_real_authors_with_base_negatives_generated_once(tmp_path):
+    """Pref-LaMP on the vendored authors: chosen = the author's real headline, rejected = the base
+    policy's headline for the same article (zero-shot prompt), generated once and then read from the cache."""
+    from analysis.data.preflamp import build_pref_lamp
+    from analysis.data.tasks import zero_shot_prompt
+
+    tasks, card = load_tasks("news_category", min_profile=5)
+    calls: list[str] = []
+
+    def fake_policy(prompts: list[str]) -> list[str]:  # deterministic stand-in for the base model
+        calls.extend(prompts)
+        return [f"BASE {len(p)}" for p in prompts]
+
+    cache = tmp_path / "base.jsonl"
+    pairs, pcard = build_pref_lamp(
+        tasks, negatives="base", generate_fn=fake_policy, cache_path=cache, model_id="m", source_card=card
+    )
+    n_items = sum(len(t.profile) for t in tasks)
+    assert len(calls) == len(set(calls)) == len({p.prompt for p in pairs}) and len(pairs) == n_items
+    by_id = {f"{t.user_id}/{it.item_id}": (t, it) for t in tasks for it in t.profile}
+    for p in pairs:
+        t, it = by_id[p.pair_id]
+        assert p.user_id == t.user_id and p.chosen == it.output  # the author's real headline
+        assert p.prompt == zero_shot_prompt("news_headline", it.input)
+        assert p.rejected == f"BASE {len(p.prompt)}"  # the base policy's headline for that article
+    assert {p.split for p in pairs} == {"train", "val", "test"} and not pcard.synthetic
+    targets = {zero_shot_prompt("news_headline", t.test_input) for t in tasks}
+    assert not targets & {p.prompt for p in pairs}  # the held-out generation targets never enter a pair
+    again, _ = build_pref_lamp(tasks, negatives="base", generate_fn=None, cache_path=cache, model_id="m")
+    assert again == pairs  # read back from the cache, no generation
