@@ -91,14 +91,34 @@ def embedded_model_dir(name: str = "smollm2-135m-instruct") -> Path:
 
     target = cache_dir() / "models" / name
     if (target / "config.json").exists():
+        _drop_gguf_quantization_config(target)
         return target
     pkg = _package_dir(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").exists():  # another process finished while we waited
+            _drop_gguf_quantization_config(target)
             return target
         _convert_gguf(_gguf_file(pkg), target)
     return target
+
+
+def _drop_gguf_quantization_config(folder: Path) -> None:
+    """Remove a GGUF ``quantization_config`` left in a converted folder's config.json.
+
+    Folders converted before this fix kept it: their weights are plain float32, but transformers
+    then attaches its GGUF quantizer on every load and warns that bfloat16 "casts every matmul"
+    (it does not: the layers are plain ``nn.Linear``; logits are bit-identical without it).
+    """
+    import json
+
+    from analysis.io import write_json
+
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    if (cfg.get("quantization_config") or {}).get("quant_method") == "gguf":
+        cfg.pop("quantization_config")
+        write_json(path, cfg)
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
@@ -113,6 +133,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         fresh.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        _drop_gguf_quantization_config(tmp)  # the saved weights are plain float32, not packed GGUF
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

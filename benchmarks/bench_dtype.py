@@ -18,6 +18,7 @@ Run: ``python benchmarks/bench_dtype.py [--threads 2] [--n 16] [--max-new-tokens
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -38,20 +39,27 @@ def prefill_seconds(model, batch: dict, repeats: int) -> float:
     return _best(lambda: model(**batch), repeats)
 
 
+def _cache(out):
+    cache = getattr(out, "cache", None)
+    return out.past_key_values if cache is None else cache
+
+
 @torch.no_grad()
 def decode_step_seconds(model, tok, prompt: str, rows: int, repeats: int, steps: int = 8) -> float:
     """Mean time of one cached one-token step with ``rows`` rows (after a prompt prefill)."""
     from analysis.models import encode_prompt
 
     ids = torch.tensor([encode_prompt(tok, prompt)] * rows)
+    params = inspect.signature(model.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
 
     def run():
         out = model(ids, use_cache=True)
-        cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        cache, nxt = _cache(out), out.logits[:, -1:].argmax(-1)
         t0 = time.perf_counter()
         for _ in range(steps):
-            out = model(nxt, past_key_values=cache, use_cache=True)
-            cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            out = model(nxt, use_cache=True, **{cache_kw: cache})
+            cache, nxt = _cache(out), out.logits[:, -1:].argmax(-1)
         return (time.perf_counter() - t0) / steps
 
     return min(run() for _ in range(repeats))
