@@ -41,7 +41,7 @@ class StudyConfig:
     )  # study 3: models across sizes
     model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
     device: str = "cpu"  # cpu | cuda | cuda:N
-    dtype: str = "float32"  # one of analysis.models.DTYPES (float32, bfloat16, float16)
+    dtype: str = "auto"  # one of analysis.models.DTYPES; auto: bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else float32 (models.resolve_dtype)
     threads: int = 2  # torch.set_num_threads on CPU
     trust_remote_code: bool = False  # never on unless asked for
     feature_layer: int = -1  # hidden layer giving phi(x, y) (index into hidden_states)
@@ -58,6 +58,24 @@ class StudyConfig:
     n_test_items: int = 3  # held-out generation targets per user
     min_profile: int = 5  # real data: minimum profile size per user
     negatives: str = "base"  # Pref-LaMP rejected responses: one of analysis.data.preflamp.NEGATIVES
+    # sizes of the synthetic world and of the real-author data (power of study 1: test pairs per dataset)
+    synthetic_profile: list[int] = field(
+        default_factory=lambda: [12, 20]
+    )  # synthetic users: profile items per user, drawn uniformly from [min, max]
+    synthetic_pool: int = (
+        0  # synthetic news items shared by all users; 0 = max(60, max profile + n_test_items + 10)
+    )
+    attribute_prompts: int = 30  # synthetic_attributes: prompts (items) whose base samples users label
+    attribute_samples: int = (
+        4  # synthetic_attributes: base-policy samples per prompt (pairs are drawn among them)
+    )
+    max_real_users: int = (
+        0  # real data: at most this many users, largest profiles first; 0 = every user with >= min_profile
+    )
+    max_real_profile: int = 40  # real data: each user's newest profile items kept (0 = all)
+    real_negatives: str = (
+        "base"  # Pref-LaMP negatives for real users (news_category, lamp): base | other_user
+    )
     # --- reward models
     methods: list[str] = field(
         default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"]
@@ -70,6 +88,11 @@ class StudyConfig:
     k: int = 10  # ARGS top-k candidates
     rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
     best_of_n: int = 4  # n for best-of-n (0 disables)
+    sample_temperature: float = 0.7  # sampling temperature of best-of-n and of the sampled base
+    sample_top_p: float = 0.9  # nucleus (top-p) threshold of best-of-n and of the sampled base (1 = off)
+    sampled_base: bool = (
+        True  # study 2: a "sampled base" system (one sample, same settings) beside base greedy
+    )
     icl_k: list[int] = field(default_factory=lambda: [1, 2, 4])
     icl_rendering: str = "chat_turns"  # one of analysis.icl.RENDERINGS
     retriever: str = "bm25"  # one of analysis.icl.RETRIEVERS
@@ -98,6 +121,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Embedded: other-user negatives. With base-policy negatives every RM separates SmolLM2's plain
     # headlines from the planted styles perfectly (RM accuracy 1.0 for all 20 RMs), so tau is
     # undefined and the decoupling claim cannot be tested on synthetic users.
+    # News Category: without data_paths.news_category the subset vendored in the package is read
+    # (real authors from a fresh clone; --set data_paths='{news_category: /your/full/file.jsonl}').
     "embedded": {"negatives": "other_user"},
     "paper": {
         "policy_model": "Qwen/Qwen2.5-0.5B-Instruct",
@@ -120,6 +145,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "negatives": "base",
         "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json
         "n_users": 200,
+        "max_real_users": 200,
         "n_test_items": 1,
         "seeds": [0, 1, 2],
         "budgets": [100, 500, 1000],
@@ -149,13 +175,14 @@ def choices() -> dict[str, tuple[str, ...]]:
     from analysis.data.preflamp import NEGATIVES
     from analysis.data.tasks import TASKS
     from analysis.icl import RENDERINGS, RETRIEVERS
-    from analysis.models import DTYPES
+    from analysis.models import DTYPE_CHOICES
     from analysis.rewards import FEATURE_METHODS
 
     return {
-        "dtype": tuple(DTYPES),
+        "dtype": tuple(DTYPE_CHOICES),
         "preflamp_source": tuple(TASK_SOURCES),
         "negatives": tuple(NEGATIVES),
+        "real_negatives": tuple(NEGATIVES),
         "icl_rendering": tuple(RENDERINGS),
         "retriever": tuple(RETRIEVERS),
         "task": tuple(TASKS),
@@ -173,6 +200,8 @@ _POSITIVE = (
     "max_prompt_tokens",
     "batch_size",
     "n_boot",
+    "attribute_prompts",
+    "attribute_samples",
 )
 
 
@@ -236,11 +265,39 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError("config key 'w_values'/'rgd_w': RGD weights must be >= 0")
     if cfg.best_of_n < 0:
         raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
+    _validate_sizes_and_sampling(cfg)
     if cfg.preset not in PRESETS:
         raise ConfigError(
             f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}"
         )
     return cfg
+
+
+def _validate_sizes_and_sampling(cfg: StudyConfig) -> None:
+    """Data sizes and sampling settings (kept apart from the generic checks above)."""
+    prof = cfg.synthetic_profile
+    if len(prof) != 2 or not 1 <= prof[0] <= prof[1]:
+        raise ConfigError(
+            f"config key 'synthetic_profile': expected [min, max] with 1 <= min <= max, got {prof}"
+        )
+    if cfg.synthetic_pool and cfg.synthetic_pool < prof[1] + cfg.n_test_items:
+        raise ConfigError(
+            f"config key 'synthetic_pool': {cfg.synthetic_pool} items cannot give a user "
+            f"{prof[1]} profile + {cfg.n_test_items} test items (use 0 for automatic)"
+        )
+    for key in ("synthetic_pool", "max_real_users", "max_real_profile"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(
+                f"config key '{key}': must be >= 0 (0 = automatic / all), got {getattr(cfg, key)}"
+            )
+    if cfg.attribute_samples < 2:
+        raise ConfigError(
+            f"config key 'attribute_samples': a pair needs >= 2 samples, got {cfg.attribute_samples}"
+        )
+    if not cfg.sample_temperature > 0:
+        raise ConfigError(f"config key 'sample_temperature': must be > 0, got {cfg.sample_temperature}")
+    if not 0 < cfg.sample_top_p <= 1:
+        raise ConfigError(f"config key 'sample_top_p': must be in (0, 1], got {cfg.sample_top_p}")
 
 
 def check_runnable(cfg: StudyConfig) -> None:
@@ -254,6 +311,8 @@ def check_runnable(cfg: StudyConfig) -> None:
     }
     for source in sorted(sources - {"synthetic"}):
         path = cfg.data_paths.get(source, "")
+        if not path and source == "news_category":
+            continue  # the vendored subset (analysis/data/vendored/)
         if not path:
             raise ConfigError(
                 f"config key 'data_paths': the {source} data is used but data_paths.{source} is not set "

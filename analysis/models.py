@@ -34,6 +34,9 @@ EMBEDDED_LMS = {
 }
 CACHE_ENV = "ANALYSIS_CACHE_DIR"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", *DTYPES)  # "auto": see resolve_dtype
+CPU_BF16_ENV = "ANALYSIS_CPU_BF16"  # "1" / "0" forces the CPU bfloat16 detection (tests, odd VMs)
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 /proc/cpuinfo flags of native bf16 matmul
 
 
 def cache_dir() -> Path:
@@ -86,14 +89,34 @@ def embedded_model_dir(name: str = "smollm2-135m-instruct") -> Path:
 
     target = cache_dir() / "models" / name
     if (target / "config.json").exists():
+        _drop_gguf_quantization_config(target)
         return target
     pkg = _package_dir(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").exists():  # another process finished while we waited
+            _drop_gguf_quantization_config(target)
             return target
         _convert_gguf(_gguf_file(pkg), target)
     return target
+
+
+def _drop_gguf_quantization_config(folder: Path) -> None:
+    """Remove a GGUF ``quantization_config`` left in a converted folder's config.json.
+
+    Folders converted before this fix kept it: their weights are plain float32, but transformers
+    then attaches its GGUF quantizer on every load and warns that bfloat16 "casts every matmul"
+    (it does not: the layers are plain ``nn.Linear``; logits are bit-identical without it).
+    """
+    import json
+
+    from analysis.io import write_json
+
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    if (cfg.get("quantization_config") or {}).get("quant_method") == "gguf":
+        cfg.pop("quantization_config")
+        write_json(path, cfg)
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
@@ -108,6 +131,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         fresh.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        _drop_gguf_quantization_config(tmp)  # the saved weights are plain float32, not packed GGUF
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -123,11 +147,73 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def cpu_bf16_supported(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX; on Arm the ``bf16`` feature).
+
+    Without native support bfloat16 is emulated and slower than float32, so ``dtype: auto`` only
+    picks it here. Sources, first hit wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU
+    capability string (``AMX``/``BF16`` in it), the ``flags``/``Features`` lines of
+    ``/proc/cpuinfo`` (or of ``cpuinfo``, for tests). Anything unreadable counts as "no".
+
+    >>> cpu_bf16_supported("flags\t: fpu sse avx512f avx512_bf16 amx_tile\n")
+    True
+    >>> cpu_bf16_supported("flags\t: fpu sse avx2 avx512f avx512bw\n")
+    False
+    """
+    if cpuinfo is None:
+        forced = os.environ.get(CPU_BF16_ENV, "").strip()
+        if forced in ("0", "1"):
+            return forced == "1"
+        try:
+            cap = str(torch.backends.cpu.get_cpu_capability()).upper()
+        except (AttributeError, RuntimeError):
+            cap = ""
+        if "AMX" in cap or "BF16" in cap:
+            return True
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.lower().split())
+    return any(f in flags for f in _CPU_BF16_FLAGS) or "bf16" in flags  # "bf16": aarch64 Features
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+    """The dtype name actually used for ``dtype`` on ``device`` (``auto`` resolved, others as given).
+
+    ``auto``: on CUDA bfloat16 where the GPU supports it, else float16 (the rule the ``paper``
+    preset's bfloat16 follows); on CPU bfloat16 where :func:`cpu_bf16_supported`, else float32
+    (emulated bfloat16 is slower than float32); float32 on any other device (e.g. ``mps``).
+
+    >>> resolve_dtype("float32", "cpu")
+    'float32'
+    """
+    if dtype != "auto":
+        if dtype not in DTYPES:
+            raise ModelError(f"unknown dtype '{dtype}'; choose one of {list(DTYPE_CHOICES)}")
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
+    if device == "cpu":
+        return "bfloat16" if cpu_bf16_supported() else "float32"
+    return "float32"
+
+
+def model_dtype(model) -> str:
+    """The dtype name of a loaded model's weights (what provenance records), e.g. ``bfloat16``."""
+    dt = getattr(model, "dtype", None) or next(model.parameters()).dtype
+    return str(dt).removeprefix("torch.")
+
+
 def load_model(
     name_or_path: str,
     *,
     device: str = "cpu",
-    dtype: str = "float32",
+    dtype: str = "auto",
     threads: int | None = None,
     trust_remote_code: bool = False,
 ):
@@ -137,15 +223,15 @@ def load_model(
     ----------
     name_or_path : an embedded name (``smollm2-135m-instruct``, ``minilm-l6``), a local folder,
         or a hub id (needs network, or a filled hub cache with ``HF_HUB_OFFLINE=1``).
-    device : ``cpu``, ``cuda``, ``cuda:1``, ... ; dtype : ``float32`` / ``bfloat16`` / ``float16``.
+    device : ``cpu``, ``cuda``, ``cuda:1``, ... ; dtype : ``float32`` / ``bfloat16`` / ``float16``
+        or ``auto`` (:func:`resolve_dtype`).
     threads : ``torch.set_num_threads`` when given.
     """
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     if threads:
         torch.set_num_threads(int(threads))
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype '{dtype}'; choose one of {sorted(DTYPES)}")
+    dtype = resolve_dtype(dtype, device)
     path = resolve_model_path(name_or_path)
     encoder = name_or_path in EMBEDDED_LMS and EMBEDDED_LMS[name_or_path]["kind"] == "encoder"
     cls = AutoModel if encoder else AutoModelForCausalLM

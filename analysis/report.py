@@ -99,6 +99,18 @@ started {html.escape(status["started"])}. Settings, versions and seeds: <a href=
     write_text(run_dir / "index.html", page)
 
 
+def _dtype_used(cfg) -> dict:
+    """The model dtype the run uses (``dtype: auto`` resolved on this machine) and why."""
+    from analysis.models import cpu_bf16_supported, resolve_dtype
+
+    return {
+        "setting": cfg.dtype,
+        "used": resolve_dtype(cfg.dtype, cfg.device),
+        "device": cfg.device,
+        "cpu_native_bf16": cpu_bf16_supported(),
+    }
+
+
 def run_report(
     preset: str = "embedded",
     overrides: dict | None = None,
@@ -148,6 +160,7 @@ def run_report(
         "config_file": config_path,
         "seeds": {"seeds": cfg.seeds, "seed": cfg.seed},
         "rouge_stemming": cfg.rouge_stemming,
+        "dtype": _dtype_used(cfg),
         "git_commit": status["git_commit"],
         "python": prov.python_version(),
         "versions": prov.package_versions(),

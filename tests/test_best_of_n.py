@@ -10,7 +10,13 @@ import torch
 from analysis.config import ConfigError
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.base import generate_sample
-from analysis.decoding.best_of_n import best_of_n
+from analysis.decoding.best_of_n import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    BestOfNConfig,
+    best_of_n,
+    sample_base,
+)
 from analysis.features import pair_features, sequence_features
 from analysis.rewards import OracleRM, make_reward_model
 
@@ -28,7 +34,16 @@ def test_keeps_argmax_of_feature_rm(tiny_lm, rm):
     model, tok = tiny_lm
     users = ["user00", "user01"]
     outs = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3)
-    samples = generate_sample(model, tok, PROMPTS, n=4, max_new_tokens=6, seed=3)
+    samples = generate_sample(
+        model,
+        tok,
+        PROMPTS,
+        n=4,
+        max_new_tokens=6,
+        seed=3,
+        temperature=DEFAULT_TEMPERATURE,
+        top_p=DEFAULT_TOP_P,
+    )
     for o, s, u, p in zip(outs, samples, users, PROMPTS, strict=True):
         assert o.candidates == s
         assert o.reward == max(r for r in o.rewards if not math.isnan(r))
@@ -64,3 +79,41 @@ def test_bad_inputs(tiny_lm, rm):
     with pytest.warns(UserWarning, match="unseen"):
         out = best_of_n(model, tok, rm, PROMPTS[:1], ["stranger"], n=2, max_new_tokens=4)[0]
     assert torch.isfinite(torch.tensor(out.reward))
+
+
+def test_documented_sampling_defaults():
+    assert (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
+    cfg = BestOfNConfig()
+    assert (cfg.temperature, cfg.top_p) == (0.7, 0.9)
+
+
+def test_sampled_base_is_sample_zero_of_best_of_n_with_the_same_settings(tiny_lm, rm):
+    """The fair reference: sample_base(seed) == best_of_n(seed).candidates[0] == best_of_n(n=1).text."""
+    model, tok = tiny_lm
+    users = ["user00", "user01"]
+    base = sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3)
+    outs = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3)
+    assert base == [o.candidates[0] for o in outs]
+    one = best_of_n(model, tok, rm, PROMPTS, users, n=1, max_new_tokens=6, seed=3)
+    assert base == [o.text for o in one]
+    assert base == [
+        s[0]
+        for s in generate_sample(
+            model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3, temperature=0.7, top_p=0.9
+        )
+    ]
+    hot = sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3, temperature=1.0, top_p=1.0)
+    assert hot == [s[0] for s in generate_sample(model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3)]
+    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3, batch_size=1) == base
+    with pytest.raises(ConfigError, match="top_p"):
+        sample_base(model, tok, PROMPTS, top_p=0.0)
+
+
+def test_sampled_base_uses_its_settings(tiny_lm):
+    """Known answers: temperature -> 0, or top-p keeping only the top token, is greedy decoding."""
+    from analysis.decoding.base import generate_greedy
+
+    model, tok = tiny_lm
+    greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=6)
+    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, temperature=1e-4, top_p=1.0) == greedy
+    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, temperature=1.0, top_p=1e-6) == greedy

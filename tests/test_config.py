@@ -100,3 +100,48 @@ def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
         check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path / "missing")}}))
     check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path)}}))
     check_runnable(load_config("embedded"))  # synthetic users need no files
+
+
+def test_size_and_sampling_settings_default_to_todays_hard_coded_values():
+    """Fields that replace hard-coded values start at those values (wiring them changes nothing)."""
+    import inspect
+
+    from analysis.data.synthetic import make_synthetic_users
+    from analysis.decoding.best_of_n import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from analysis.studies.common import attribute_pairs, user_tasks
+
+    cfg = load_config("embedded")
+    attr = inspect.signature(attribute_pairs).parameters
+    assert (cfg.attribute_prompts, cfg.attribute_samples) == (
+        attr["n_prompts"].default,
+        attr["n_samples"].default,
+    )
+    assert (
+        tuple(cfg.synthetic_profile)
+        == inspect.signature(make_synthetic_users).parameters["n_profile"].default
+    )
+    assert cfg.max_real_profile == inspect.signature(user_tasks).parameters["max_profile"].default
+    assert (cfg.sample_temperature, cfg.sample_top_p) == (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
+    assert cfg.synthetic_pool == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base"
+    assert cfg.sampled_base is True and load_config("paper").max_real_users == 200
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"synthetic_profile": [20, 12]}, "'synthetic_profile'"),
+        ({"synthetic_profile": [5]}, "'synthetic_profile'"),
+        ({"synthetic_pool": 10}, "'synthetic_pool': 10 items cannot give a user 20 profile"),
+        ({"max_real_users": -1}, "'max_real_users'"),
+        ({"attribute_samples": 1}, "'attribute_samples'"),
+        ({"attribute_prompts": 0}, "'attribute_prompts'"),
+        ({"sample_temperature": 0}, "'sample_temperature'"),
+        ({"sample_top_p": 1.5}, "'sample_top_p'"),
+        ({"real_negatives": "random"}, "'real_negatives'"),
+    ],
+)
+def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=override)
+    ok = load_config(overrides={"synthetic_profile": [150, 200], "synthetic_pool": 0, "sample_top_p": 1})
+    assert ok.synthetic_profile == [150, 200] and ok.sample_top_p == 1.0

@@ -1,5 +1,6 @@
 """Model loading: tiny random models (offline), save/load round trip, prompts, embedded SmolLM2."""
 
+import json
 import os
 
 import pytest
@@ -22,7 +23,7 @@ def test_tiny_model_save_load_gives_identical_logits(tmp_path, arch):
     tok.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     assert not list(tmp_path.glob("*.bin")), "weights must be saved as safetensors, never pickle"
-    again, tok2 = load_model(str(tmp_path))
+    again, tok2 = load_model(str(tmp_path), dtype="float32")  # bit-identical only within one dtype
     ids = torch.tensor([encode_prompt(tok, "the city council vote") + encode_response(tok, "Council votes")])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, again(ids).logits)
@@ -112,5 +113,24 @@ def test_gguf_conversion_into_a_fresh_cache_is_atomic_and_reused(tmp_path, monke
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert embedded_model_dir("smollm2-135m-instruct") == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not reconverted
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())  # plain weights
     model, tok = load_model(str(folder))
     assert model.config.num_hidden_layers == 30 and tok.chat_template
+    assert getattr(model, "hf_quantizer", None) is None
+
+
+def test_a_stale_gguf_quantization_config_is_removed_from_a_converted_folder(tmp_path, monkeypatch):
+    """Folders converted by older code kept the GGUF quantization_config; the next lookup drops it."""
+    from analysis.models import embedded_model_dir
+
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "models" / "smollm2-135m-instruct"
+    folder.mkdir(parents=True)
+    stale = {"model_type": "llama", "quantization_config": {"quant_method": "gguf", "dequantize": False}}
+    (folder / "config.json").write_text(json.dumps(stale))
+    assert embedded_model_dir("smollm2-135m-instruct") == folder
+    assert json.loads((folder / "config.json").read_text()) == {"model_type": "llama"}
+    other = {"model_type": "llama", "quantization_config": {"quant_method": "bitsandbytes"}}
+    (folder / "config.json").write_text(json.dumps(other))
+    embedded_model_dir("smollm2-135m-instruct")
+    assert json.loads((folder / "config.json").read_text()) == other  # only the GGUF leftover is removed

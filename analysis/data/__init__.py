@@ -2,10 +2,11 @@
 
 Modules: ``records`` (types), ``tasks`` (prompt text), ``synthetic`` / ``attributes`` (synthetic
 users), ``lamp``, ``news_category`` (loaders), ``preflamp`` (pairs from user tasks),
-``preferences`` (preference JSONL), ``adapters`` (public preference sets), ``splits``.
+``preferences`` (preference JSONL), ``adapters`` (public preference sets), ``splits``,
+``vendored`` (real data shipped as package data: the News Category subset).
 """
 
-from analysis.data.loaders import TASK_SOURCES, load_tasks
+from analysis.data.loaders import TASK_SOURCES, default_data_path, load_tasks
 from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "PreferencePair",
     "ProfileItem",
     "UserTask",
+    "default_data_path",
     "load_tasks",
 ]

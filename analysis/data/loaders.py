@@ -10,6 +10,16 @@ from analysis.errors import ConfigError
 TASK_SOURCES = ("synthetic", "lamp", "news_category")
 
 
+def default_data_path(source: str) -> str | None:
+    """The data file a source reads when none is given: the vendored subset for ``news_category``
+    (installed with the package), ``None`` for sources the user must supply (``lamp``)."""
+    if source == "news_category":
+        from analysis.data.vendored import news_category_path
+
+        return str(news_category_path())
+    return None
+
+
 def load_tasks(
     source: str, path: str | os.PathLike | None = None, **kw
 ) -> tuple[list[UserTask], DatasetCard]:
@@ -19,7 +29,8 @@ def load_tasks(
       ``n_users``, ``n_profile``, ``n_test``, ``seed``).
     - ``"lamp"``: :func:`analysis.data.lamp.load_lamp` (``task``, ``split``, ...).
     - ``"news_category"``: :func:`analysis.data.news_category.load_news_category`
-      (``min_profile``, ``multi_author``, ``skip_empty``).
+      (``min_profile``, ``multi_author``, ``skip_empty``); ``path=None`` reads the subset
+      vendored in the package.
 
     Unknown keywords raise ``TypeError`` from the loader (never silently dropped).
     """
@@ -30,6 +41,8 @@ def load_tasks(
         return data.tasks, data.card
     if source not in TASK_SOURCES:
         raise ConfigError(f"unknown task source {source!r}; known: {', '.join(TASK_SOURCES)}")
+    if path is None and source == "news_category":
+        path = default_data_path(source)
     if path is None:
         raise ConfigError(f"source {source!r} needs a path")
     if source == "lamp":

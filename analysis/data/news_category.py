@@ -61,13 +61,16 @@ def author_key(name: str) -> str:
 
 
 def load_news_category(
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     min_profile: int = 4,
     multi_author: str = "drop",
     skip_empty: bool = False,
 ) -> tuple[list[UserTask], DatasetCard]:
     """Group News Category records by author into :class:`UserTask` s (see module docstring).
+
+    ``path=None`` reads the subset vendored in the package
+    (:func:`analysis.data.vendored.news_category_path`); a user's full file works the same.
 
     ``skip_empty=True`` drops records with an empty headline or short_description instead of
     raising (the full Kaggle file has many empty descriptions); by default they are errors.
@@ -76,6 +79,10 @@ def load_news_category(
         raise ConfigError(f"multi_author must be one of {MULTI_AUTHOR_POLICIES}, got {multi_author!r}")
     if min_profile < 1:
         raise ConfigError(f"min_profile must be >= 1 (a user needs a non-empty profile), got {min_profile}")
+    if path is None:
+        from analysis.data.vendored import news_category_path
+
+        path = news_category_path()
     path = Path(path)
     by_author: dict[str, list[tuple[str, int, ProfileItem]]] = defaultdict(list)
     spellings: dict[str, Counter] = defaultdict(Counter)

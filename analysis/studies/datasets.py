@@ -31,12 +31,12 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
     Real data keeps the ``n_users`` users with the largest profiles (ties by user id) and each
     user's ``max_profile`` newest profile items (bounded cost; ``None`` keeps all).
     """
-    from analysis.data.loaders import load_tasks
+    from analysis.data.loaders import default_data_path, load_tasks
 
     source = source or cfg.preflamp_source
     if source == "synthetic":
         return synthetic_data(cfg).tasks
-    path = cfg.data_paths.get(source)
+    path = cfg.data_paths.get(source) or default_data_path(source)
     if not path:
         raise ConfigError(f"preflamp_source '{source}' needs data_paths.{source} (a file or folder path)")
     kw = {"min_profile": cfg.min_profile} if source == "news_category" else {"task": cfg.task}
