@@ -60,6 +60,9 @@ class StudyConfig:
     n_test_items: int = 3  # held-out generation targets per user
     min_profile: int = 5  # real data: minimum profile size per user
     negatives: str = "base"  # Pref-LaMP rejected responses: base | other_user
+    public_sets: dict[str, dict[str, int | float | str]] = field(
+        default_factory=dict
+    )  # settings of the public study-1 sets, e.g. {"personal_llm": {"alpha": 0.01}} (analysis.data.public_sets)
     # --- reward models
     methods: list[str] = field(default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -115,7 +118,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "device": "cuda",
         "dtype": "bfloat16",
-        "datasets": ["lamp_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+        "datasets": [
+            "personal_llm",
+            "psoups",
+            "tldr",
+        ],  # public sets: hub, or data_paths.<name> for a local copy
         "preflamp_source": "lamp",
         "negatives": "base",
         "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json
