@@ -282,3 +282,25 @@ def test_prompt_splits_keep_source_test_and_sample_prompts():
     small = assign_prompt_splits(prompts, val_frac=0.2, test_frac=0.2, seed=0, n_prompts=10)
     assert sorted(small.values()).count("test") == 2 and len(small) == 10
     assert small == assign_prompt_splits(prompts, val_frac=0.2, test_frac=0.2, seed=0, n_prompts=10)
+
+
+# ----------------------------------------------------------------------------- study 1 of the paper preset
+def test_paper_study1_builds_the_three_public_sets_from_local_copies(tmp_path, personal_llm_dir, tldr_dir):
+    from analysis.config import load_config
+    from analysis.studies.common import STUDY1_DATASETS, StudyCache, study1_dataset
+
+    ps = tmp_path / "psoups"
+    ps.mkdir()
+    _psoups_frame(range(1, 7), range(12)).to_parquet(ps / "train-00000-of-00001.parquet")
+    _psoups_frame(range(1, 7), range(12, 15)).to_parquet(ps / "test-00000-of-00001.parquet")
+    paths = {"personal_llm": str(personal_llm_dir), "psoups": str(ps), "tldr": str(tldr_dir), "lamp": ""}
+    options = {"personal_llm": {"pairs_per_user": 10, "n_prompts": 20}, "tldr": {"min_comparisons": 5}}
+    cfg = load_config("paper", {"data_paths": paths, "public_sets": options, "n_users": 4, "seed": 2})
+    assert cfg.datasets == ["personal_llm", "psoups", "tldr"] and set(cfg.datasets) <= set(STUDY1_DATASETS)
+    cache = StudyCache(tmp_path / "cache")
+    for name in cfg.datasets:
+        data = study1_dataset(cfg, name, None, None, cache)  # no model needed: the pairs are given
+        params = {"seed": 2, "n_users": 4, **options.get(name, {}), "path": paths[name]}
+        assert data.name == name and data.pairs == load_public_preferences(name, params)[0]
+        assert {"train", "test"} <= {p.split for p in data.pairs}
+        assert len({p.user_id for p in data.pairs}) == {"personal_llm": 4, "psoups": 4, "tldr": 2}[name]
