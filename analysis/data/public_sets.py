@@ -78,8 +78,14 @@ SETTINGS: dict[str, dict] = {
 }
 HUB = {
     "personal_llm": ("namkoong-lab/PersonalLLM", "CC BY 4.0"),
-    "psoups": ("RiverDong/psoups", "see the P-SOUPS repository (Jang et al. 2023)"),
-    "tldr": ("openai/summarize_from_feedback", "MIT (OpenAI summarize-from-feedback)"),
+    "psoups": (
+        "RiverDong/psoups",
+        "none stated on the mirror's card; see the P-SOUPS release (Jang et al. 2023)",
+    ),
+    "tldr": (
+        "openai/summarize_from_feedback",
+        "none stated on the hub card; see OpenAI's summarize-from-feedback release",
+    ),
 }
 PUBLIC_SETS = tuple(SETTINGS)
 
@@ -227,7 +233,7 @@ def _tldr_row(loc: dict, rec: dict) -> tuple[str, str, str, str] | None:
     texts = [get_field(x if isinstance(x, dict) else {}, "text", **loc).strip() for x in summaries]
     if not info.get("post"):
         return None  # a CNN/DM article, not a Reddit post
-    sub = get_field(info, "subreddit", **loc)
+    sub = info.get("subreddit") or ""
     prompt = f"SUBREDDIT: r/{sub}\nTITLE: {info.get('title') or ''}\nPOST: {info['post']}\nTL;DR:"
     return worker, prompt, texts[choice], texts[1 - choice]
 
