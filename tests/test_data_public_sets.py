@@ -210,9 +210,31 @@ def test_psoups_bad_uid_names_record_and_field(tmp_path):
     df.to_parquet(tmp_path / "p.parquet")
     with pytest.raises(DataError, match=r"p.parquet, record 0, field 'uid': expected int/str, got float"):
         load_public_preferences("psoups", {"path": str(tmp_path / "p.parquet")})
-    (tmp_path / "q.jsonl").write_text(json.dumps({"prompt": "x", "chosen": "", "rejected": "b", "uid": 1}))
-    with pytest.raises(DataError, match=r"q.jsonl, line 1, field 'chosen': is an empty string"):
+    rows = [
+        {"prompt": "x", "chosen": "", "rejected": "b", "uid": 1},
+        {"chosen": "a", "rejected": "b", "uid": 1},
+    ]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(DataError, match=r"q.jsonl, line 2, field 'prompt': missing field"):
         load_public_preferences("psoups", {"path": str(tmp_path / "q.jsonl")})
+    with pytest.raises(DataError, match=r"setting 'max_pairs_per_user' of psoups must be an integer >= 0"):
+        load_public_preferences("psoups", {"path": str(tmp_path / "q.jsonl"), "max_pairs_per_user": -1})
+
+
+def test_empty_texts_are_dropped_and_counted(tmp_path):
+    df = _psoups_frame([1, 2], range(10))
+    df.loc[3, "chosen"] = ""  # real data has the odd empty response: drop it, do not abort
+    df.loc[5, "rejected"] = df.loc[5, "chosen"]
+    df.to_parquet(tmp_path / "p.parquet")
+    pairs, card = load_public_preferences("psoups", {"path": str(tmp_path / "p.parquet")})
+    assert card.n_pairs == 18 and "2 with an empty text or chosen == rejected dropped" in card.notes
+    rows = _personal_llm_rows(10)
+    rows.loc[:, "response_2"] = ""  # response 2 never takes part in a pair
+    rows.to_parquet(tmp_path / "pl.parquet")
+    pairs, _ = load_public_preferences(
+        "personal_llm", {"path": str(tmp_path / "pl.parquet"), "pairs_per_user": 30}
+    )
+    assert len(pairs) == 50 * 30 and not any("answer 2 " in t for p in pairs for t in (p.chosen, p.rejected))
 
 
 # ----------------------------------------------------------------------------- TL;DR

@@ -57,8 +57,9 @@ def iter_local_rows(path: str | os.PathLike) -> Iterator[tuple[str | None, dict,
         files = [p]
     else:
         raise DataError("file not found", path=str(p))
+    root = p if p.is_dir() else p.parent  # folder names above the given path say nothing
     for f in files:
-        split = split_name(f.stem) or (split_name(f.parent.name) if f.parent != p.parent else None)
+        split = split_name(f.stem) or (split_name(f.parent.name) if f.parent != root else None)
         for line, index, rec in read_records(f):
             yield split, {"path": str(f), "line": line, "record": index}, rec
 

@@ -103,9 +103,15 @@ def settings(name: str, params: dict | None = None) -> dict:
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise DataError(f"unknown setting '{k}' for {name}{hint}; known: {', '.join(sorted(s))}")
         s[k] = v
-    for k in ("n_users", "pairs_per_user", "min_comparisons"):
-        if k in s and not (isinstance(s[k], int) and s[k] >= 1):
-            raise DataError(f"setting '{k}' of {name} must be an integer >= 1, got {s[k]!r}")
+    for k, low in (
+        ("n_users", 1),
+        ("pairs_per_user", 1),
+        ("min_comparisons", 1),
+        ("n_prompts", 0),
+        ("max_pairs_per_user", 0),
+    ):
+        if k in s and not (isinstance(s[k], int) and not isinstance(s[k], bool) and s[k] >= low):
+            raise DataError(f"setting '{k}' of {name} must be an integer >= {low}, got {s[k]!r}")
     if "alpha" in s and not (isinstance(s["alpha"], int | float) and s["alpha"] > 0):
         raise DataError(f"setting 'alpha' of {name} must be > 0, got {s['alpha']!r}")
     s["hub_id"] = s["hub_id"] or HUB[name][0]
@@ -136,9 +142,13 @@ def personal_llm_weights(n_users: int, alpha: float, seed: int) -> np.ndarray:
 
 def _personal_llm(rows, s: dict, name: str) -> tuple[list[PreferencePair], DatasetCard]:
     prompts, texts, scores, src = [], [], [], []
+    n_empty = 0
     for split, loc, rec in rows:
-        p = get_field(rec, "prompt", **loc)
-        texts.append([get_field(rec, f"response_{k}", **loc) for k in range(1, N_RESPONSES + 1)])
+        p = get_field(rec, "prompt", allow_empty=True, **loc)
+        n_empty += not p.strip()
+        texts.append(
+            [get_field(rec, f"response_{k}", allow_empty=True, **loc) for k in range(1, N_RESPONSES + 1)]
+        )
         row = []
         for k in range(1, N_RESPONSES + 1):
             for rm in PERSONAL_LLM_RMS:
@@ -159,7 +169,8 @@ def _personal_llm(rows, s: dict, name: str) -> tuple[list[PreferencePair], Datas
         z[idx] = (block - block.mean(axis=(0, 1))) / np.where(sd > 0, sd, 1.0)
     seen: dict[str, str | None] = {}
     for p, split in zip(prompts, src, strict=True):
-        note_prompt(seen, p, split)
+        if p.strip():  # rows with an empty prompt give no pairs
+            note_prompt(seen, p, split)
     psplit = assign_prompt_splits(
         seen,
         val_frac=s["val_frac"],
@@ -168,7 +179,11 @@ def _personal_llm(rows, s: dict, name: str) -> tuple[list[PreferencePair], Datas
         n_prompts=s["n_prompts"] or None,
     )
     weights = personal_llm_weights(s["n_users"], s["alpha"], s["seed"])
-    same = np.array([[a.strip() == b.strip() for a in t for b in t] for t in texts]).reshape(-1, 8, 8)
+    # (N, 8, 8): True where two responses are equal or one is empty (no pair)
+    same = np.array(
+        [[a.strip() == b.strip() or not (a.strip() and b.strip()) for a in t for b in t] for t in texts]
+    )
+    same = same.reshape(-1, N_RESPONSES, N_RESPONSES)
     iu, ju = np.triu_indices(N_RESPONSES, k=1)  # the 28 response pairs
     per_split = dict(
         zip(
@@ -200,7 +215,7 @@ def _personal_llm(rows, s: dict, name: str) -> tuple[list[PreferencePair], Datas
                 pairs.append(PreferencePair(user, prompts[r], texts[r][a], texts[r][b], f"{user}/{k}", sp))
                 k += 1
     notes = (
-        f"{len(prompts)} rows; {len(psplit)} prompts used; users = Dirichlet({s['alpha']}) weights over "
+        f"{len(prompts)} rows ({n_empty} with an empty prompt); {len(psplit)} prompts used; users = Dirichlet({s['alpha']}) weights over "
         f"{len(PERSONAL_LLM_RMS)} reward models (seed {s['seed']}); {s['pairs_per_user']} pairs per user"
     )
     return pairs, _card(
@@ -211,12 +226,10 @@ def _personal_llm(rows, s: dict, name: str) -> tuple[list[PreferencePair], Datas
 # ----------------------------------------------------------------------------- P-SOUPS and TL;DR
 def _psoups_row(loc: dict, rec: dict) -> tuple[str, str, str, str] | None:
     uid = get_field(rec, "uid", kind=(int, str), **loc)
-    return (
-        str(uid),
-        get_field(rec, "prompt", **loc),
-        get_field(rec, "chosen", **loc),
-        get_field(rec, "rejected", **loc),
+    prompt, chosen, rejected = (
+        get_field(rec, k, allow_empty=True, **loc) for k in ("prompt", "chosen", "rejected")
     )
+    return str(uid), prompt, chosen, rejected
 
 
 def _tldr_row(loc: dict, rec: dict) -> tuple[str, str, str, str] | None:
@@ -230,7 +243,10 @@ def _tldr_row(loc: dict, rec: dict) -> tuple[str, str, str, str] | None:
             **loc,
         )
     worker = str(get_field(rec, "worker", kind=(str, int), **loc))
-    texts = [get_field(x if isinstance(x, dict) else {}, "text", **loc).strip() for x in summaries]
+    texts = [
+        get_field(x if isinstance(x, dict) else {}, "text", allow_empty=True, **loc).strip()
+        for x in summaries
+    ]
     if not info.get("post"):
         return None  # a CNN/DM article, not a Reddit post
     sub = info.get("subreddit") or ""
@@ -248,7 +264,7 @@ def _from_comparisons(row_fn: Callable, negatives: str) -> Callable:
             got = row_fn(loc, rec)
             if got is None:
                 n_skipped += 1
-            elif got[2] == got[3] or got[2].strip() == got[3].strip():
+            elif not all(t.strip() for t in got[1:]) or got[2].strip() == got[3].strip():
                 n_same += 1
             else:
                 raw.append((*got, split))
@@ -290,7 +306,7 @@ def _from_comparisons(row_fn: Callable, negatives: str) -> Callable:
             pairs += [
                 PreferencePair(u, p, c, r, f"{u}/{k}", psplit[p]) for k, (u, p, c, r, _) in enumerate(mine)
             ]
-        notes = f"{n_rows} rows; {n_skipped} skipped; {n_same} with chosen == rejected dropped; {len(users)} users kept"
+        notes = f"{n_rows} rows; {n_skipped} skipped; {n_same} with an empty text or chosen == rejected dropped; {len(users)} users kept"
         if keys:
             notes += "; preference keys: " + ", ".join(f"{u}={k}" for u, k in sorted(keys.items()))
         return pairs, _card(pairs, name, s, negatives, notes)
