@@ -118,11 +118,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "device": "cuda",
         "dtype": "bfloat16",
-        "datasets": [
-            "personal_llm",
-            "psoups",
-            "tldr",
-        ],  # public sets: hub, or data_paths.<name> for a local copy
+        # study 1: the public sets of analysis.data.public_sets (hub, or data_paths.<name> = a local copy)
+        "datasets": ["personal_llm", "psoups", "tldr"],
         "preflamp_source": "lamp",
         "negatives": "base",
         "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json
