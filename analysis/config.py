@@ -76,6 +76,9 @@ class StudyConfig:
     real_negatives: str = (
         "base"  # Pref-LaMP negatives for real users (news_category, lamp): base | other_user
     )
+    public_sets: dict[str, dict[str, int | float | str]] = field(
+        default_factory=dict
+    )  # settings of the public study-1 sets, e.g. {"personal_llm": {"alpha": 0.01}} (analysis.data.public_sets)
     # --- reward models
     methods: list[str] = field(
         default_factory=lambda: ["shared_bt", "per_user_bt", "lore", "pal", "vpl"]
@@ -140,7 +143,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "device": "cuda",
         "dtype": "bfloat16",
-        "datasets": ["lamp_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+        # study 1: the public sets of analysis.data.public_sets (hub, or data_paths.<name> = a local copy)
+        "datasets": ["personal_llm", "psoups", "tldr"],
         "preflamp_source": "lamp",
         "negatives": "base",
         "data_paths": {"lamp": ""},  # the user's LaMP-4 folder: {train,dev}_{questions,outputs}.json

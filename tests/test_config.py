@@ -108,7 +108,7 @@ def test_size_and_sampling_settings_default_to_todays_hard_coded_values():
 
     from analysis.data.synthetic import make_synthetic_users
     from analysis.decoding.best_of_n import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-    from analysis.studies.common import attribute_pairs, user_tasks
+    from analysis.studies.datasets import attribute_pairs, user_tasks
 
     cfg = load_config("embedded")
     attr = inspect.signature(attribute_pairs).parameters

@@ -1,4 +1,4 @@
-"""Preference JSONL read/write and the public-dataset adapters on fixtures in each source schema."""
+"""Preference JSONL read/write and the public-dataset adapters (the real hub schemas: test_data_public_sets.py)."""
 
 from __future__ import annotations
 
@@ -102,94 +102,22 @@ def test_read_preferences_non_utf8(tmp_path):
 
 
 # ----------------------------------------------------------------------------- adapters
-def test_psoups_folder_one_file_per_profile(tmp_path):
-    folder = tmp_path / "psoups"
-    folder.mkdir()
-    for prof in ("P1A", "P1B"):
-        rows = [
-            {
-                "user_input": f"Explain topic {i}",
-                "completion_a": f"{prof} preferred {i}",
-                "completion_b": f"{prof} other {i}",
-            }
-            for i in range(5)
-        ]
-        (folder / f"{prof}.json").write_text(json.dumps(rows), encoding="utf-8")
-    pairs, card = load_preference_source("psoups", folder)
-    assert card.n_users == 2 and card.per_user == {"P1A": 5, "P1B": 5} and card.n_pairs == 10
-    p = next(p for p in pairs if p.pair_id == "P1B/3")
-    assert (p.user_id, p.prompt, p.chosen, p.rejected) == (
-        "P1B",
-        "Explain topic 3",
-        "P1B preferred 3",
-        "P1B other 3",
-    )
-
-
-def test_personal_llm_users_are_reward_models_and_parquet(tmp_path):
-    rows = []
-    for i in range(4):
-        row = {"prompt": f"q{i}", "subset": "s", "prompt_id": i}
-        for r in range(1, 4):
-            row[f"response_{r}"] = f"answer {r} to q{i}"
-            row[f"response_{r}_model"] = "some-llm"
-            row[f"response_{r}_gemma_2b"] = float(r)  # prefers response 3
-            row[f"response_{r}_llama3_sfairx"] = float(-r)  # prefers response 1
-            row[f"response_{r}_flat"] = 0.5  # ties: no pair
-        rows.append(row)
-    pairs, card = load_preference_source("personal_llm", _jsonl(tmp_path / "pl.jsonl", rows))
-    assert card.per_user == {"gemma_2b": 4, "llama3_sfairx": 4}
-    g = next(p for p in pairs if p.user_id == "gemma_2b" and p.prompt == "q2")
-    assert (g.chosen, g.rejected) == ("answer 3 to q2", "answer 1 to q2")
-    lam = next(p for p in pairs if p.user_id == "llama3_sfairx" and p.prompt == "q2")
-    assert (lam.chosen, lam.rejected) == ("answer 1 to q2", "answer 3 to q2")
-    # persona = weighted mixture of reward models
-    pairs, card = load_preference_source(
-        "personal_llm",
-        tmp_path / "pl.jsonl",
-        personas={"mostly_gemma": {"gemma_2b": 0.8, "llama3_sfairx": 0.2}},
-    )
-    assert card.per_user == {"mostly_gemma": 4} and pairs[0].chosen.startswith("answer 3")
-    # parquet gives the same pairs
-    import pandas as pd
-
-    pd.DataFrame(rows).to_parquet(tmp_path / "pl.parquet")
-    pq_pairs, _ = load_preference_source("personal_llm", tmp_path / "pl.parquet")
-    js_pairs, _ = load_preference_source("personal_llm", tmp_path / "pl.jsonl")
-    assert pq_pairs == js_pairs
-    with pytest.raises(DataError, match="unknown reward models"):
-        load_preference_source("personal_llm", tmp_path / "pl.jsonl", personas={"x": {"nope": 1.0}})
-
-
-def test_tldr_comparisons_by_worker(tmp_path):
-    def row(i, worker, choice):
-        return {
-            "info": {"id": f"t{i}", "post": f"My post {i}", "title": f"Title {i}", "subreddit": "tifu"},
-            "summaries": [
-                {"text": f" first {i}", "policy": "a", "note": None},
-                {"text": f"second {i}", "policy": "b"},
-            ],
-            "choice": choice,
-            "worker": worker,
-            "batch": "b1",
-            "split": "train",
-            "extra": {"confidence": 8},
-        }
-
-    rows = [row(0, "w1", 1), row(1, "w1", 0), row(2, "w2", 0)]
-    pairs, card = load_preference_source("tldr", _jsonl(tmp_path / "c.jsonl", rows))
-    assert card.per_user == {"w1": 2, "w2": 1}
-    p = pairs[0]
-    assert p.prompt == "SUBREDDIT: r/tifu\nTITLE: Title 0\nPOST: My post 0\nTL;DR:"
-    assert (p.chosen, p.rejected) == ("second 0", "first 0")
-    # parquet (nested struct + list columns) gives the same pairs
-    import pandas as pd
-
-    pd.DataFrame(rows).to_parquet(tmp_path / "c.parquet")
-    assert load_preference_source("tldr", tmp_path / "c.parquet")[0] == pairs
-    bad = [dict(row(3, "w3", 0), choice=2)]
-    with pytest.raises(DataError, match=r"c2.jsonl, line 1, field 'choice'"):
-        load_preference_source("tldr", _jsonl(tmp_path / "c2.jsonl", bad))
+def test_public_sets_go_through_the_real_schema_loaders(tmp_path):
+    """psoups / personal_llm / tldr are the hub schemas of analysis.data.public_sets (tested there)."""
+    rows = [
+        {"prompt": f"Explain topic {i}", "chosen": f"u{u} good {i}", "rejected": f"u{u} bad {i}", "uid": u}
+        for u in (1, 2)
+        for i in range(6)
+    ]
+    pairs, card = load_preference_source("psoups", _jsonl(tmp_path / "ps.jsonl", rows), seed=3)
+    assert card.per_user == {"1": 6, "2": 6} and card.name == "psoups"
+    assert all(p.chosen == f"u{p.user_id} good {p.prompt.split()[-1]}" for p in pairs)
+    again, _ = load_preference_source("psoups", tmp_path / "ps.jsonl", seed=3, max_pairs_per_user=4)
+    assert len(again) == 8
+    with pytest.raises(DataError, match=r"ps.jsonl, line 1, field 'uid': missing field"):
+        load_preference_source(
+            "psoups", _jsonl(tmp_path / "ps.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}])
+        )
 
 
 def test_vpl_relabelled_hh_objective_is_user(tmp_path):

@@ -2,7 +2,9 @@
 
 Modules: ``records`` (types), ``tasks`` (prompt text), ``synthetic`` / ``attributes`` (synthetic
 users), ``lamp``, ``news_category`` (loaders), ``preflamp`` (pairs from user tasks),
-``preferences`` (preference JSONL), ``adapters`` (public preference sets), ``splits``,
+``preferences`` (preference JSONL), ``public_sets`` (PersonalLLM, P-SOUPS, Reddit TL;DR with
+their hub schemas) over ``hub`` (local or hub rows, prompt-level splits), ``adapters`` (one call
+for the ``data`` / ``rm`` commands), ``splits``,
 ``vendored`` (real data shipped as package data: the News Category subset).
 """
 

@@ -16,6 +16,9 @@ STUDY1_DATASETS = (
     "synthetic_attributes",
     "lamp_preflamp",
     "news_category_preflamp",
+    "personal_llm",
+    "psoups",
+    "tldr",
 )
 
 
@@ -151,4 +154,10 @@ def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -
     if name in ("lamp_preflamp", "news_category_preflamp"):
         tasks = user_tasks(cfg, name.split("_preflamp")[0])
         return Dataset(name, preflamp_pairs(cfg, tasks, model, tok, cache))
+    if name in ("personal_llm", "psoups", "tldr"):  # public sets (analysis.data.public_sets)
+        from analysis.data.public_sets import load_public_preferences
+
+        params = {"seed": cfg.seed, "n_users": cfg.n_users, **cfg.public_sets.get(name, {})}
+        params["path"] = os.path.expanduser(cfg.data_paths.get(name, "") or "")
+        return Dataset(name, load_public_preferences(name, params)[0])
     raise ConfigError(f"unknown study-1 dataset '{name}'; known: {', '.join(STUDY1_DATASETS)}")
