@@ -30,9 +30,16 @@ test: setup  ## the test suite (unit tests on tiny models + a few end-to-end tes
 lint: setup
 	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py
 
-lab: setup  ## open the notebooks in JupyterLab
+# JupyterLab: --allow-root only for root; `exec` makes the server make's own child (no wrapper
+# left behind), and -y (answer_yes) lets one Ctrl-C shut it down without the y/n prompt.
+LAB_ARGS ?=
+lab: setup $(VENV)/.lab-installed  ## open the notebooks in JupyterLab (stop: Ctrl-C)
+	@echo "[lab] starting JupyterLab on notebooks/; stop it with Ctrl-C here (one press: the server shuts down, nothing keeps running)"
+	exec $(VENV)/bin/jupyter-lab notebooks/ -y $(LAB_ARGS) $$(test "$$(id -u)" = 0 && echo --allow-root)
+
+$(VENV)/.lab-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[notebooks]"
-	$(VENV)/bin/jupyter lab notebooks/
+	touch $@
 
 bench: setup  ## speed benchmarks (print ratios against a baseline in the same process)
 	for b in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(PY) $$b || exit 1; done
