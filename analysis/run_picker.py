@@ -68,7 +68,10 @@ def pick_run(run_dir: str = "", output_dir: str = "", reports_root: str | os.Pat
     own = Path(output_dir) if output_dir not in ("", ".") else None
     if own is not None and has_generations(own):
         return own.resolve()
-    return default_run(reports_root or REPORTS)
+    if not reports_root:  # a notebook opened from <repo>/notebooks: its sibling reports/ folder
+        here = Path.cwd().parent / "reports"
+        reports_root = here if here.is_dir() else REPORTS
+    return default_run(reports_root)
 
 
 def run_label(run: Path, latest: Path | None = None) -> str:
