@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,13 +72,16 @@ def workspace(tmp_path_factory):
         "threads": 1,
         "k": 3,
     }
-    run = run_report(overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False)
+    # notebook 02 writes the generation tables, a figure and findings; the test runs 04 itself
+    run = run_report(
+        overrides=overrides, output_root=tmp / "reports", run_id="tiny", only=["02"], progress=False
+    )
     # a second report still being written, which latest points at: the inspector must not open it
     second = shutil.copytree(run, tmp / "reports" / "tiny2")
     status = json.loads((second / "status.json").read_text())
-    status["notebooks"][BOOK]["status"] = "running"
+    status["notebooks"]["03_icl_vs_rgd_scale.ipynb"] = {"status": "running"}
     (second / "status.json").write_text(json.dumps(status))
-    (tmp / "reports" / "latest").unlink()
+    (tmp / "reports" / "latest").unlink(missing_ok=True)
     (tmp / "reports" / "latest").symlink_to("tiny2")
     (tmp / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / BOOK, tmp / "notebooks" / BOOK)
@@ -152,6 +156,20 @@ def browser():
             b.close()
 
 
+def _start_kernel(base: str, token: str, path: str) -> None:
+    body = json.dumps(
+        {"path": path, "name": Path(path).name, "type": "notebook", "kernel": {"name": "python3"}}
+    )
+    req = urllib.request.Request(
+        f"{base}/api/sessions",
+        data=body.encode(),
+        method="POST",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 201, r.status
+
+
 def _generations(run: Path) -> pd.DataFrame:
     gens = pd.concat([pd.read_csv(p) for p in sorted((run / "tables").glob("study*_generations.csv"))])
     return gens.drop_duplicates(["model", "test_id", "system"]).fillna({"text": "", "prompt": ""})
@@ -173,8 +191,11 @@ def _expect_shown(page, gens, user: str, system: str, absent: str | None = None)
     """The inspector shows ``system``'s row of ``user``'s current item, as in the generation table."""
     from playwright.sync_api import expect
 
-    test_id = _dropdown(page, "test item").input_value()
-    assert test_id == str(gens[gens["user_id"] == user]["test_id"].iloc[0])  # first item of the user
+    from analysis.run_picker import item_label
+
+    test_id = str(gens[gens["user_id"] == user]["test_id"].iloc[0])  # a new user shows its first item
+    label = re.escape(f"1: {item_label(test_id)}").replace("\\ ", "\\s")  # ipywidgets: nbsp for spaces
+    expect(_dropdown(page, "test item")).to_have_value(re.compile(f"^{label}$"))  # waits for the kernel
     expect(page.locator(".inspector h3[data-test-id]")).to_have_attribute("data-test-id", test_id)
     row = _row(gens, user, test_id, system)
     cell = page.locator(f".inspector tr[data-system='{system}'] td.insp-text")
@@ -185,24 +206,30 @@ def _expect_shown(page, gens, user: str, system: str, absent: str | None = None)
         expect(page.locator(f".inspector tr[data-system='{absent}']")).to_have_count(0)
 
 
-def test_inspector_in_jupyterlab_follows_user_method_and_w(workspace, lab, browser):
+def test_inspector_in_jupyterlab_follows_user_method_and_w(browser, workspace, lab):
     from playwright.sync_api import expect
 
     base, token = lab
+    expect.set_options(timeout=30_000)  # one kernel round trip per change, on a loaded CI machine
     run = workspace / "reports" / "tiny"
     gens = _generations(run)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
     page.set_default_timeout(60_000)
+    _start_kernel(base, token, f"notebooks/{BOOK}")  # a running session: no kernel-picker dialog
     page.goto(f"{base}/lab/tree/notebooks/{BOOK}?token={token}")
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached()
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+    for button in ("No",):  # the "official Jupyter news?" toast covers part of the page
+        if page.get_by_role("button", name=button, exact=True).is_visible():
+            page.get_by_role("button", name=button, exact=True).click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     inspector = page.locator(".inspector")
     expect(inspector.locator("table.insp-gens")).to_be_visible(timeout=90_000)
     # the finished run is opened, not the running one latest points at; each run listed once by id
     assert _dropdown(page, "run").locator("option:checked").inner_text() == "tiny"
-    assert _dropdown(page, "run").locator("option").all_inner_texts() == ["tiny2  (latest, running)", "tiny"]
+    labels = [t.replace("\xa0", " ") for t in _dropdown(page, "run").locator("option").all_inner_texts()]
+    assert labels == ["tiny2  (latest, running)", "tiny"]  # ipywidgets shows spaces as nbsp
     inspector.get_by_text("ICL prompt the model saw").click()  # open the accordion: it must stay open
     expect(inspector.locator("pre.insp-prompt")).to_be_visible()
 
@@ -218,8 +245,20 @@ def test_inspector_in_jupyterlab_follows_user_method_and_w(workspace, lab, brows
     _dropdown(page, "w").select_option(label=str(float(ws[-1])))
     _expect_shown(page, gens, user, f"rgd_lore_w{ws[-1]:g}", absent=f"rgd_lore_w{ws[0]:g}")
     expect(inspector.locator("pre.insp-prompt")).to_be_visible()  # still open after three changes
-    inspector.screenshot(path=str(ARTIFACTS / "inspector.png"))
-    page.screenshot(path=str(ARTIFACTS / "inspector-page.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "inspector-page.png"))
+    inspector.get_by_text("Profile examples").click()  # collapse it: the rest fits one screenshot
+    expect(inspector.locator(".insp-gens")).to_be_in_viewport()
+    inspector.evaluate("e => e.scrollIntoView({block: 'start'})")
+    box, view = inspector.bounding_box(), page.viewport_size
+    clip = {
+        "x": box["x"],
+        "y": box["y"],
+        "width": box["width"],
+        "height": min(box["height"], view["height"] - box["y"]),
+    }
+    page.screenshot(
+        path=str(ARTIFACTS / "inspector.png"), clip=clip
+    )  # the README's docs/figures/inspector.png
     page.close()
 
 
@@ -245,12 +284,12 @@ def check_findings_table(page, run: Path) -> None:
             expect(page.locator(f"a[href='tables/{c.name}']")).to_be_visible()
 
 
-def test_report_index_shows_every_figure_and_the_findings(workspace, browser):
+def test_report_index_shows_every_figure_and_the_findings(browser, workspace):
     run = workspace / "reports" / "tiny"
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto((run / "index.html").as_uri())
     figures = sorted((run / "figures").glob("*.png"))
-    assert len(figures) >= 3
+    assert figures, "the tiny report wrote no figures"
     for fig in figures:
         img = page.locator(f"img[src='figures/{fig.name}']")
         img.scroll_into_view_if_needed()

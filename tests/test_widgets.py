@@ -1,11 +1,11 @@
 """The generation inspector: selection logic without a browser, HTML rendering, the widget wrapper."""
 
+import json
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
-
-import json
-import math
 
 from analysis.run_picker import default_run, item_label, pick_run, run_choices, run_state
 from analysis.widgets import Inspector, InspectorWidget, list_runs
