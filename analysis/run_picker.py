@@ -76,7 +76,7 @@ def pick_run(run_dir: str = "", output_dir: str = "", reports_root: str | os.Pat
 
 def run_label(run: Path, latest: Path | None = None) -> str:
     """Dropdown label: the run id, marked ``latest`` and with its state when not finished."""
-    tags = [t for t in ("latest" if latest is not None and run.resolve() == latest else "",) if t]
+    tags = ["latest"] if latest is not None and run.resolve() == latest else []
     state = run_state(run)
     if state not in ("finished", "unknown"):
         tags.append(state)

@@ -3,7 +3,7 @@
 The logic lives in :class:`Inspector`, a plain class that reads a run folder's tables and returns
 a dict (and HTML) for one selection, so it is testable without a browser:
 
->>> ins = Inspector(pick_run())                              # doctest: +SKIP
+>>> ins = Inspector(pick_run())                                          # doctest: +SKIP
 >>> view = ins.view(dataset="synthetic", user_id="user01", method="lore", w=1.0)  # doctest: +SKIP
 >>> [g["system"] for g in view["generations"]]                           # doctest: +SKIP
 ['base', 'icl_k1', 'icl_k2', 'icl_k4', 'rgd_lore_w1']
