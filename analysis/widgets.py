@@ -3,7 +3,7 @@
 The logic lives in :class:`Inspector`, a plain class that reads a run folder's tables and returns
 a dict (and HTML) for one selection, so it is testable without a browser:
 
->>> ins = Inspector("reports/latest")                                    # doctest: +SKIP
+>>> ins = Inspector(pick_run())                                          # doctest: +SKIP
 >>> view = ins.view(dataset="synthetic", user_id="user01", method="lore", w=1.0)  # doctest: +SKIP
 >>> [g["system"] for g in view["generations"]]                           # doctest: +SKIP
 ['base', 'icl_k1', 'icl_k2', 'icl_k4', 'rgd_lore_w1']
@@ -12,6 +12,8 @@ A view holds the user's profile examples, the test input, the real completion, e
 generation side by side with ROUGE-1/L, its reward (RGD: the RM's reward of the generation) and
 the oracle reward (synthetic users), and the ICL prompt the model saw. :class:`InspectorWidget`
 wraps it in ipywidgets dropdowns (run, dataset/model, user, test item, method, w).
+
+Which run is opened: :func:`analysis.run_picker.pick_run` (a finished run, never one being written).
 
 Tables read (written by notebooks 02 and 03 into ``<run>/tables``): ``study2_generations.csv``,
 ``study3_generations.csv`` (one row per generation; columns of
@@ -23,25 +25,21 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
-GEN_TABLES = ("study2_generations", "study3_generations")
+from analysis.run_picker import (  # noqa: F401 - re-exported for notebook 04
+    GEN_TABLES,
+    default_run,
+    item_label,
+    list_runs,
+    pick_run,
+    run_choices,
+)
+
 PROFILE_TABLE = "study2_profiles"
-
-
-def list_runs(reports_root: str | os.PathLike) -> list[Path]:
-    """Run folders under ``reports_root`` that hold generation tables, newest name first."""
-    root = Path(reports_root)
-    if not root.is_dir():
-        return []
-    runs = [
-        p
-        for p in root.iterdir()
-        if p.is_dir() and not p.is_symlink() and any((p / "tables" / f"{t}.csv").exists() for t in GEN_TABLES)
-    ]
-    return sorted(runs, key=lambda p: p.name, reverse=True)
 
 
 def _num(x) -> float:
@@ -50,6 +48,15 @@ def _num(x) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return v
+
+
+NOTES = {
+    "reward": "reward: the user RM's reward of the generation; only RGD and best-of-n rows are scored by "
+    "an RM (base and ICL decode without one).",
+    "oracle_reward": "oracle: the known reward of a synthetic user; {dataset} has real users, whose true "
+    "preferences are unknown, so there is no oracle.",
+    "rouge1": "ROUGE: no real completion to compare with.",
+}
 
 
 class Inspector:
@@ -73,10 +80,13 @@ class Inspector:
         gens = pd.concat(frames, ignore_index=True)
         if "dataset" not in gens:
             gens["dataset"] = "pref-lamp"
+        for col in ("icl_k", "w", "rouge1", "rougeL", "reward", "oracle_reward"):
+            if col not in gens:
+                gens[col] = math.nan
         # study 3 repeats study 2's generations for the policy model: keep one copy of each
         gens = gens.drop_duplicates(["dataset", "model", "test_id", "system"], keep="first")
-        for col in ("text", "prompt", "reference", "input", "method"):
-            gens[col] = gens[col].fillna("") if col in gens else ""
+        for col in ("text", "prompt", "reference", "input", "method", "kind"):
+            gens[col] = gens[col].fillna("").astype(str) if col in gens else ""
         self.gens = gens.reset_index(drop=True)
         p = tables / f"{PROFILE_TABLE}.csv"
         self.profiles = (
@@ -200,66 +210,135 @@ class Inspector:
 
     # ------------------------------------------------------------------ HTML
     @staticmethod
-    def to_html(view: dict) -> str:
-        """A self-contained HTML rendering of :meth:`view` (escaped text)."""
+    def notes(view: dict) -> list[str]:
+        """One line per column with blank cells, saying why it does not apply there."""
+        gens = view["generations"]
+        blank = {c: [math.isnan(g[c]) for g in gens] for c in ("reward", "oracle_reward", "rouge1")}
+        return [
+            NOTES[c].format(dataset=view["dataset"].split(" | ")[0])
+            for c, b in blank.items()
+            if gens and any(b)
+        ]
+
+    @staticmethod
+    def header_html(view: dict) -> str:
+        e = html.escape
+        tid = str(view["test_id"])
+        link = (
+            f"<div style='font-size:12px;overflow-wrap:anywhere'>source: <a href='{e(tid)}' "
+            f"target='_blank' rel='noopener'>{e(tid)}</a></div>"
+            if re.match(r"https?://", tid)
+            else ""
+        )
+        return (
+            f"<h3 style='margin:6px 0' data-test-id='{e(tid)}'>{e(view['user_id'])} &middot; "
+            f"{e(item_label(tid))} <small>({e(view['dataset'])}, method={e(str(view['method']))}, "
+            f"w={e(str(view['w']))})</small></h3>{link}"
+            f"<p><b>Input:</b> <span class='insp-input'>{e(str(view['input']))}</span></p>"
+            f"<p><b>Real completion:</b> <span style='color:#2a7'>{e(str(view['reference']))}</span></p>"
+        )
+
+    @staticmethod
+    def table_html(view: dict) -> str:
         e = html.escape
 
-        def num(x, d=3):
-            return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+        def num(x, col, d=3):
+            if x is None or (isinstance(x, float) and math.isnan(x)):
+                return f"<span title='{e(NOTES[col].format(dataset=view['dataset'].split(' | ')[0]))}' style='color:#999'>n/a</span>"
+            return f"{x:.{d}f}"
 
-        prof = "".join(
+        rows = "".join(
+            f"<tr data-system='{e(g['system'])}'><td>{e(g['system'])}</td>"
+            f"<td class='insp-text'>{e(str(g['text']))}</td><td>{num(g['rouge1'], 'rouge1')}</td>"
+            f"<td>{num(g['rougeL'], 'rouge1')}</td><td>{num(g['reward'], 'reward')}</td>"
+            f"<td>{num(g['oracle_reward'], 'oracle_reward')}</td></tr>"
+            for g in view["generations"]
+        )
+        notes = "".join(f"<li>{e(n)}</li>" for n in Inspector.notes(view))
+        return (
+            "<table class='insp-gens' style='border-collapse:collapse;width:100%' border=1 cellpadding=4>"
+            "<tr><th>system</th><th>generation</th><th>ROUGE-1</th><th>ROUGE-L</th><th>reward</th>"
+            f"<th>oracle</th></tr>{rows}</table>"
+            + (f"<ul class='insp-notes' style='font-size:12px;color:#555'>{notes}</ul>" if notes else "")
+        )
+
+    @staticmethod
+    def profile_html(view: dict) -> str:
+        e = html.escape
+        items = "".join(
             f"<li><i>{e(str(p['input'])[:160])}</i><br>&rarr; <b>{e(str(p['output']))}</b></li>"
             for p in view["profile"]
         )
-        rows = "".join(
-            f"<tr><td>{e(g['system'])}</td><td>{e(str(g['text']))}</td><td>{num(g['rouge1'])}</td>"
-            f"<td>{num(g['rougeL'])}</td><td>{num(g['reward'])}</td><td>{num(g['oracle_reward'])}</td></tr>"
-            for g in view["generations"]
-        )
+        return f"<ul>{items}</ul>" if items else "<p>(no profile examples in this run)</p>"
+
+    @staticmethod
+    def prompt_html(view: dict) -> str:
+        text = view["icl_prompt"] or "(no ICL system in this run)"
+        return f"<pre class='insp-prompt' style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+
+    @staticmethod
+    def to_html(view: dict) -> str:
+        """A self-contained HTML rendering of :meth:`view` (escaped text)."""
         return (
             "<div style='font-family:sans-serif;font-size:13px'>"
-            f"<h3>{e(view['user_id'])} &middot; {e(view['test_id'])} <small>({e(view['dataset'])}, "
-            f"w={e(str(view['w']))})</small></h3>"
-            f"<p><b>Input:</b> {e(str(view['input']))}</p>"
-            f"<p><b>Real completion:</b> <span style='color:#2a7'>{e(str(view['reference']))}</span></p>"
-            f"<details open><summary><b>Profile examples</b> ({len(view['profile'])} of {view['n_profile']})"
-            f"</summary><ul>{prof}</ul></details>"
-            "<table style='border-collapse:collapse' border=1 cellpadding=4><tr><th>system</th><th>generation</th>"
-            f"<th>ROUGE-1</th><th>ROUGE-L</th><th>reward</th><th>oracle</th></tr>{rows}</table>"
-            f"<details><summary><b>ICL prompt the model saw</b></summary><pre style='white-space:pre-wrap'>"
-            f"{e(view['icl_prompt'])}</pre></details></div>"
+            + Inspector.header_html(view)
+            + f"<details open><summary><b>Profile examples</b> ({len(view['profile'])} of {view['n_profile']})"
+            f"</summary>{Inspector.profile_html(view)}</details>"
+            + Inspector.table_html(view)
+            + "<details><summary><b>ICL prompt the model saw</b></summary>"
+            + Inspector.prompt_html(view)
+            + "</details></div>"
         )
+
+
+def _fit(wdg, labels, desc: str = "90px") -> None:
+    """Size a dropdown to its longest label (plus the description), so values are not cut."""
+    n = max((len(str(x)) for x in labels), default=8)
+    wdg.style.description_width = desc
+    wdg.layout.width = f"calc({desc} + {min(max(n, 8), 90) + 4}ch)"
 
 
 class InspectorWidget:
     """ipywidgets front end of :class:`Inspector`: dropdowns for run, dataset, user, test item,
-    method and w; an HTML pane that updates on every change. ``display(InspectorWidget(...).box)``."""
+    method and w; HTML panes that update on every change (the profile and ICL-prompt sections are
+    accordions, so what is open stays open). ``display(InspectorWidget(...).box)``."""
 
     def __init__(
         self, run_dir: str | os.PathLike | None = None, reports_root: str | os.PathLike | None = None
     ):
         import ipywidgets as W
 
-        runs = [str(p) for p in list_runs(reports_root)] if reports_root else []
-        if run_dir is not None and str(run_dir) not in runs:
-            runs.insert(0, str(run_dir))
+        runs = run_choices(reports_root, run_dir) if reports_root else []
+        if not runs and run_dir is not None:
+            runs = [(Path(run_dir).resolve().name, str(Path(run_dir).resolve()))]
         if not runs:
             raise FileNotFoundError("no run folder with generation tables found")
-        self.run = W.Dropdown(options=runs, value=runs[0], description="run")
+        start = str(Path(run_dir).resolve()) if run_dir is not None else runs[0][1]
+        self.run = W.Dropdown(options=runs, value=start, description="run")
         self.dataset = W.Dropdown(description="dataset")
         self.user = W.Dropdown(description="user")
         self.item = W.Dropdown(description="test item")
         self.method = W.Dropdown(description="method")
         self.w = W.Dropdown(description="w")
+        _fit(self.run, [lab for lab, _ in runs])
         self.out = W.HTML()
+        self.table = W.HTML()
+        self.profile = W.Accordion(children=[W.HTML()], titles=("Profile examples",), selected_index=0)
+        self.prompt = W.Accordion(children=[W.HTML()], titles=("ICL prompt the model saw",))
+        for wdg in (self.out, self.table, self.profile, self.prompt):
+            wdg.layout.width = "100%"
         self.box = W.VBox(
             [
-                W.HBox([self.run, self.dataset]),
-                W.HBox([self.user, self.item]),
-                W.HBox([self.method, self.w]),
+                W.HBox([self.run, self.dataset], layout=W.Layout(flex_flow="row wrap")),
+                W.HBox([self.user, self.item, self.method, self.w], layout=W.Layout(flex_flow="row wrap")),
                 self.out,
-            ]
+                self.profile,
+                self.table,
+                self.prompt,
+            ],
+            layout=W.Layout(width="100%"),
         )
+        self.box.add_class("inspector")
         self._busy = False
         self._load_run()
         for wdg, fn in (
@@ -274,9 +353,12 @@ class InspectorWidget:
 
     def _set(self, wdg, options):
         options = list(options)
+        values = [o[1] if isinstance(o, tuple) else o for o in options]
+        keep = wdg.value
         wdg.options = options
-        if options and wdg.value not in options:
-            wdg.value = options[0]
+        if values:
+            wdg.value = keep if keep in values else values[0]
+        _fit(wdg, [o[0] if isinstance(o, tuple) else o for o in options])
 
     def _guard(fn):  # noqa: N805 - decorator: skip nested observer calls while options are being reset
         def inner(self, *a):
@@ -305,12 +387,16 @@ class InspectorWidget:
         ins = self.inspector
         self._set(self.user, ins.users(self.dataset.value))
         self._set(self.method, ins.methods(self.dataset.value))
-        self._set(self.item, ins.test_items(self.dataset.value, self.user.value))
+        self._fill_items()
         self._set(self.w, ins.w_values(self.dataset.value, self.method.value))
+
+    def _fill_items(self):
+        items = self.inspector.test_items(self.dataset.value, self.user.value)
+        self._set(self.item, [(f"{i + 1}: {item_label(t)}", t) for i, t in enumerate(items)])
 
     @_guard
     def _load_user(self):
-        self._set(self.item, self.inspector.test_items(self.dataset.value, self.user.value))
+        self._fill_items()
 
     @_guard
     def _load_method(self):
@@ -328,4 +414,13 @@ class InspectorWidget:
     def refresh(self, *_):
         if self._busy:
             return
-        self.out.value = Inspector.to_html(self.current_view())
+        view = self.current_view()
+        self.out.value = (
+            "<div style='font-family:sans-serif;font-size:13px'>" + Inspector.header_html(view) + "</div>"
+        )
+        self.profile.set_title(0, f"Profile examples ({len(view['profile'])} of {view['n_profile']})")
+        self.profile.children[0].value = Inspector.profile_html(view)
+        self.table.value = (
+            "<div style='font-family:sans-serif;font-size:13px'>" + Inspector.table_html(view) + "</div>"
+        )
+        self.prompt.children[0].value = Inspector.prompt_html(view)

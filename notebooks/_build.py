@@ -245,21 +245,24 @@ def nb04():
                 "one static view below.)"
             ),
             _params(
-                'run_dir: str = ""  # run folder to open first; empty: output_dir (or reports/latest)\n'
+                'run_dir: str = ""  # run folder to inspect; empty: this run (in a report), else reports/latest '
+                "if finished, else the newest finished run\n"
                 'reports_root: str = ""  # folder of runs listed in the run picker; empty: the parent of the run\n'
                 'user: str = ""  # user shown in the static view; empty: the first\n'
             ),
             new_code_cell(
-                "from pathlib import Path\n\n"
                 "from IPython.display import HTML, display\n\n"
-                "from analysis.widgets import Inspector, InspectorWidget\n\n"
-                "run = Path(run_dir or output_dir)\n"
-                'if not (run / "tables").is_dir() and Path("../reports/latest/tables").is_dir():\n'
-                '    run = Path("../reports/latest")\n'
+                "from analysis.widgets import Inspector, InspectorWidget, pick_run\n\n"
+                "run = pick_run(run_dir, output_dir, reports_root)  # never a run that is still being written\n"
                 "ins = Inspector(run)\n"
-                'print(f"{run}: {len(ins.gens)} generations, datasets: {ins.datasets()}")'
+                'print(f"{run.name}: {len(ins.gens)} generations, datasets: {ins.datasets()}")'
             ),
-            new_markdown_cell("## Interactive inspector"),
+            new_markdown_cell(
+                "## Interactive inspector\n\n"
+                "The run picker lists every run of the reports folder once by its run id (unfinished runs are "
+                "marked). Open *ICL prompt the model saw* to read the exact prompt; it stays open while you change "
+                "the selection. `n/a` cells do not apply to that row or dataset (the note under the table says why)."
+            ),
             new_code_cell(
                 "widget = InspectorWidget(run_dir=run, reports_root=reports_root or run.parent)\n"
                 "display(widget.box)"
