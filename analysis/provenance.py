@@ -55,6 +55,7 @@ PRESENTATION = (
     "plots.py",
     "provenance.py",
     "report.py",
+    "run_picker.py",
     "widgets.py",
     "studies/findings.py",
     "studies/session.py",
