@@ -73,16 +73,29 @@ def two_level_boot_means(user_ids: Sequence, values, n_boot: int = N_BOOT, seed:
         raise ValueError(f"{users.size} user ids but {x.shape[1]} values")
     ok = ~np.isnan(x).any(axis=0)
     x, users = x[:, ok], users[ok]
-    n = x.shape[1]
-    if n == 0:
+    if x.shape[1] == 0:
         out = np.full((n_boot, x.shape[0]), np.nan)
         return out[:, 0] if single else out
-    _, codes = np.unique(users.astype(str), return_inverse=True)
+    out = np.empty((n_boot, x.shape[0]))
+    start = 0
+    for w in two_level_weights(users, n_boot, _rng(seed)):
+        out[start : start + len(w)] = w @ x.T
+        start += len(w)
+    return out[:, 0] if single else out
+
+
+def two_level_weights(user_ids: Sequence, n_boot: int, rng: np.random.Generator):
+    """Yield chunks (b, N) of two-level bootstrap weights over N items (each row sums to 1).
+
+    ``weights @ values`` is the replicate's mean over users of per-user means (see
+    :func:`two_level_boot_means`).
+    """
+    users = np.asarray(list(user_ids), dtype=object).astype(str)
+    n = users.size
+    _, codes = np.unique(users, return_inverse=True)
     n_users = int(codes.max()) + 1
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_users))])
-    rng = _rng(seed)
-    out = np.empty((n_boot, x.shape[0]))
     chunk = max(1, _CHUNK_CELLS // n)
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
@@ -93,8 +106,7 @@ def two_level_boot_means(user_ids: Sequence, values, n_boot: int = N_BOOT, seed:
             n_u = idx.size
             counts = rng.multinomial(drawn[:, u] * n_u, np.full(n_u, 1.0 / n_u))  # (b, n_u)
             w[:, idx] = counts / (n_u * n_users)
-        out[start : start + b] = w @ x.T
-    return out[:, 0] if single else out
+        yield w
 
 
 def two_level_ci(
