@@ -65,7 +65,9 @@ def _user_mean_weights(codes: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return w
 
 
-def split_half_reliability(user_ids: Sequence, outcomes: np.ndarray, n_splits: int = 20, seed: int = 0) -> float:
+def split_half_reliability(
+    user_ids: Sequence, outcomes: np.ndarray, n_splits: int = 20, seed: int = 0
+) -> float:
     """Spearman-Brown corrected split-half reliability of the RMs' accuracies (rows of ``outcomes``).
 
     Each split puts a random half of every user's pairs in A (users with one pair go to A or B

@@ -56,10 +56,20 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     assert len(tau) == 2 * 2 * 2 * 2 and tau["n_rms"].eq(4).all() and not tau["stable_population"].any()
     assert tau[tau["w"] == 0.0]["tau"].isna().all()  # constant policy accuracy: tau undefined, not 0
     assert set(res["pairs"].columns) >= {"dataset", "user_id", "train", "val", "test", "total"}
+    # honest tau (issue 11): per-pair outcomes are kept and reproduce both accuracies of every RM
+    pp = res["per_pair"]
+    assert tau["interval"].eq("test set x RM cluster").all() and tau["n_clusters"].eq(2).all()
+    assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
+    for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
+        row = points[(points["dataset"] == ds) & (points["rm_id"] == rm_id)]
+        assert g.groupby("user_id")["rm_correct"].mean().mean() == pytest.approx(row["rm_acc"].iloc[0])
+        one = row[(row["variant"] == "policy") & row["length_norm"] & (row["w"] == 1.0)]
+        assert g.groupby("user_id")["pa|policy|1|1"].mean().mean() == pytest.approx(one["policy_acc"].iloc[0])
     # resumable: a second call reads every result from the cache (no model forward needed)
     with pytest.warns(UserWarning, match="unstable Kendall tau"):
         again = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
     pd.testing.assert_frame_equal(again["points"], points, check_dtype=False)
+    pd.testing.assert_frame_equal(again["tau"], tau, check_dtype=False)
 
 
 def test_tau_table_known_answers():
