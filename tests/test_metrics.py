@@ -9,8 +9,8 @@ from analysis.metrics import (
     kendall_tau_ci,
     paired_comparison,
     pairwise_accuracy,
-    per_user_means,
     per_user_items,
+    per_user_means,
     summarize_by_user,
     two_level_boot_means,
 )

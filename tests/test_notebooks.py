@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.report import NOTEBOOK_DIR, list_notebooks, run_report
+from analysis.studies.findings import VERDICTS
 
 EXPECTED = [
     "01_rm_vs_policy_accuracy",
@@ -138,9 +139,9 @@ def test_report_tables_have_expected_columns_and_ranges(report):
     assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
     for n in (1, 2, 3):
         f = pd.read_csv(t / f"study{n}_findings.csv")
-        assert len(f) == 3 and set(f["held"]) <= {"yes", "no", "partly", "not testable", "not measured"}
+        assert len(f) == 3 and set(f["verdict"]) <= set(VERDICTS)
     final = pd.read_csv(t / "study3_findings.csv")
-    assert "not measured" not in set(final["held"])  # notebook 03 sees all three studies of the run
+    assert "not measured" not in set(final["verdict"])  # notebook 03 sees all three studies of the run
 
 
 def test_inspector_notebook_rendered_a_view(report):
