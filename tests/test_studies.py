@@ -44,7 +44,13 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     with pytest.warns(UserWarning, match="unstable Kendall tau"):
         res = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
     rms, points, tau = res["rms"], res["points"], res["tau"]
-    assert len(rms) == 2 * 2 * 2 and set(rms["dataset"]) == {"synthetic_style_swap", "synthetic_attributes"}
+    # per dataset 2 methods x 2 budgets, plus one normalize_reward=False sensitivity RM per method
+    assert rms["sensitivity"].sum() == 2 * 2 and (rms["normalize_reward"] == ~rms["sensitivity"]).all()
+    assert rms.loc[rms["sensitivity"], "rm_id"].str.endswith("/raw").all()
+    assert len(rms) == 2 * (2 * 2 + 2) and set(rms["dataset"]) == {
+        "synthetic_style_swap",
+        "synthetic_attributes",
+    }
     assert rms["rm_acc"].between(0, 1).all() and (rms["rm_acc_lo"] <= rms["rm_acc"]).all()
     assert (rms["n_users"] == 3).all()
     # 2 variants x 2 length norms x 2 w per RM
@@ -53,6 +59,10 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     # known answer: at w = 0 the score variant is the base model's ranking accuracy, the same for every RM
     w0 = points[(points["variant"] == "score") & (points["w"] == 0.0)]
     assert w0.groupby(["dataset", "length_norm"])["policy_acc"].nunique().eq(1).all()
+    # the sensitivity RMs have the same RM accuracy as their normalised twin (a positive affine map)
+    main = rms.set_index(["dataset", "rm_id"])["rm_acc"]
+    for r in rms[rms["sensitivity"]].itertuples():
+        assert r.rm_acc == pytest.approx(main[(r.dataset, r.rm_id.removesuffix("/raw"))])
     assert len(tau) == 2 * 2 * 2 * 2 and tau["n_rms"].eq(4).all() and not tau["stable_population"].any()
     assert tau[tau["w"] == 0.0]["tau"].isna().all()  # constant policy accuracy: tau undefined, not 0
     assert set(res["pairs"].columns) >= {"dataset", "user_id", "train", "val", "test", "total"}

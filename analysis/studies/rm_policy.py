@@ -15,6 +15,12 @@ resamples RMs by cluster (method); a permutation p-value, the split-half reliabi
 accuracy and tau corrected for attenuation come with it. The per-pair outcomes this needs are
 cached next to the tables (``per_pair``). A population below ~20 RMs gives an unstable tau; the
 study warns when that happens.
+
+Reward normalisation (a documented deviation from plain ARGS, which used raw RM scores): every
+RM's rewards are centred per user on its training responses and divided by their spread
+(:class:`analysis.rewards.base.RMConfig`). As a sensitivity check each method also gets one RM
+(first seed, largest budget) trained with ``normalize_reward=False``: its rows carry
+``normalize_reward = False`` and ``sensitivity = True`` and are left out of tau.
 """
 
 from __future__ import annotations
@@ -100,6 +106,8 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
     from analysis.metrics_tau import honest_tau
 
     rows = []
+    if "sensitivity" in points.columns:  # the normalize_reward=False rows are not part of the population
+        points = points[~points["sensitivity"].fillna(False).astype(bool)]
     for (ds, variant, ln, w), g in points.groupby(["dataset", "variant", "length_norm", "w"], sort=False):
         # accuracies are ratios of small counts: round so that equal accuracies reached by different
         # summation orders (1e-16 apart) are exact ties for tau-b, in memory and after a cache round trip
@@ -183,6 +191,7 @@ def rm_vs_policy_accuracy(
         fkey = feature_key(cfg, model, tok, data.pairs)
         test = feats.subset("test")
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
+        raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
         if len(combos) < MIN_STABLE_POPULATION:
             warnings.warn(
                 f"{ds}: a population of {len(combos)} RMs gives an unstable Kendall tau "
@@ -198,15 +207,25 @@ def rm_vs_policy_accuracy(
             "model": model_key(model),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
-            "v": 2,
+            "v": 3,
         }
         held: dict = {}
 
-        def run(feats=feats, test=test, combos=combos, fkey=fkey, ds=ds, data=data, held=held):
+        def run(
+            feats=feats,
+            test=test,
+            combos=combos,
+            raw_combos=raw_combos,
+            fkey=fkey,
+            ds=ds,
+            data=data,
+            held=held,
+        ):
             rms, rows, rm_pp, pa_pp = {}, [], [], []
-            for m, s, b in tqdm(combos, desc=f"{ds}: RM population", disable=not progress):
-                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap)
-                rm_id = f"{m}/s{s}/b{b}"
+            todo = [(c, True) for c in combos] + [(c, False) for c in raw_combos]
+            for (m, s, b), norm in tqdm(todo, desc=f"{ds}: RM population", disable=not progress):
+                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap, normalize_reward=norm)
+                rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
                 acc, acc_df = rm_accuracy_row(rm, test, cfg)
                 rm_pp.append(acc_df[["user_id", "pair_id", "correct"]].assign(rm_id=rm_id, method=m))
                 fit = getattr(rm, "fit_log_", {}) or {}
@@ -219,6 +238,8 @@ def rm_vs_policy_accuracy(
                         "budget": b,
                         "steps_run": fit.get("steps_run"),
                         "n_train_pairs": fit.get("n_train_pairs"),
+                        "normalize_reward": norm,
+                        "sensitivity": not norm,
                         **acc,
                     }
                 )
