@@ -40,17 +40,23 @@ def tau_b_weighted(x: np.ndarray, y: np.ndarray, m: np.ndarray | None = None) ->
     of a point tie in both variables). NaN where a row has no untied pair.
     """
     x, y = np.atleast_2d(x), np.atleast_2d(y)
-    m = np.ones_like(x) if m is None else np.atleast_2d(m).astype(float)
     out = np.empty(x.shape[0])
     r = x.shape[1]
     chunk = max(1, _CHUNK_CELLS // max(1, r * r))
     for s in range(0, x.shape[0], chunk):
-        xs, ys, ms = x[s : s + chunk], y[s : s + chunk], m[s : s + chunk]
-        sx = np.sign(xs[:, :, None] - xs[:, None, :])
-        sy = np.sign(ys[:, :, None] - ys[:, None, :])
-        mm = ms[:, :, None] * ms[:, None, :]
-        num = (mm * sx * sy).sum(axis=(1, 2))
-        den = np.sqrt((mm * sx * sx).sum(axis=(1, 2)) * (mm * sy * sy).sum(axis=(1, 2)))
+        xs, ys = x[s : s + chunk], y[s : s + chunk]
+        sx = (xs[:, :, None] > xs[:, None, :]).astype(np.int8) - (xs[:, :, None] < xs[:, None, :])
+        sy = (ys[:, :, None] > ys[:, None, :]).astype(np.int8) - (ys[:, :, None] < ys[:, None, :])
+        if m is None:
+            num = (sx * sy).sum(axis=(1, 2), dtype=np.int64).astype(float)
+            dx = np.abs(sx).sum(axis=(1, 2), dtype=np.int64).astype(float)
+            dy = np.abs(sy).sum(axis=(1, 2), dtype=np.int64).astype(float)
+        else:
+            ms = np.atleast_2d(m)[s : s + chunk].astype(float)
+            num = np.einsum("bi,bij,bj->b", ms, (sx * sy).astype(float), ms)
+            dx = np.einsum("bi,bij,bj->b", ms, np.abs(sx).astype(float), ms)
+            dy = np.einsum("bi,bij,bj->b", ms, np.abs(sy).astype(float), ms)
+        den = np.sqrt(dx * dy)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[s : s + chunk] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return out
@@ -104,7 +110,7 @@ def honest_tau(
     clusters: Sequence | None = None,
     *,
     n_boot: int = N_BOOT,
-    n_perm: int = 2000,
+    n_perm: int = 1000,
     n_splits: int = 20,
     seed: int = 0,
     alpha: float = 0.05,
