@@ -204,13 +204,14 @@ def build_pref_lamp(
                     u, prompts[(u, it.item_id)], it.output, neg, f"{u}/{it.item_id}", split[it.item_id]
                 )
             )
-    # "other_user" negatives are other users' outputs: drop held-out pairs whose user text (chosen)
-    # a training pair contains, or whose negative is a training pair's chosen text
+    # shared items: "other_user" negatives are other users' outputs for the same pool items: drop
+    # held-out pairs whose user text (chosen) a training pair contains, or whose negative is a
+    # training pair's chosen text (real LaMP data, with per-user items, is left as it was)
     seen = {t for p in pairs if p.split == "train" for t in (p.chosen, p.rejected)}
     seen_chosen = {p.chosen for p in pairs if p.split == "train"}
 
-    def leaks(p: PreferencePair) -> bool:
-        return p.split != "train" and (p.chosen in seen or p.rejected in seen_chosen)
+    def leaks(p: PreferencePair) -> bool:  # only where users share items (synthetic pool)
+        return bool(shared) and p.split != "train" and (p.chosen in seen or p.rejected in seen_chosen)
 
     n_leak = sum(map(leaks, pairs))
     pairs = [p for p in pairs if not leaks(p)]
