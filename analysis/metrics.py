@@ -63,7 +63,7 @@ def two_level_boot_means(user_ids: Sequence, values, n_boot: int = N_BOOT, seed:
     One replicate: draw U users with replacement; for each drawn copy of user u draw n_u of its
     items with replacement; mean per copy, then mean over the U copies. Summed over copies, the
     item counts of user u are Multinomial(c_u * n_u, uniform) where c_u is how often u was drawn,
-    so a replicate is a weight vector over items (vectorised per user, chunked over replicates).
+    so a replicate is a weight vector over items (all draws vectorised, chunked over replicates).
     """
     x = np.asarray(values, dtype=float)
     single = x.ndim == 1
