@@ -105,13 +105,19 @@ def test_report_outputs_exist(report):
 def test_report_tables_have_expected_columns_and_ranges(report):
     t = report / "tables"
     rms = pd.read_csv(t / "study1_rms.csv")
-    assert len(rms) == 3 * 3 * 2 and rms["rm_acc"].between(0, 1).all()
+    # 3 datasets x 3 methods x 2 seeds, plus one normalize_reward=False sensitivity RM per method
+    assert (
+        len(rms) == 3 * 3 * 2 + 3 * 3
+        and rms["sensitivity"].sum() == 3 * 3
+        and rms["rm_acc"].between(0, 1).all()
+    )
     assert {"rouge_stemming", "policy_model", "seeds", "n_boot"} <= set(rms.columns)
     tau = pd.read_csv(t / "study1_tau.csv")
     assert {"dataset", "variant", "length_norm", "w", "tau", "tau_lo", "tau_hi", "p_value", "n_rms"} <= set(
         tau.columns
     )
     assert tau["tau"].dropna().between(-1, 1).all() and tau["n_rms"].eq(6).all()
+    assert {"rel_rm", "rel_policy", "tau_corrected", "interval"} <= set(tau.columns)
     summ = pd.read_csv(t / "study2_summary.csv")
     assert set(summ["kind"]) == {"base", "icl", "bon", "rgd"} and summ["rouge1"].between(0, 1).all()
     assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
