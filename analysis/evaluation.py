@@ -30,7 +30,7 @@ from analysis.metrics import (
     N_BOOT,
     ROUGE_TYPES,
     paired_comparison,
-    per_user_means,
+    per_user_items,
     rouge_scores,
     summarize_by_user,
 )
@@ -157,8 +157,8 @@ def compare_methods(
         raise DataError(f"unknown metric {metric!r}; choose one of {ROUGE_TYPES}")
     sa, sb = _select(df, a), _select(df, b)
     res = paired_comparison(
-        per_user_means(sa["user_id"].tolist(), sa[metric].to_numpy()),
-        per_user_means(sb["user_id"].tolist(), sb[metric].to_numpy()),
+        per_user_items(sa["user_id"].tolist(), sa["test_id"].tolist(), sa[metric].to_numpy()),
+        per_user_items(sb["user_id"].tolist(), sb["test_id"].tolist(), sb[metric].to_numpy()),
         n_boot=n_boot,
         seed=seed,
     )
@@ -191,5 +191,5 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> str:
     stem = "on" if bool(table["stemming"].iloc[0]) else "off"
     return (
         show.to_string(index=False)
-        + f"\n(ROUGE F-measure, mean over users; 95% bootstrap CI over users; stemming {stem})"
+        + f"\n(ROUGE F-measure, mean over users; 95% two-level bootstrap CI, users then items; stemming {stem})"
     )

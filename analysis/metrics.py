@@ -2,13 +2,18 @@
 
 Conventions (design section 2):
 
-- Per-user first, then over users: a user's mean is one observation; the 95% interval is a
-  percentile bootstrap over users.
+- Per-user first, then over users. The 95% interval is a two-level percentile bootstrap
+  (:func:`two_level_boot_means`): resample users with replacement, then the items of each
+  resampled user with replacement, take each user's mean and then the mean over users. With one
+  or two users the interval therefore still carries the item-level (binomial) spread; with many
+  users whose means agree it is narrow.
 - Pairwise accuracy counts ties as 0.5.
-- Kendall's tau is tau-b from :func:`scipy.stats.kendalltau`, with a bootstrap interval over
-  the population (resampling RMs) and scipy's p-value.
-- Paired method comparisons resample users (paired bootstrap of the mean difference) and add
-  the Wilcoxon signed-rank p-value.
+- Kendall's tau across a population of RMs: see :mod:`analysis.metrics_tau` (test-set bootstrap,
+  clusters of RMs, permutation p-value, split-half reliability, attenuation correction).
+  :func:`kendall_tau_ci` (resampling RMs only) is kept as the naive reference.
+- Paired method comparisons take per-user item values (``{user: {item: value}}``), pair them by
+  item, and bootstrap the mean difference with the same two-level scheme; the Wilcoxon
+  signed-rank p-value is over the users' mean differences.
 """
 
 from __future__ import annotations
@@ -45,6 +50,102 @@ def bootstrap_ci(
     return mean, float(lo), float(hi)
 
 
+_CHUNK_CELLS = 4_000_000  # replicates x items held in memory at once
+
+
+def two_level_boot_means(user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """Two-level bootstrap replicates of the mean over users of per-user means.
+
+    ``values`` is (N,) or (K, N): K series measured on the same N items (e.g. K reward models on
+    one test set); every series sees the same resample. Items with a NaN in any series are
+    dropped. Returns (n_boot,) or (n_boot, K).
+
+    One replicate: draw U users with replacement; for each drawn copy of user u draw n_u of its
+    items with replacement; mean per copy, then mean over the U copies. Summed over copies, the
+    item counts of user u are Multinomial(c_u * n_u, uniform) where c_u is how often u was drawn,
+    so a replicate is a weight vector over items (all draws vectorised, chunked over replicates).
+    """
+    x = np.asarray(values, dtype=float)
+    single = x.ndim == 1
+    x = np.atleast_2d(x)
+    users = np.asarray(list(user_ids), dtype=object)
+    if users.size != x.shape[1]:
+        raise ValueError(f"{users.size} user ids but {x.shape[1]} values")
+    ok = ~np.isnan(x).any(axis=0)
+    x, users = x[:, ok], users[ok]
+    if x.shape[1] == 0:
+        out = np.full((n_boot, x.shape[0]), np.nan)
+        return out[:, 0] if single else out
+    out = np.empty((n_boot, x.shape[0]))
+    start = 0
+    for w in two_level_weights(users, n_boot, _rng(seed)):
+        out[start : start + len(w)] = w @ x.T
+        start += len(w)
+    return out[:, 0] if single else out
+
+
+def two_level_weights(user_ids: Sequence, n_boot: int, rng: np.random.Generator):
+    """Yield chunks (b, N) of two-level bootstrap weights over N items (each row sums to 1).
+
+    ``weights @ values`` is the replicate's mean over users of per-user means (see
+    :func:`two_level_boot_means`).
+    """
+    users = np.asarray(list(user_ids), dtype=object).astype(str)
+    n = users.size
+    _, codes = np.unique(users, return_inverse=True)
+    n_users = int(codes.max()) + 1
+    order = np.argsort(codes, kind="stable")  # items grouped by user
+    sizes = np.bincount(codes, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    item_w = 1.0 / (sizes[codes[order]] * n_users)  # weight of one draw of each (sorted) item
+    chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        drawn = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=b)  # (b, U) user copies
+        reps = (drawn * sizes[None, :]).ravel()  # item draws per (replicate, user)
+        cell = np.repeat(np.arange(b * n_users), reps)
+        u_of = cell % n_users
+        pos = starts[u_of] + (rng.random(cell.size) * sizes[u_of]).astype(np.int64)
+        counts = np.bincount((cell // n_users) * n + pos, minlength=b * n).reshape(b, n)
+        w = np.empty((b, n))
+        w[:, order] = counts * item_w[None, :]
+        yield w
+
+
+def two_level_ci(
+    user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """Mean over users of per-user means and its two-level percentile interval ``(mean, lo, hi)``.
+
+    Fast form, O(n_boot x users) whatever the number of items (the report computes thousands of
+    these): users are drawn exactly (multinomial counts c_u); the sum of a user's c_u inner
+    resample means is drawn from the normal with its exact mean and variance,
+    ``c_u m_u + sqrt(c_u v_u / n_u) z`` (v_u: the user's item variance, ddof 0). A user with
+    one item, or constant items, contributes exactly ``c_u m_u``. :func:`two_level_boot_means`
+    is the exact weight-based form (used where series must share one resample, e.g. tau).
+    """
+    x = np.asarray(values, dtype=float)
+    users = np.asarray(list(user_ids), dtype=object)
+    if users.size != x.size:
+        raise ValueError(f"{users.size} user ids but {x.size} values")
+    ok = ~np.isnan(x)
+    x, users = x[ok], users[ok].astype(str)
+    if x.size == 0:
+        return (float("nan"),) * 3
+    _, codes = np.unique(users, return_inverse=True)
+    n_users = int(codes.max()) + 1
+    n_u = np.bincount(codes, minlength=n_users).astype(float)
+    m_u = np.bincount(codes, weights=x, minlength=n_users) / n_u
+    v_u = np.maximum(np.bincount(codes, weights=x * x, minlength=n_users) / n_u - m_u**2, 0.0)
+    mean = float(m_u.mean())
+    rng = _rng(seed)
+    c = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot).astype(float)  # (B, U)
+    z = rng.standard_normal(c.shape)
+    boots = (c * m_u + np.sqrt(c * v_u / n_u) * z).sum(axis=1) / n_users
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return mean, float(min(lo, mean)), float(max(hi, mean))
+
+
 def per_user_means(user_ids: Sequence, values) -> dict:
     """Mean of ``values`` for each user (in first-seen order); NaN values are ignored."""
     sums: dict = {}
@@ -60,12 +161,12 @@ def per_user_means(user_ids: Sequence, values) -> dict:
 def summarize_by_user(
     user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
 ) -> dict:
-    """Per-user mean, then mean over users with a bootstrap interval over users.
+    """Per-user mean, then mean over users with a two-level bootstrap interval (users, then items).
 
     Returns ``{"mean", "ci_low", "ci_high", "n_users", "n"}``.
     """
     by_user = per_user_means(user_ids, values)
-    mean, lo, hi = bootstrap_ci(list(by_user.values()), n_boot=n_boot, seed=seed, alpha=alpha)
+    mean, lo, hi = two_level_ci(user_ids, values, n_boot=n_boot, seed=seed, alpha=alpha)
     n = int(np.sum(~np.isnan(np.asarray(values, dtype=float))))
     return {"mean": mean, "ci_low": lo, "ci_high": hi, "n_users": len(by_user), "n": n}
 
@@ -84,14 +185,31 @@ def paired_comparison(
 ) -> dict:
     """Compare method A with method B over the users both have (A - B).
 
-    Returns ``{"diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"}``; the interval is a paired
-    bootstrap over users, the p-value the two-sided Wilcoxon signed-rank test (1.0 when every
+    Values are either per-user items ``{user: {item_id: value}}`` (preferred: the items both
+    methods share are paired and the mean difference gets the two-level bootstrap over users,
+    then items) or per-user means ``{user: value}`` (one observation per user: plain bootstrap
+    over users). Returns ``{"diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"}``; the p-value
+    is the two-sided Wilcoxon signed-rank test over the users' mean differences (1.0 when every
     difference is zero, NaN with fewer than two users).
     """
     users = [u for u in a_by_user if u in b_by_user]
-    d = np.array([float(a_by_user[u]) - float(b_by_user[u]) for u in users])
-    d = d[~np.isnan(d)]
-    diff, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, alpha=alpha)
+    item_level = any(isinstance(a_by_user[u], Mapping) for u in users)
+    if item_level:
+        uid, d_items = [], []
+        for u in users:
+            a, b = a_by_user[u], b_by_user[u]
+            for item in a:
+                if item in b:
+                    uid.append(u)
+                    d_items.append(float(a[item]) - float(b[item]))
+        d_items = np.asarray(d_items, dtype=float)
+        by_user = per_user_means(uid, d_items)
+        d = np.array(list(by_user.values()), dtype=float)
+        diff, lo, hi = two_level_ci(uid, d_items, n_boot=n_boot, seed=seed, alpha=alpha)
+    else:
+        d = np.array([float(a_by_user[u]) - float(b_by_user[u]) for u in users])
+        d = d[~np.isnan(d)]
+        diff, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, alpha=alpha)
     if d.size < 2:
         p = float("nan")
     elif np.allclose(d, 0):
@@ -101,8 +219,25 @@ def paired_comparison(
     return {"diff": diff, "ci_low": lo, "ci_high": hi, "wilcoxon_p": p, "n_users": int(d.size)}
 
 
+def per_user_items(user_ids: Sequence, item_ids: Sequence, values) -> dict:
+    """``{user: {item_id: value}}`` (NaN values dropped): the input of :func:`paired_comparison`.
+
+    A missing item id (None) is replaced by the item's position within its user.
+    """
+    out: dict = {}
+    seen: dict = {}
+    for u, i, v in zip(user_ids, item_ids, np.asarray(values, dtype=float), strict=True):
+        pos = seen[u] = seen.get(u, -1) + 1
+        if not np.isnan(v):
+            out.setdefault(u, {})[("#", pos) if i is None else i] = float(v)
+    return out
+
+
 def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05) -> dict:
     """Kendall's tau-b between ``x`` and ``y`` with a bootstrap interval (resampling points).
+
+    Naive: it treats each point as exact and independent. For RMs that share one test set use
+    :func:`analysis.metrics_tau.honest_tau`.
 
     Returns ``{"tau", "ci_low", "ci_high", "p_value", "n"}``. Bootstrap resamples whose tau is
     undefined (all ties) are dropped.
@@ -189,7 +324,7 @@ def rouge_summary(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> dict:
-    """ROUGE per user, then over users with a 95% bootstrap interval over users.
+    """ROUGE per user, then over users with a 95% two-level bootstrap interval (users, then items).
 
     Returns ``{"rouge1": summarize_by_user(...), "rougeL": ..., "stemming": use_stemmer}``.
     """

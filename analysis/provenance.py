@@ -44,6 +44,7 @@ CODE_MODULES = (
     "icl.py",
     "io.py",
     "metrics.py",
+    "metrics_tau.py",
     "models.py",
     "policy_accuracy.py",
     "settings.py",

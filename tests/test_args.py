@@ -321,3 +321,58 @@ def test_separate_backbone_rm_goes_through_text_path(tiny_lm, tiny_models):
     o = cached[0]
     direct = rm.reward_text(["user00"], [PROMPTS[0]], [o.text])
     assert o.step_rewards[-1] == pytest.approx(float(direct[0]), abs=1e-4)
+
+
+class StopLoverRM(LinearRM):
+    """A head aligned with the hidden state AT the stop token: scoring a stop candidate from its own
+    hidden state (the old fast path) makes it win at once; the prefix rule does not."""
+
+    def __init__(self, model, tok, prompt):
+        super().__init__(model)
+        from analysis.features import select_hidden
+
+        ids = torch.tensor([encode_prompt(tok, prompt) + [tok.eos_token_id]])
+        with torch.no_grad():
+            h = select_hidden(model(input_ids=ids, output_hidden_states=True), -1)[0, -1].float()
+        self.a = (h / h.norm() * 5.0).expand(len(self.users), -1).clone()
+
+
+def test_stop_candidate_scored_as_the_prefix_on_fast_and_reference_paths(tiny_lm):
+    model, tok = tiny_lm
+    prompt = PROMPTS[0]
+    rm = StopLoverRM(model, tok, prompt)
+    kw = dict(w=50.0, k=tok.vocab_size, max_new_tokens=6)
+    fast = args_generate(model, tok, rm, [prompt], ["u0"], batch_size=1, **kw)[0]
+    ref = reference_args(model, tok, rm, [prompt], ["u0"], **kw)[0]
+    assert fast.tokens == ref.tokens and fast.finished == ref.finished
+    assert fast.step_rewards == pytest.approx(ref.step_rewards, abs=1e-3)
+    # the stop token's own hidden state would give it reward ~5 |h| and stop at step 1; scored as
+    # the (empty) prefix it does not win the first step
+    assert fast.tokens[0] != tok.eos_token_id
+    if fast.finished:  # the stop step carries the reward of the prefix before it
+        assert fast.step_rewards[-1] == pytest.approx(fast.step_rewards[-2], abs=1e-4)
+
+
+def test_text_path_scores_a_stop_candidate_as_the_prefix(tiny_lm):
+    """A non-special stop id would be decoded into the text; the rule drops it on both paths."""
+    from analysis.decoding.args import text_rewards
+
+    model, tok = tiny_lm
+    oracle = OracleRM.from_synthetic(styles={"q": "question"})
+    stop = tok("?", add_special_tokens=False).input_ids[-1]
+    prefix = tok("why is it", add_special_tokens=False).input_ids
+    cands = torch.tensor([[stop, prefix[0]]])
+    r = text_rewards(oracle, tok, ["q"], ["p"], [prefix], cands, {stop})
+    bare = oracle.reward_text(["q"], ["p"], [tok.decode(prefix, skip_special_tokens=True)])
+    assert float(r[0, 0]) == pytest.approx(float(bare[0]))
+    with_q = text_rewards(oracle, tok, ["q"], ["p"], [prefix], cands)
+    assert float(with_q[0, 0]) != pytest.approx(float(bare[0]))  # "?" itself would raise the reward
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    try:
+        kw = dict(w=20.0, k=10, max_new_tokens=6)
+        fast = args_generate(model, tok, oracle, ["why"], ["q"], **kw)[0]
+        ref = reference_args(model, tok, oracle, ["why"], ["q"], **kw)[0]
+    finally:
+        model.generation_config.eos_token_id = old
+    assert fast.tokens == ref.tokens and fast.step_rewards == pytest.approx(ref.step_rewards)

@@ -57,7 +57,7 @@ def test_missing_splits_are_assigned_per_user_by_prompt(tmp_path):
             ["line 1", "field 'rejected'", "empty string"],
         ),
         (
-            ['{"user_id": "u", "prompt": "p", "chosen": "c", "rejected": "r", "split": "dev"}'],
+            ['{"user_id": "u", "prompt": "p", "chosen": "c", "rejected": "r", "split": "holdout"}'],
             ["line 1", "field 'split'"],
         ),
         (
@@ -147,3 +147,14 @@ def test_adapter_argument_errors(tmp_path):
         load_preference_source("tldr")
     with pytest.raises(DataError, match="file not found"):
         load_preference_source("tldr", tmp_path / "absent.jsonl")
+
+
+@pytest.mark.parametrize("alias", ["validation", "dev", "Validation", "val"])
+def test_split_aliases_are_read_as_val(tmp_path, alias):
+    rows = [
+        {"user_id": "u", "prompt": "p", "chosen": "c", "rejected": "r", "split": "train"},
+        {"user_id": "u", "prompt": "q", "chosen": "c", "rejected": "r", "split": alias},
+        {"user_id": "u", "prompt": "s", "chosen": "c", "rejected": "r", "split": "test"},
+    ]
+    pairs = read_preferences(_jsonl(tmp_path / "prefs.jsonl", rows))
+    assert [p.split for p in pairs] == ["train", "val", "test"]

@@ -9,8 +9,10 @@ from analysis.metrics import (
     kendall_tau_ci,
     paired_comparison,
     pairwise_accuracy,
+    per_user_items,
     per_user_means,
     summarize_by_user,
+    two_level_boot_means,
 )
 
 
@@ -66,3 +68,44 @@ def test_kendall_tau_matches_scipy_and_brackets():
     assert res["tau"] == pytest.approx(ref.statistic) and res["p_value"] == pytest.approx(ref.pvalue)
     assert res["ci_low"] <= res["tau"] <= res["ci_high"] and res["n"] == 30
     assert np.isnan(kendall_tau_ci([1, 2], [1, 2])["tau"])
+
+
+# ------------------------------------------------------------------ two-level bootstrap (issue 11)
+
+
+def test_two_users_get_the_item_level_spread():
+    """2 users x 60 pairs at accuracy ~0.5: the binomial half-width of 120 pairs is ~0.09."""
+    rng = np.random.default_rng(0)
+    users = ["a"] * 60 + ["b"] * 60
+    vals = rng.integers(0, 2, size=120).astype(float)
+    s = summarize_by_user(users, vals, n_boot=2000)
+    assert (s["ci_high"] - s["ci_low"]) / 2 >= 0.07
+    assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+
+
+def test_many_users_with_identical_means_give_a_narrow_interval():
+    users = [f"u{i}" for i in range(40) for _ in range(400)]
+    vals = np.tile(np.repeat([0.0, 1.0], 200), 40)  # every user's mean is exactly 0.5
+    s = summarize_by_user(users, vals, n_boot=500)
+    assert s["mean"] == pytest.approx(0.5)
+    # items: 40 x 400 draws of a fair coin: half-width ~ 1.96 * 0.5 / sqrt(16000) = 0.008
+    assert (s["ci_high"] - s["ci_low"]) / 2 < 0.015
+
+
+def test_two_level_replicates_of_one_user_are_an_item_bootstrap():
+    x = np.r_[np.ones(30), np.zeros(70)]
+    boots = two_level_boot_means(["u"] * 100, x, n_boot=4000, seed=3)
+    assert boots.mean() == pytest.approx(0.3, abs=0.005)
+    assert boots.std() == pytest.approx(np.sqrt(0.3 * 0.7 / 100), rel=0.08)
+    many = two_level_boot_means(["u"] * 100, np.vstack([x, 1 - x]), n_boot=50, seed=3)
+    assert many.shape == (50, 2) and np.allclose(many.sum(axis=1), 1.0)  # one resample, both series
+
+
+def test_paired_comparison_pairs_items_and_keeps_item_spread_for_two_users():
+    rng = np.random.default_rng(1)
+    a = {u: {i: float(rng.integers(0, 2)) for i in range(60)} for u in ("a", "b")}
+    b = {u: {i: float(rng.integers(0, 2)) for i in range(60)} for u in ("a", "b")}
+    res = paired_comparison(a, b, n_boot=1000)
+    assert res["ci_high"] - res["ci_low"] > 0.2  # difference of two coins over 120 items: sd ~0.09
+    assert paired_comparison(a, a)["ci_low"] == 0 and paired_comparison(a, a)["wilcoxon_p"] == 1.0
+    assert per_user_items(["a", "a"], ["i", "j"], [1.0, np.nan]) == {"a": {"i": 1.0}}

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.report import NOTEBOOK_DIR, list_notebooks, run_report
+from analysis.studies.findings import VERDICTS
 
 EXPECTED = [
     "01_rm_vs_policy_accuracy",
@@ -104,13 +105,19 @@ def test_report_outputs_exist(report):
 def test_report_tables_have_expected_columns_and_ranges(report):
     t = report / "tables"
     rms = pd.read_csv(t / "study1_rms.csv")
-    assert len(rms) == 3 * 3 * 2 and rms["rm_acc"].between(0, 1).all()
+    # 3 datasets x 3 methods x 2 seeds, plus one normalize_reward=False sensitivity RM per method
+    assert (
+        len(rms) == 3 * 3 * 2 + 3 * 3
+        and rms["sensitivity"].sum() == 3 * 3
+        and rms["rm_acc"].between(0, 1).all()
+    )
     assert {"rouge_stemming", "policy_model", "seeds", "n_boot"} <= set(rms.columns)
     tau = pd.read_csv(t / "study1_tau.csv")
     assert {"dataset", "variant", "length_norm", "w", "tau", "tau_lo", "tau_hi", "p_value", "n_rms"} <= set(
         tau.columns
     )
     assert tau["tau"].dropna().between(-1, 1).all() and tau["n_rms"].eq(6).all()
+    assert {"rel_rm", "rel_policy", "tau_corrected", "interval"} <= set(tau.columns)
     summ = pd.read_csv(t / "study2_summary.csv")
     assert set(summ["kind"]) == {"base", "icl", "bon", "rgd"} and summ["rouge1"].between(0, 1).all()
     assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
@@ -138,9 +145,9 @@ def test_report_tables_have_expected_columns_and_ranges(report):
     assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
     for n in (1, 2, 3):
         f = pd.read_csv(t / f"study{n}_findings.csv")
-        assert len(f) == 3 and set(f["held"]) <= {"yes", "no", "partly", "not testable", "not measured"}
+        assert len(f) == 3 and set(f["verdict"]) <= set(VERDICTS)
     final = pd.read_csv(t / "study3_findings.csv")
-    assert "not measured" not in set(final["held"])  # notebook 03 sees all three studies of the run
+    assert "not measured" not in set(final["verdict"])  # notebook 03 sees all three studies of the run
 
 
 def test_inspector_notebook_rendered_a_view(report):

@@ -129,3 +129,38 @@ def test_rm_cli_unknown_dataset(setup, capsys):
     args[1] = "synthetic_styleswap"
     assert main(["rm", "train", *args, "--method", "lore"]) == 2
     assert "did you mean synthetic_style_swap" in capsys.readouterr().err
+
+
+def test_rm_eval_on_two_users_prints_an_interval_of_honest_width(setup, capsys):
+    """Two users with the same coin-flip labels on 60 test pairs each: each user's accuracy is the
+    same, so a bootstrap over the two users alone gives a zero-width interval; the two-level
+    bootstrap keeps the spread of 120 pairs (binomial half-width ~0.09)."""
+    import random
+
+    from analysis.data.records import PreferencePair
+    from analysis.data.synthetic import make_items, render_headline
+    from analysis.data.tasks import zero_shot_prompt
+
+    root, common = setup
+    rng = random.Random(0)
+    rows = []
+    for j, item in enumerate(make_items(200, seed=5).values()):
+        a, b = render_headline("question", item), render_headline("listicle", item)
+        if rng.random() < 0.5:
+            a, b = b, a
+        split = "train" if j < 120 else "validation" if j < 140 else "test"
+        prompt = zero_shot_prompt("news_headline", item.input)
+        for u in ("A", "B"):
+            rows.append({**PreferencePair(u, prompt, a, b, f"{u}/{j}", "train").to_dict(), "split": split})
+    prefs = root / "two_users.jsonl"
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = [a if a != common[1] else str(prefs) for a in common]
+    csv = root / "two_users.csv"
+    assert main(["rm", "eval", *args, "--method", "shared_bt", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "shared_bt" in out
+    import pandas as pd
+
+    row = pd.read_csv(csv).iloc[0]
+    assert row["n_users"] == 2 and row["n_pairs"] == 120
+    assert (row["ci_high"] - row["ci_low"]) / 2 >= 0.07, row.to_dict()

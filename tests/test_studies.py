@@ -44,7 +44,13 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     with pytest.warns(UserWarning, match="unstable Kendall tau"):
         res = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
     rms, points, tau = res["rms"], res["points"], res["tau"]
-    assert len(rms) == 2 * 2 * 2 and set(rms["dataset"]) == {"synthetic_style_swap", "synthetic_attributes"}
+    # per dataset 2 methods x 2 budgets, plus one normalize_reward=False sensitivity RM per method
+    assert rms["sensitivity"].sum() == 2 * 2 and (rms["normalize_reward"] == ~rms["sensitivity"]).all()
+    assert rms.loc[rms["sensitivity"], "rm_id"].str.endswith("/raw").all()
+    assert len(rms) == 2 * (2 * 2 + 2) and set(rms["dataset"]) == {
+        "synthetic_style_swap",
+        "synthetic_attributes",
+    }
     assert rms["rm_acc"].between(0, 1).all() and (rms["rm_acc_lo"] <= rms["rm_acc"]).all()
     assert (rms["n_users"] == 3).all()
     # 2 variants x 2 length norms x 2 w per RM
@@ -53,13 +59,27 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     # known answer: at w = 0 the score variant is the base model's ranking accuracy, the same for every RM
     w0 = points[(points["variant"] == "score") & (points["w"] == 0.0)]
     assert w0.groupby(["dataset", "length_norm"])["policy_acc"].nunique().eq(1).all()
+    # the sensitivity RMs have the same RM accuracy as their normalised twin (a positive affine map)
+    main = rms.set_index(["dataset", "rm_id"])["rm_acc"]
+    for r in rms[rms["sensitivity"]].itertuples():
+        assert r.rm_acc == pytest.approx(main[(r.dataset, r.rm_id.removesuffix("/raw"))])
     assert len(tau) == 2 * 2 * 2 * 2 and tau["n_rms"].eq(4).all() and not tau["stable_population"].any()
     assert tau[tau["w"] == 0.0]["tau"].isna().all()  # constant policy accuracy: tau undefined, not 0
     assert set(res["pairs"].columns) >= {"dataset", "user_id", "train", "val", "test", "total"}
+    # honest tau (issue 11): per-pair outcomes are kept and reproduce both accuracies of every RM
+    pp = res["per_pair"]
+    assert tau["interval"].eq("test set x RM cluster").all() and tau["n_clusters"].eq(2).all()
+    assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
+    for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
+        row = points[(points["dataset"] == ds) & (points["rm_id"] == rm_id)]
+        assert g.groupby("user_id")["rm_correct"].mean().mean() == pytest.approx(row["rm_acc"].iloc[0])
+        one = row[(row["variant"] == "policy") & row["length_norm"] & (row["w"] == 1.0)]
+        assert g.groupby("user_id")["pa|policy|1|1"].mean().mean() == pytest.approx(one["policy_acc"].iloc[0])
     # resumable: a second call reads every result from the cache (no model forward needed)
     with pytest.warns(UserWarning, match="unstable Kendall tau"):
         again = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
     pd.testing.assert_frame_equal(again["points"], points, check_dtype=False)
+    pd.testing.assert_frame_equal(again["tau"], tau, check_dtype=False)
 
 
 def test_tau_table_known_answers():
@@ -157,9 +177,6 @@ def test_findings_rules():
             },
         ]
     )
-    summ = pd.DataFrame(
-        {"kind": ["rgd", "rgd", "base"], "rm_acc": [0.6, 0.85, np.nan], "rouge1": [0.30, 0.31, 0.29]}
-    )
     tests = pd.DataFrame(
         [
             {
@@ -173,16 +190,72 @@ def test_findings_rules():
             }
         ]
     )
-    f = findings(tau=tau, decoupling=summ, scale_tests=tests, w=1.0)
-    assert list(f["held"]) == ["partly", "yes", "yes"]
-    assert "a: tau=0.10" in f["this_run"].iloc[0]
-    f2 = findings(
-        tau=tau[tau.dataset == "a"],
-        decoupling=summ.assign(rouge1=[0.1, 0.4, 0.2]),
-        scale_tests=tests.assign(size_b=0.135),
+    f = findings(tau=tau, scale_tests=tests, w=1.0)
+    # a: upper bound 0.4 is not below 0.4 -> inconclusive; b: lower bound 0.5 > 0.4 -> not supported
+    assert list(f["verdict"]) == ["inconclusive", "not measured", "supported"]
+    assert "a: tau=0.10" in f["this_run"].iloc[0] and "-> inconclusive" in f["this_run"].iloc[0]
+    assert "upper < 0.4" in f["rule"].iloc[0] and "TOST" in f["rule"].iloc[1]
+    lo_only = findings(tau=tau.assign(tau_hi=[0.3, 0.35], tau_lo=[-0.2, -0.1]), w=1.0)
+    assert lo_only["verdict"].iloc[0] == "supported"
+    assert findings(tau=tau[tau.dataset == "b"])["verdict"].iloc[0] == "not supported"
+    f2 = findings(scale_tests=tests.assign(size_b=0.135))
+    assert f2["verdict"].iloc[2] == "not testable"
+    assert (
+        findings(scale_tests=tests.assign(ci_low=-0.05, ci_high=-0.01))["verdict"].iloc[2] == "not supported"
     )
-    assert list(f2["held"]) == ["yes", "no", "not testable"]
-    assert list(findings()["held"]) == ["not measured"] * 3
+    assert list(findings()["verdict"]) == ["not measured"] * 3
+
+
+def _claim2_inputs(seed, gap, changed=1.0, n_users=30, n_items=20):
+    """Two RGD systems (RM acc 0.60 / 0.85, separated) and base, per-item ROUGE with a planted gap."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        for i in range(n_items):
+            base_r = rng.uniform(0.1, 0.5)
+            for system, kind, shift in (("base", "base", 0.0), ("rgd_a", "rgd", 0.0), ("rgd_b", "rgd", gap)):
+                same = kind == "base" or rng.random() >= changed
+                rows.append(
+                    {
+                        "model": "m",
+                        "user_id": f"u{u}",
+                        "test_id": f"u{u}/{i}",
+                        "system": system,
+                        "kind": kind,
+                        "w": 1.0 if kind == "rgd" else np.nan,
+                        "text": "base text" if same else f"{system} text {i}",
+                        "rouge1": base_r + shift + rng.normal(0, 0.005),
+                    }
+                )
+    gens = pd.DataFrame(rows)
+    summ = pd.DataFrame(
+        {
+            "system": ["base", "rgd_a", "rgd_b"],
+            "kind": ["base", "rgd", "rgd"],
+            "rm_acc": [np.nan, 0.60, 0.85],
+            "rm_acc_lo": [np.nan, 0.55, 0.80],
+            "rm_acc_hi": [np.nan, 0.65, 0.90],
+            "rouge1": [gens[gens.system == s]["rouge1"].mean() for s in ("base", "rgd_a", "rgd_b")],
+        }
+    )
+    return summ, gens
+
+
+def test_claim2_equivalence_verdicts():
+    summ, gens = _claim2_inputs(0, gap=0.0)
+    f = findings(decoupling=summ, generations=gens, w=1.0).iloc[1]
+    assert f["verdict"] == "supported" and "100% of RGD generations differ" in f["this_run"]
+    summ, gens = _claim2_inputs(1, gap=0.08)
+    assert findings(decoupling=summ, generations=gens).iloc[1]["verdict"] == "not supported"
+    # RGD that reproduces the base text cannot support decoupling, however equal its ROUGE
+    summ, gens = _claim2_inputs(2, gap=0.0, changed=0.1)
+    f = findings(decoupling=summ, generations=gens).iloc[1]
+    assert f["verdict"] == "inconclusive" and "changed almost nothing" in f["this_run"]
+    # RM accuracies whose intervals overlap: no gap to decouple from
+    summ, gens = _claim2_inputs(0, gap=0.0)
+    f = findings(decoupling=summ.assign(rm_acc_lo=0.5, rm_acc_hi=0.9), generations=gens).iloc[1]
+    assert f["verdict"] == "inconclusive" and "overlap" in f["this_run"]
+    assert findings(decoupling=summ).iloc[1]["verdict"] == "not measured"  # no generations: no test
 
 
 @pytest.mark.embedded

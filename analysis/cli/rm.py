@@ -100,7 +100,9 @@ def add_commands(sub) -> None:
     _common_args(t)
     t.add_argument("--out", default=None, help="folder for the RM folders (default: <cache>/rms/<dataset>)")
     t.set_defaults(func=cmd_train)
-    e = rsub.add_parser("eval", help="RM accuracy on a split with a bootstrap CI over users")
+    e = rsub.add_parser(
+        "eval", help="RM accuracy on a split with a two-level bootstrap CI (users, then pairs)"
+    )
     _common_args(e)
     e.add_argument("--rm", nargs="+", default=[], help="saved RM folder(s) to evaluate (instead of --method)")
     e.add_argument(
@@ -288,7 +290,9 @@ def cmd_eval(args) -> int:
             pu.insert(0, "seed", seed)
             pu.insert(0, "method", rm.method)
             per_user.append(pu)
-    print(f"RM accuracy on {ds.name} [{args.split}], 95% bootstrap CI over users, ties count 0.5")
+    print(
+        f"RM accuracy on {ds.name} [{args.split}], 95% two-level bootstrap CI (users, then pairs), ties count 0.5"
+    )
     _print_table(pd.DataFrame(rows, columns=TABLE_COLUMNS), args.csv)
     if per_user:
         print("\nper user:")

@@ -1,5 +1,6 @@
 """Generic per-user preference files: JSON lines ``{user_id, prompt, chosen, rejected}``
-with optional ``pair_id`` and ``split`` (train / val / test).
+with optional ``pair_id`` and ``split`` (train / val / test; ``validation`` and ``dev`` are read
+as ``val``, see :data:`SPLIT_ALIASES`).
 
 Example
 -------
@@ -29,13 +30,17 @@ from analysis.io import write_jsonl
 REQUIRED = ("user_id", "prompt", "chosen", "rejected")
 
 
+SPLIT_ALIASES = {"validation": "val", "dev": "val"}  # Hugging Face / common names for the val split
+
+
 def read_preferences(
     path: str | os.PathLike, *, val_frac: float = 0.15, test_frac: float = 0.2, seed: int = 0
 ) -> list[PreferencePair]:
     """Read a preference JSONL file.
 
     Every line needs non-empty string ``user_id, prompt, chosen, rejected``. ``pair_id`` defaults
-    to ``"<user_id>/<line>"`` and must be unique. ``split`` must be train / val / test; when *no*
+    to ``"<user_id>/<line>"`` and must be unique. ``split`` must be train / val / test
+    (``validation`` and ``dev`` are accepted for ``val``, case-insensitively); when *no*
     line has a split, splits are assigned per user by prompt with :func:`assign_splits`; a file
     where only some lines have one is an error.
     """
@@ -59,9 +64,14 @@ def read_preferences(
         seen[pid] = line
         split = rec.get("split")
         if split not in (None, ""):
+            norm = str(split).strip().lower()
+            split = SPLIT_ALIASES.get(norm, norm)
             if split not in SPLITS:
                 raise DataError(
-                    f"split must be one of {SPLITS}, got {split!r}", path=str(path), line=line, field="split"
+                    f"split must be one of {SPLITS} (or {tuple(SPLIT_ALIASES)} for val), got {rec['split']!r}",
+                    path=str(path),
+                    line=line,
+                    field="split",
                 )
         has_split.append(split not in (None, ""))
         rows.append((line, vals | {"pair_id": pid, "split": split or "train"}))

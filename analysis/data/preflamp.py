@@ -9,7 +9,10 @@ For every user and every *profile* item ``(x_i, y_i)``::
 
 Pairs whose rejected text is empty or equal to the chosen one are dropped (counted in the card).
 Each user's items are split train / val / test by item, chronologically when every item has a
-date (:func:`analysis.data.splits.split_items`). The held-out test input of each UserTask stays
+date (:func:`analysis.data.splits.split_items`). When users share items (the synthetic pool),
+the split is by item ACROSS users (each item gets one split for everyone), so no text of a test
+pair appears in a training pair of another user; held-out pairs whose text still occurs in a
+training pair as a user's text (e.g. through an "other_user" negative) are dropped. The held-out test input of each UserTask stays
 the generation target scored by ROUGE; it never appears in a pair.
 
 Base generations are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from tqdm.auto import tqdm
 from analysis.data.preferences import preference_card
 from analysis.data.readers import get_field, iter_jsonl
 from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
-from analysis.data.splits import split_items
+from analysis.data.splits import split_items, split_items_across_users
 from analysis.data.tasks import get_task, zero_shot_prompt
 from analysis.errors import ConfigError
 from analysis.io import write_jsonl
@@ -169,8 +173,22 @@ def build_pref_lamp(
         neg_desc = "another user's real output for the most similar input (BM25)"
     pairs: list[PreferencePair] = []
     n_dropped = 0
+    owners = Counter(
+        it.item_id for items in profiles.values() for it in {i.item_id: i for i in items}.values()
+    )
+    shared = {}
+    if any(
+        n > 1 for n in owners.values()
+    ):  # items shared by users (synthetic pool): split by item across users
+        shared = split_items_across_users(
+            {u: [it.item_id for it in items] for u, items in profiles.items()},
+            {it.item_id: it.date for items in profiles.values() for it in items},
+            val_frac=val_frac,
+            test_frac=test_frac,
+            seed=seed,
+        )
     for u, items in profiles.items():
-        split = split_items(
+        split = shared or split_items(
             [it.item_id for it in items],
             [it.date for it in items],
             val_frac=val_frac,
@@ -187,13 +205,24 @@ def build_pref_lamp(
                     u, prompts[(u, it.item_id)], it.output, neg, f"{u}/{it.item_id}", split[it.item_id]
                 )
             )
+    # shared items: "other_user" negatives are other users' outputs for the same pool items: drop
+    # held-out pairs whose user text (chosen) a training pair contains, or whose negative is a
+    # training pair's chosen text (real LaMP data, with per-user items, is left as it was)
+    seen = {t for p in pairs if p.split == "train" for t in (p.chosen, p.rejected)}
+    seen_chosen = {p.chosen for p in pairs if p.split == "train"}
+
+    def leaks(p: PreferencePair) -> bool:  # only where users share items (synthetic pool)
+        return bool(shared) and p.split != "train" and (p.chosen in seen or p.rejected in seen_chosen)
+
+    n_leak = sum(map(leaks, pairs))
+    pairs = [p for p in pairs if not leaks(p)]
     card = preference_card(
         pairs,
         name=f"pref-lamp:{source_card.name}" if source_card else "pref-lamp",
         source="pref_lamp",
         task=task,
         negatives=neg_desc,
-        notes=f"{len(profiles)} users, {len(prompts)} profile items; {n_dropped} pairs dropped (empty negative or negative == chosen)",
+        notes=f"{len(profiles)} users, {len(prompts)} profile items; {n_dropped} pairs dropped (empty negative or negative == chosen), {n_leak} held-out pairs dropped (text also in a training pair)",
     )
     card.n_items = len(prompts)
     card.synthetic = bool(source_card and source_card.synthetic)

@@ -8,7 +8,8 @@ chronological (oldest -> train, newest -> test); otherwise it is a seeded shuffl
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 
 def split_counts(n: int, val_frac: float, test_frac: float) -> tuple[int, int, int]:
@@ -57,3 +58,43 @@ def split_items(
     return {
         k: "train" if i < n_train else "val" if i < n_train + n_val else "test" for i, k in enumerate(order)
     }
+
+
+def split_items_across_users(
+    user_items: Mapping[str, Sequence[str]],
+    dates: Mapping[str, str | None] | None = None,
+    *,
+    val_frac: float = 0.15,
+    test_frac: float = 0.2,
+    seed: int | str = 0,
+) -> dict[str, str]:
+    """One split per item for ALL users who hold it (items shared across users, e.g. a synthetic pool).
+
+    So that no text of a held-out pair can reach any user's training pairs, an item is train, val
+    or test for everyone. Each user in turn claims still-unassigned items for test, then val,
+    until their own :func:`split_counts` quota (counting items already assigned) is met, newest
+    first when every item has a date (otherwise a seeded shuffle per user); every item left over
+    is train. Returns ``{item: split}``.
+    """
+    split: dict[str, str] = {}
+    for u, keys in user_items.items():
+        keys = list(dict.fromkeys(keys))
+        _, n_val, n_test = split_counts(len(keys), val_frac, test_frac)
+        have = Counter(split[k] for k in keys if k in split)
+        free = [k for k in keys if k not in split]
+        if dates is not None and all(dates.get(k) for k in free):
+            free.sort(key=lambda k: (dates[k], k), reverse=True)
+        else:
+            free.sort()
+            random.Random(f"{seed}-{u}").shuffle(free)
+        need = {"test": max(0, n_test - have["test"]), "val": max(0, n_val - have["val"])}
+        for k in free:
+            which = "test" if need["test"] else "val" if need["val"] else None
+            if which is None:
+                break
+            split[k] = which
+            need[which] -= 1
+    for keys in user_items.values():
+        for k in keys:
+            split.setdefault(k, "train")
+    return split

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from analysis.data import synthetic_words as W
 from analysis.data.records import DatasetCard, PreferencePair, ProfileItem, UserTask
-from analysis.data.splits import split_items
+from analysis.data.splits import split_items_across_users
 from analysis.data.tasks import zero_shot_prompt
 from analysis.errors import ConfigError
 
@@ -343,18 +343,26 @@ def style_swap_pairs(
     """Per-user pairs on profile items: chosen = the user's headline, rejected = the headline of
     another user's style for the same item (drawn with ``seed``).
 
-    The prompt is ``zero_shot_prompt("news_headline", item.input)``; each user's profile items are
-    split train / val / test chronologically with :func:`analysis.data.splits.split_items`.
-    ``pair_id = "<user>/<item_id>"``.
+    The prompt is ``zero_shot_prompt("news_headline", item.input)``. The split is by ITEM ACROSS
+    USERS (:func:`analysis.data.splits.split_items_across_users`: each pool item gets one split
+    for every user, each user's newest items going to test / val up to their quota). Since a pair's texts are headlines of its item, no text of a val / test pair appears in
+    any training pair of any user (per-user splits leaked: one user's test chosen headline was
+    another user's training rejected headline). Two items can render the same headline; the few
+    held-out pairs whose text also occurs in a training pair are dropped. ``pair_id = "<user>/<item_id>"``.
     """
     rng = random.Random(f"swap-{seed}")
     users = list(data.styles)
     if len(users) < 2:
         raise ConfigError("style_swap_pairs needs at least 2 users")
     pairs: list[PreferencePair] = []
+    split = split_items_across_users(
+        {u: data.user_items[u] for u in users},
+        {i: it.date for i, it in data.items.items()},
+        val_frac=val_frac,
+        test_frac=test_frac,
+    )
     for user_id in users:
         ids = data.user_items[user_id]
-        split = split_items(ids, [data.items[i].date for i in ids], val_frac=val_frac, test_frac=test_frac)
         others = [data.styles[o] for o in users if o != user_id]
         for i in ids:
             item = data.items[i]
@@ -368,7 +376,10 @@ def style_swap_pairs(
                     split=split[i],
                 )
             )
-    return pairs
+    # different items can render the same headline (same actor and quote): drop the few held-out
+    # pairs whose text a training pair already contains, so no held-out text is ever trained on
+    seen = {t for p in pairs if p.split == "train" for t in (p.chosen, p.rejected)}
+    return [p for p in pairs if p.split == "train" or not ({p.chosen, p.rejected} & seen)]
 
 
 def __getattr__(name: str):

@@ -7,6 +7,10 @@ candidate ``v`` gets the step score (design section 2)::
 
 ``mode="greedy"`` keeps ``argmax_v s_t(v)``; ``mode="sample"`` draws from ``softmax(s_t / T)``.
 
+Stop candidates (EOS and the generation config's stop ids): RMs are trained on responses
+without them, so on every path (fast, text, and the reference) a stop candidate is scored with
+the reward of the prefix without it, ``r_u(x, y_{<t})`` (the empty response's at t = 1).
+
 The fast path (a feature RM whose backbone is the policy itself, ``backbone.kind == "shared"``)
 never re-encodes text. One KV cache per batch of prompts (left padding, a 2D padding mask and
 explicit ``position_ids``) holds ``x + y_{<t}``. Each step runs the k candidates of every prompt
@@ -187,11 +191,12 @@ def prompt_text(prompt: str | list[dict]) -> str:
 
 
 def text_rewards(
-    rm, tok, user_ids, prompts, prefixes: list[list[int]], cand_ids: torch.Tensor
+    rm, tok, user_ids, prompts, prefixes: list[list[int]], cand_ids: torch.Tensor, stops=frozenset()
 ) -> torch.Tensor:
     """Rewards of ``prefix + [candidate]`` texts for a text-path RM.
 
-    prefixes: B lists of generated ids; cand_ids: (B, k). Returns (B, k) float32 on CPU.
+    prefixes: B lists of generated ids; cand_ids: (B, k). Returns (B, k) float32 on CPU. A stop
+    candidate (in ``stops``) is scored as the prefix without it (the one stop rule, design 3.2).
     """
     B, k = cand_ids.shape
     users, ps, texts = [], [], []
@@ -199,7 +204,7 @@ def text_rewards(
         for v in cand_ids[b].tolist():
             users.append(user_ids[b])
             ps.append(prompt_text(prompts[b]))
-            texts.append(tok.decode(prefixes[b] + [v], skip_special_tokens=True))
+            texts.append(tok.decode(prefixes[b] + ([] if v in stops else [v]), skip_special_tokens=True))
     return reward_texts(rm, users, ps, texts).reshape(B, k)
 
 
@@ -322,14 +327,26 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
     pos = positions_from_mask(attn)
     cache = new_cache(model)
     ckw = cache_kwarg(base)
-    out = base(input_ids=input_ids, attention_mask=attn, position_ids=pos, **{ckw: cache}, use_cache=True)
+    out = base(
+        input_ids=input_ids,
+        attention_mask=attn,
+        position_ids=pos,
+        **{ckw: cache},
+        use_cache=True,
+        output_hidden_states=path == "features",
+    )
+    rm_dev = rm_device(rm)
     if path == "features":
         check_full_attention_cache(cache)
+        from analysis.features import select_hidden
+
+        # r_u(x, y_{<t}) of the current prefix: a stop candidate is scored with it (design 3.2)
+        prefix_r = rm.reward(list(user_ids), select_hidden(out, layer)[:, -1].float().to(rm_dev)).float()
     logits = lm_logits(model, out.last_hidden_state[:, -1])  # (B, V)
     next_pos = attn.sum(-1)  # (B,) position id of the next token
     rows = torch.arange(B, device=device)
     kk = min(k, logits.shape[-1])
-    rm_dev = rm_device(rm)
+    stop_ids = torch.tensor(sorted(stops), dtype=torch.long, device=device)
 
     gen_ids: list[list[int]] = [[] for _ in range(B)]
     scores: list[list[float]] = [[] for _ in range(B)]
@@ -354,13 +371,16 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
             )
             feats = select_hidden(out, layer).float().reshape(B * kk, -1)  # (B * k, H)
             r = rm.reward(users_rep, feats.to(rm_dev)).reshape(B, kk).to(top_lp)
+            r = torch.where(torch.isin(top_ids, stop_ids), prefix_r.to(r)[:, None], r)
         elif path == "text":
-            r = text_rewards(rm, tok, user_ids, prompts, gen_ids, top_ids).to(top_lp)
+            r = text_rewards(rm, tok, user_ids, prompts, gen_ids, top_ids, stops).to(top_lp)
         else:
             r = torch.zeros_like(top_lp)
         s = top_lp + cfg.w * r
         j = pick(s, cfg.mode, cfg.temperature, gens)  # (B,)
         chosen = top_ids[rows, j]
+        if path == "features":
+            prefix_r = r[rows, j]
         if path == "features":
             _keep_chosen(cache, L, j)
             logits = lm_logits(model, out.last_hidden_state[rows, j])

@@ -57,8 +57,13 @@ def _reference_one(model, tok, rm, prompt, user_id, cfg: ArgsConfig, path, layer
             out = model(input_ids=cand, attention_mask=torch.ones_like(cand), output_hidden_states=True)
             feats = select_hidden(out, layer)[:, -1].float()  # (k, H)
             r = rm.reward([user_id] * len(top_ids), feats.to(rm_device(rm))).to(top_lp)
+            is_stop = torch.tensor([int(v) in stops for v in top_ids], device=r.device)
+            if bool(is_stop.any()):  # a stop candidate gets the reward of the prefix without it
+                out_p = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
+                r_p = rm.reward([user_id], select_hidden(out_p, layer)[:, -1].float().to(rm_device(rm)))
+                r = torch.where(is_stop, r_p.to(r), r)
         elif path == "text":
-            r = text_rewards(rm, tok, [user_id], [prompt], [gen_ids], top_ids[None])[0].to(top_lp)
+            r = text_rewards(rm, tok, [user_id], [prompt], [gen_ids], top_ids[None], stops)[0].to(top_lp)
         else:
             r = torch.zeros_like(top_lp)
         s = top_lp + cfg.w * r

@@ -48,7 +48,14 @@ class RMConfig:
     normalize_reward: divide rewards by their standard deviation over the training responses, so
         that the RGD weight w means "reward standard deviations per token" for every method and
         seed (a Bradley-Terry head's scale is arbitrary and grows on separable data). It is a
-        positive constant, so RM accuracy is unchanged.
+        positive constant, so RM accuracy is unchanged. With ``center_reward`` the std is taken of
+        the centred rewards (so it, too, ignores per-user offsets).
+    center_reward: subtract each user's mean reward over their training responses (unknown users:
+        the mean of the users' centres). Bradley-Terry fixes r_u only up to a per-user constant,
+        which the ``score`` policy accuracy would otherwise turn into ``w c (|y_w| - |y_l|)``;
+        centred, adding a per-user constant to an RM changes neither policy accuracy nor ARGS.
+        A per-user constant, so RM accuracy is unchanged. Together with ``normalize_reward`` this
+        is a documented deviation from plain ARGS (raw RM scores; README, design 3.2).
     unknown_user: "fallback" (documented per method) or "error".
     """
 
@@ -61,6 +68,7 @@ class RMConfig:
     patience: int = 10
     standardize: bool = True
     normalize_reward: bool = True
+    center_reward: bool = True
     unknown_user: str = "fallback"
 
     def validate(self) -> None:
@@ -138,6 +146,7 @@ class RewardModel:
         self.module_.register_buffer("feat_mean", mean.contiguous())
         self.module_.register_buffer("feat_std", std.contiguous())
         self.module_.register_buffer("reward_scale", torch.ones(()))
+        self.module_.register_buffer("reward_center", torch.zeros(len(self.users_)))
         tr = self._tensors(train)
         self._setup(tr)
         self.fit_log_ = train_bradley_terry(
@@ -145,15 +154,32 @@ class RewardModel:
         )
         self._after_fit(tr)
         self.module_.eval()
+        self.fit_reward_normalisation(train)
+        return self
+
+    @torch.no_grad()
+    def fit_reward_normalisation(self, train: PairFeatures) -> RewardModel:
+        """Set the per-user centre and the scale from the training responses (chosen + rejected).
+
+        Called at the end of :meth:`fit`; call it again after changing the model's parameters.
+        """
+        tr = self._tensors(train)
+        uidx = torch.cat([tr.uidx, tr.uidx])
+        raw = torch.cat(
+            [
+                self._score(tr.uidx, self._standardize(tr.chosen)),
+                self._score(tr.uidx, self._standardize(tr.rejected)),
+            ]
+        ).float()
+        center = torch.zeros(len(self.users_))
+        if self.config.center_reward:
+            center = per_user_mean(raw, uidx, len(self.users_))
+        self.module_.reward_center.copy_(center)
         if self.config.normalize_reward:
-            with torch.no_grad():
-                raw = torch.cat(
-                    [
-                        self._score(tr.uidx, self._standardize(tr.chosen)),
-                        self._score(tr.uidx, self._standardize(tr.rejected)),
-                    ]
-                )
-            scale = raw.std() if raw.numel() > 1 else raw.abs().mean()
+            known = uidx >= 0
+            dev = raw - gather_user_param(center, uidx, center.mean())
+            dev = dev[known] if bool(known.any()) else dev
+            scale = dev.std() if dev.numel() > 1 else dev.abs().mean()
             self.module_.reward_scale.fill_(float(scale) if torch.isfinite(scale) and scale > 1e-8 else 1.0)
             self.fit_log_["reward_scale"] = float(self.module_.reward_scale)
         return self
@@ -168,7 +194,9 @@ class RewardModel:
             raise ValueError(f"{len(user_ids)} user ids for {features.shape[0]} feature rows")
         uidx = self._user_index(user_ids).to(features.device)
         self.module_.eval()
-        return (self._score(uidx, self._standardize(features.float())) / self.module_.reward_scale).float()
+        center = self.module_.reward_center.to(features.device)
+        raw = self._score(uidx, self._standardize(features.float()))
+        return ((raw - gather_user_param(center, uidx, center.mean())) / self.module_.reward_scale).float()
 
     def reward_text(
         self, user_ids: Sequence[str], prompts: Sequence, responses: Sequence[str]
@@ -250,12 +278,15 @@ class RewardModel:
         rm._load_extra(meta)
         rm.module_ = rm._build(rm.dim_, len(rm.users_))
         state = load_file(str(path / "model.safetensors"))
-        for name in ("feat_mean", "feat_std", "reward_scale"):
+        for name in ("feat_mean", "feat_std", "reward_scale", "reward_center"):
             if name in state:
                 rm.module_.register_buffer(name, torch.zeros_like(state[name]))
         if "feat_mean" in state and "reward_scale" not in state:  # written before reward normalisation
             state["reward_scale"] = torch.ones(())
             rm.module_.register_buffer("reward_scale", torch.ones(()))
+        if "feat_mean" in state and "reward_center" not in state:  # written before reward centring
+            state["reward_center"] = torch.zeros(len(rm.users_))
+            rm.module_.register_buffer("reward_center", torch.zeros(len(rm.users_)))
         rm.module_.load_state_dict(state, strict=True)
         rm.module_.eval()
         return rm
@@ -322,6 +353,14 @@ def _check_pairs(feats: PairFeatures, name: str) -> None:
         )
     if not (torch.isfinite(feats.chosen).all() and torch.isfinite(feats.rejected).all()):
         raise DataError(f"{name} features contain NaN or inf")
+
+
+def per_user_mean(values: torch.Tensor, uidx: torch.Tensor, n_users: int) -> torch.Tensor:
+    """Mean of ``values`` (N,) per user index (rows with uidx == -1 ignored); 0 for users without rows."""
+    known = uidx >= 0
+    sums = torch.zeros(n_users).index_add_(0, uidx[known], values[known].float())
+    counts = torch.zeros(n_users).index_add_(0, uidx[known], torch.ones(int(known.sum())))
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros(()))
 
 
 def gather_user_param(table: torch.Tensor, uidx: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from analysis.errors import ConfigError
 from analysis.features import PairFeatures
-from analysis.rewards.base import RewardModel, RMConfig, gather_user_param
+from analysis.rewards.base import RewardModel, RMConfig, gather_user_param, per_user_mean
 
 
 @dataclass
@@ -81,4 +81,16 @@ class LoRe(RewardModel):
         m.W = torch.nn.Parameter(torch.cat([m.W.detach(), W_new.detach()]))
         self.users_ = self.users_ + new
         self._index.update({u: offset + i for i, u in enumerate(new)})
+        c_new = torch.zeros(len(new))
+        if self.config.center_reward:  # the new users' centres from their own pairs (offset-free RGD)
+            with torch.no_grad():
+                idx = ui + offset
+                raw = torch.cat(
+                    [
+                        self._score(idx, self._standardize(pairs.chosen[rows].float())),
+                        self._score(idx, self._standardize(pairs.rejected[rows].float())),
+                    ]
+                )
+                c_new = per_user_mean(raw, torch.cat([ui, ui]), len(new))
+        m.register_buffer("reward_center", torch.cat([m.reward_center, c_new]))
         return self

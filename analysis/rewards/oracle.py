@@ -7,7 +7,10 @@ known-answer check; design section 3.1).
 Text in, text scored: ``input_kind = "text"``, so :meth:`reward_text` is the entry point;
 :meth:`reward` (features) raises. ``fit`` learns nothing; it records the users and checks that
 every training user has a planted spec. An unknown user raises a clear error (an oracle has no
-population fallback).
+population fallback). When the training pairs carry texts, ``fit`` also stores each user's mean
+planted reward over their training responses and :meth:`reward_text` subtracts it (``center_reward``,
+as for every method: offset-free RGD scoring, design section 2); :meth:`from_synthetic` builds an
+uncentred oracle.
 """
 
 from __future__ import annotations
@@ -65,7 +68,21 @@ class OracleRM(RewardModel):
         if missing:
             raise DataError(f"oracle: no planted style or attribute weights for user(s) {missing[:5]}")
         self.backbone = getattr(train, "backbone", None)
-        return self._set_users(sorted(known))
+        self._set_users(sorted(known))
+        self.center_ = {}
+        texts = getattr(train, "chosen_text", None)
+        if self.config.center_reward and texts:
+            sums: dict[str, list[float]] = {}
+            for u, c, r in zip(train.user_ids, train.chosen_text, train.rejected_text, strict=True):
+                sums.setdefault(u, []).extend([self._score_one(u, c), self._score_one(u, r)])
+            self.center_ = {u: sum(v) / len(v) for u, v in sums.items()}
+        return self
+
+    def _extra_state(self) -> dict:
+        return {"center": dict(getattr(self, "center_", {}))}
+
+    def _load_extra(self, meta: dict) -> None:
+        self.center_ = {str(k): float(v) for k, v in (meta.get("center") or {}).items()}
 
     def _build(self, dim: int, n_users: int) -> torch.nn.Module:
         return _Empty()
@@ -92,8 +109,10 @@ class OracleRM(RewardModel):
             raise ValueError(
                 f"lengths differ: {len(user_ids)} users, {len(prompts)} prompts, {len(responses)} responses"
             )
+        center = getattr(self, "center_", {})
         return torch.tensor(
-            [self._score_one(u, r) for u, r in zip(user_ids, responses, strict=True)], dtype=torch.float32
+            [self._score_one(u, r) - center.get(u, 0.0) for u, r in zip(user_ids, responses, strict=True)],
+            dtype=torch.float32,
         )
 
     def knows_user(self, user_id: str) -> bool:

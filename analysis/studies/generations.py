@@ -235,8 +235,9 @@ def system_summary(gens: pd.DataFrame, cfg: StudyConfig, metric_cols=("rouge1", 
     return pd.DataFrame(rows)
 
 
-def per_user(gens: pd.DataFrame, system: str, metric: str = "rouge1") -> dict[str, float]:
-    from analysis.metrics import per_user_means
+def per_user(gens: pd.DataFrame, system: str, metric: str = "rouge1") -> dict[str, dict]:
+    """``{user: {test_id: metric}}`` of one system: item-level input of ``paired_comparison``."""
+    from analysis.metrics import per_user_items
 
     g = gens[gens["system"] == system]
-    return per_user_means(list(g["user_id"]), g[metric].to_numpy(float))
+    return per_user_items(list(g["user_id"]), list(g["test_id"]), g[metric].to_numpy(float))

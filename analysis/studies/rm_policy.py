@@ -8,9 +8,19 @@ gets
 - policy accuracy for each variant (``score``, ``policy``), with and without length
   normalisation, at each ``w`` in ``cfg.w_values`` (:mod:`analysis.policy_accuracy`).
 
-Across the population, Kendall's tau-b between the two (bootstrap interval resampling RMs, scipy
-p-value) is computed per (dataset, variant, length_norm, w). A population below ~20 RMs gives an
-unstable tau; the study warns when that happens.
+Across the population, Kendall's tau-b between the two is computed per (dataset, variant,
+length_norm, w) with :func:`analysis.metrics_tau.honest_tau`: the interval resamples the shared
+test set (users, then pairs) and recomputes every RM's two accuracies on the same resample, and
+resamples RMs by cluster (method); a permutation p-value, the split-half reliability of each
+accuracy and tau corrected for attenuation come with it. The per-pair outcomes this needs are
+cached next to the tables (``per_pair``). A population below ~20 RMs gives an unstable tau; the
+study warns when that happens.
+
+Reward normalisation (a documented deviation from plain ARGS, which used raw RM scores): every
+RM's rewards are centred per user on its training responses and divided by their spread
+(:class:`analysis.rewards.base.RMConfig`). As a sensitivity check each method also gets one RM
+(first seed, largest budget) trained with ``normalize_reward=False``: its rows carry
+``normalize_reward = False`` and ``sensitivity = True`` and are left out of tau.
 """
 
 from __future__ import annotations
@@ -33,12 +43,19 @@ MIN_STABLE_POPULATION = 20
 TIE_DECIMALS = 9
 
 
+def pa_column(variant: str, length_norm: bool, w: float) -> str:
+    """Column of the per-pair frame holding policy correctness of one (variant, length_norm, w)."""
+    return f"pa|{variant}|{int(bool(length_norm))}|{float(w):g}"
+
+
 def policy_accuracy_table(
-    model, tok, rms: dict, test_pairs, cfg: StudyConfig, progress: bool = True
+    model, tok, rms: dict, test_pairs, cfg: StudyConfig, progress: bool = True, per_pair: list | None = None
 ) -> pd.DataFrame:
     """Policy accuracy of every RM: one row per (rm_id, variant, length_norm, w) with policy_acc,
     policy_acc_lo, policy_acc_hi. The RM-independent data (log-probs, prefix features, top-k
-    candidates) is prepared once per dataset (:func:`analysis.policy_accuracy.prepare_pa_data`)."""
+    candidates) is prepared once per dataset (:func:`analysis.policy_accuracy.prepare_pa_data`).
+    ``per_pair`` (a list) receives one wide frame per RM: rm_id, pair_id and a :func:`pa_column`
+    of per-pair policy correctness for each setting."""
     from analysis.policy_accuracy import policy_accuracy, prepare_pa_data
 
     data = prepare_pa_data(
@@ -58,36 +75,77 @@ def policy_accuracy_table(
             columns={"mean": "policy_acc", "ci_low": "policy_acc_lo", "ci_high": "policy_acc_hi"}
         )
         s.insert(0, "rm_id", rm_id)
+        if per_pair is not None:
+            pp = res.per_pair.assign(
+                col=[pa_column(*k) for k in res.per_pair[["variant", "length_norm", "w"]].values]
+            )
+            wide = pp.pivot(index="pair_id", columns="col", values="correct").reset_index()
+            per_pair.append(wide.rename_axis(columns=None).assign(rm_id=rm_id))
         rows.append(
             s[["rm_id", "variant", "length_norm", "w", "policy_acc", "policy_acc_lo", "policy_acc_hi"]]
         )
     return pd.concat(rows, ignore_index=True)
 
 
-def tau_table(points: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """Kendall's tau-b of rm_acc vs policy_acc per (dataset, variant, length_norm, w)."""
+def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Kendall's tau-b of rm_acc vs policy_acc per (dataset, variant, length_norm, w).
+
+    With ``per_pair`` (one row per (dataset, rm_id, pair_id): user_id, rm_correct and the
+    :func:`pa_column` outcomes) the interval, p-value and reliabilities come from
+    :func:`analysis.metrics_tau.honest_tau` (``interval = "test set x RM cluster"``); without it
+    only the naive interval resampling RMs is available (``interval = "RMs only (naive)"``).
+    """
     from analysis.metrics import kendall_tau_ci
+    from analysis.metrics_tau import honest_tau
 
     rows = []
+    if "sensitivity" in points.columns:  # the normalize_reward=False rows are not part of the population
+        points = points[~points["sensitivity"].fillna(False).astype(bool)]
     for (ds, variant, ln, w), g in points.groupby(["dataset", "variant", "length_norm", "w"], sort=False):
         # accuracies are ratios of small counts: round so that equal accuracies reached by different
         # summation orders (1e-16 apart) are exact ties for tau-b, in memory and after a cache round trip
         x, y = (np.round(g[c].to_numpy(float), TIE_DECIMALS) for c in ("rm_acc", "policy_acc"))
         t = kendall_tau_ci(x, y, n_boot=cfg.n_boot, seed=cfg.seed)
-        rows.append(
-            {
-                "dataset": ds,
-                "variant": variant,
-                "length_norm": bool(ln),
-                "w": float(w),
-                "tau": t["tau"],
-                "tau_lo": t["ci_low"],
-                "tau_hi": t["ci_high"],
-                "p_value": t["p_value"],
-                "n_rms": t["n"],
-                "stable_population": t["n"] >= MIN_STABLE_POPULATION,
-            }
-        )
+        row = {
+            "dataset": ds,
+            "variant": variant,
+            "length_norm": bool(ln),
+            "w": float(w),
+            "tau": t["tau"],
+            "tau_lo": t["ci_low"],
+            "tau_hi": t["ci_high"],
+            "p_value": t["p_value"],
+            "n_rms": t["n"],
+            "stable_population": t["n"] >= MIN_STABLE_POPULATION,
+            "interval": "RMs only (naive)",
+        }
+        col = pa_column(variant, ln, w)
+        if per_pair is not None and col in per_pair.columns:
+            pp = per_pair[per_pair["dataset"] == ds]
+            rm_ids = list(dict.fromkeys(g["rm_id"]))
+            pp = pp[pp["rm_id"].isin(rm_ids)]
+            rm_o = pp.pivot(index="rm_id", columns="pair_id", values="rm_correct").loc[rm_ids]
+            pa_o = pp.pivot(index="rm_id", columns="pair_id", values=col).loc[rm_ids, rm_o.columns]
+            users = pp.drop_duplicates("pair_id").set_index("pair_id").loc[rm_o.columns, "user_id"]
+            method = g.drop_duplicates("rm_id").set_index("rm_id").loc[rm_ids, "method"]
+            h = honest_tau(
+                users, rm_o.to_numpy(float), pa_o.to_numpy(float), method, n_boot=cfg.n_boot, seed=cfg.seed
+            )
+            row.update(
+                tau=h["tau"],
+                tau_lo=h["ci_low"],
+                tau_hi=h["ci_high"],
+                p_value=h["p_perm"],
+                p_scipy=h["p_scipy"],
+                rel_rm=h["rel_rm"],
+                rel_policy=h["rel_policy"],
+                tau_corrected=h["tau_corrected"],
+                naive_lo=h["naive_ci_low"],
+                naive_hi=h["naive_ci_high"],
+                n_clusters=h["n_clusters"],
+                interval="test set x RM cluster",
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -104,8 +162,11 @@ def rm_vs_policy_accuracy(
       rm_acc, rm_acc_lo, rm_acc_hi, n_users, n_test_pairs.
     - ``points``: one row per (dataset, rm_id, variant, length_norm, w): the rms columns plus
       policy_acc, policy_acc_lo, policy_acc_hi.
-    - ``tau``: one row per (dataset, variant, length_norm, w): tau, tau_lo, tau_hi, p_value, n_rms,
-      stable_population.
+    - ``tau``: one row per (dataset, variant, length_norm, w): tau, tau_lo, tau_hi, p_value
+      (permutation over RMs), p_scipy, rel_rm, rel_policy, tau_corrected, naive_lo, naive_hi,
+      n_rms, n_clusters, stable_population, interval (:func:`tau_table`).
+    - ``per_pair``: one row per (dataset, rm_id, pair_id): user_id, rm_correct and policy
+      correctness per setting (:func:`pa_column`): what the honest tau resamples.
     - ``pairs``: pairs per user and split for each dataset (the overfitting context, design 9).
 
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
@@ -115,7 +176,7 @@ def rm_vs_policy_accuracy(
 
     cache = StudyCache(cache_dir)
     model, tok = get_model(cfg)
-    all_rms, all_points, all_pairs = [], [], []
+    all_rms, all_points, all_pairs, all_pp = [], [], [], []
     for ds in datasets or cfg.datasets:
         data = study1_dataset(cfg, ds, model, tok, cache)
         feats = features(cfg, model, tok, data.pairs, cache)
@@ -123,6 +184,7 @@ def rm_vs_policy_accuracy(
         fkey = feature_key(cfg, model, tok, data.pairs)
         test = feats.subset("test")
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
+        raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
         if len(combos) < MIN_STABLE_POPULATION:
             warnings.warn(
                 f"{ds}: a population of {len(combos)} RMs gives an unstable Kendall tau "
@@ -138,15 +200,27 @@ def rm_vs_policy_accuracy(
             "model": model_key(model),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
-            "v": 1,
+            "v": 3,
         }
+        held: dict = {}
 
-        def run(feats=feats, test=test, combos=combos, fkey=fkey, ds=ds, data=data):
-            rms, rows = {}, []
-            for m, s, b in tqdm(combos, desc=f"{ds}: RM population", disable=not progress):
-                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap)
-                rm_id = f"{m}/s{s}/b{b}"
-                acc, _ = rm_accuracy_row(rm, test, cfg)
+        def run(
+            feats=feats,
+            test=test,
+            combos=combos,
+            raw_combos=raw_combos,
+            fkey=fkey,
+            ds=ds,
+            data=data,
+            held=held,
+        ):
+            rms, rows, rm_pp, pa_pp = {}, [], [], []
+            todo = [(c, True) for c in combos] + [(c, False) for c in raw_combos]
+            for (m, s, b), norm in tqdm(todo, desc=f"{ds}: RM population", disable=not progress):
+                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap, normalize_reward=norm)
+                rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
+                acc, acc_df = rm_accuracy_row(rm, test, cfg)
+                rm_pp.append(acc_df[["user_id", "pair_id", "correct"]].assign(rm_id=rm_id, method=m))
                 fit = getattr(rm, "fit_log_", {}) or {}
                 rows.append(
                     {
@@ -157,16 +231,27 @@ def rm_vs_policy_accuracy(
                         "budget": b,
                         "steps_run": fit.get("steps_run"),
                         "n_train_pairs": fit.get("n_train_pairs"),
+                        "normalize_reward": norm,
+                        "sensitivity": not norm,
                         **acc,
                     }
                 )
                 rms[rm_id] = rm
             rm_df = pd.DataFrame(rows)
             test_pairs = [p for p in data.pairs if p.split == "test"]
-            pa = policy_accuracy_table(model, tok, rms, test_pairs, cfg, progress=progress)
+            pa = policy_accuracy_table(model, tok, rms, test_pairs, cfg, progress=progress, per_pair=pa_pp)
+            rm_long = pd.concat(rm_pp, ignore_index=True).rename(columns={"correct": "rm_correct"})
+            pp = rm_long.merge(pd.concat(pa_pp, ignore_index=True), on=["rm_id", "pair_id"], how="left")
+            held["per_pair"] = pp.assign(dataset=ds)
             return rm_df.merge(pa, on="rm_id", how="left")
 
+        def run_pairs(run=run, held=held):
+            if "per_pair" not in held:
+                run()
+            return held["per_pair"]
+
         points = cache.frame("study1_points", key, run)
+        all_pp.append(cache.frame("study1_per_pair", key, run_pairs))
         all_points.append(points)
         all_rms.append(
             points.drop_duplicates("rm_id")[
@@ -182,9 +267,13 @@ def rm_vs_policy_accuracy(
         all_pairs.append(pp)
     points = pd.concat(all_points, ignore_index=True)
     points["length_norm"] = points["length_norm"].astype(bool)
+    per_pair = pd.concat(all_pp, ignore_index=True)
+    for c in ("user_id", "pair_id", "rm_id", "dataset"):
+        per_pair[c] = per_pair[c].astype(str)
     return {
         "rms": pd.concat(all_rms, ignore_index=True),
         "points": points,
-        "tau": tau_table(points, cfg),
+        "tau": tau_table(points, cfg, per_pair),
+        "per_pair": per_pair,
         "pairs": pd.concat(all_pairs, ignore_index=True),
     }

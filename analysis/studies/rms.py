@@ -74,12 +74,20 @@ def bootstrap_by_user(feats, seed: int):
 
 
 def train_rm(
-    feats, method: str, seed: int, budget: int, cache: StudyCache, feat_key: str, bootstrap: bool = True
+    feats,
+    method: str,
+    seed: int,
+    budget: int,
+    cache: StudyCache,
+    feat_key: str,
+    bootstrap: bool = True,
+    normalize_reward: bool = True,
 ):
     """Fit (or load from the cache) one RM of ``method`` with ``seed`` and step ``budget``.
 
     Trains on the ``train`` split (a per-user bootstrap resample of it, seeded by ``seed``, when
     ``bootstrap``) with early stopping on ``val``; the RM's ``study_key_`` names its cache folder.
+    ``normalize_reward=False`` keeps the raw reward scale (the study-1 sensitivity row).
     """
     from analysis.rewards import load_reward_model, make_reward_model
 
@@ -87,13 +95,21 @@ def train_rm(
         cache.root
         / "rms"
         / key_hash(
-            {"feat": feat_key, "method": method, "seed": seed, "steps": budget, "bootstrap": bootstrap}
+            {
+                "feat": feat_key,
+                "method": method,
+                "seed": seed,
+                "steps": budget,
+                "bootstrap": bootstrap,
+                "normalize_reward": normalize_reward,
+                "v": 2,  # rewards centred per user (issue 11)
+            }
         )
     )
     if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
         rm = load_reward_model(folder)
     else:
-        rm = make_reward_model(method, seed=seed, steps=budget)
+        rm = make_reward_model(method, seed=seed, steps=budget, normalize_reward=normalize_reward)
         val = feats.subset("val")
         train = feats.subset("train")
         rm.fit(bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None)
