@@ -190,7 +190,7 @@ def _png_width(path: Path) -> int | None:
 def _figure_order(name: str):
     keys = list(FIGURE_CAPTIONS)
     hit = [i for i, k in enumerate(keys) if name == k or name.startswith(k + "_")]
-    return (_study_number(name), hit[0] if hit else len(keys), name)
+    return (_study_number(name) or 99, hit[0] if hit else len(keys), name)
 
 
 def figures_html(run_dir: Path) -> str:
