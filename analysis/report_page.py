@@ -222,7 +222,11 @@ def run_state(status: dict) -> tuple[str, str]:
     if states and all(s == "ok" for s in states.values()):
         total = status.get("total_seconds")
         took = f" in {total:.0f} s" if total is not None else ""
-        return "finished", f"Finished{took}: all {len(states)} notebooks ran."
+        n = len(states)
+        return (
+            "finished",
+            f"Finished{took}: {'all ' + str(n) + ' notebooks' if n > 1 else 'the notebook'} ran.",
+        )
     running = [stem[k] for k, s in states.items() if s == "running"]
     done = sum(s == "ok" for s in states.values())
     now = f"{running[0]} is running; " if running else ""
