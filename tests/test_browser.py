@@ -263,25 +263,43 @@ def test_inspector_in_jupyterlab_follows_user_method_and_w(browser, workspace, l
 
 
 def check_findings_table(page, run: Path) -> None:
-    """The findings of every study are visible on index.html.
-
-    While index.html has no findings table yet, its links to ``tables/study*_findings.csv`` must
-    be visible; once it has one (an element with class ``findings``), every claim of those CSVs
-    must be visible in it. Extend here when the page's findings layout changes."""
+    """index.html opens with the findings table: it is visible in the first screen, above every
+    figure; every claim of the run's ``tables/study*_findings.csv`` is in it, and each claim's
+    verdict is the one of the latest study's CSV that measured it; every figure shows its
+    one-line reading (``analysis.plots.FIGURE_CAPTIONS``) under it."""
     from playwright.sync_api import expect
+
+    from analysis.plots import figure_caption
+    from analysis.studies.findings import VERDICTS
 
     csvs = sorted((run / "tables").glob("study*_findings.csv"))
     assert csvs, "the tiny report wrote no findings tables"
-    table = page.locator(".findings")
-    if table.count():
-        expect(table.first).to_be_visible()
-        text = " ".join(table.first.inner_text().split())
-        for c in csvs:
-            for claim in pd.read_csv(c)["claim"].astype(str):
-                assert " ".join(claim.split()) in text, (c.name, claim)
-    else:
-        for c in csvs:
-            expect(page.locator(f"a[href='tables/{c.name}']")).to_be_visible()
+    page.evaluate("window.scrollTo(0, 0)")
+    table = page.locator("table.findings")
+    expect(table).to_have_count(1)
+    expect(table).to_be_in_viewport()  # the answer first: no scrolling needed
+    first_fig = page.locator("figure img").first
+    assert table.bounding_box()["y"] < first_fig.bounding_box()["y"], "findings must come before the figures"
+    text = " ".join(table.inner_text().split())
+    want: dict[str, str] = {}
+    for c in csvs:  # later studies read the earlier ones' tables; "not measured" never hides a verdict
+        for r in pd.read_csv(c).itertuples():
+            claim = " ".join(str(r.claim).split())
+            if r.verdict != "not measured" or claim not in want:
+                want[claim] = r.verdict
+    for claim in want:
+        assert claim in text, claim
+    shown = {}
+    for row in table.locator("tr.claim-start").all():
+        claim = " ".join(row.locator("td.claim").inner_text().split())
+        shown[claim] = row.locator(".verdict").first.inner_text().strip()
+    assert shown == want
+    assert all(v.inner_text().strip() in VERDICTS for v in table.locator(".verdict").all())
+    for fig in sorted((run / "figures").glob("*.png")):
+        caption = page.locator(f"figure[id='{fig.stem}'] figcaption")
+        expect(caption).to_be_visible()
+        reading = figure_caption(fig.stem)
+        assert reading and " ".join(reading.split()) in " ".join(caption.inner_text().split()), fig.stem
 
 
 def test_report_index_shows_every_figure_and_the_findings(browser, workspace):

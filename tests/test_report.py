@@ -1,5 +1,7 @@
-"""The report runner: papermill into reports/<run-id>/, html, provenance, latest, failure handling."""
+"""The report runner: papermill into reports/<run-id>/, html, provenance, latest, failure handling;
+the index.html page (findings first), the timings, and two runs giving byte-identical tables."""
 
+import html
 import json
 
 import nbformat
@@ -92,3 +94,251 @@ def test_paper_report_without_lamp_path_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "data_paths.lamp is not set" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- the page and the timings
+
+
+def test_run_writes_timings_and_a_page_that_shows_the_run_in_progress(tmp_path, books):
+    """index.html exists while a notebook runs (and says so); afterwards status/provenance carry
+    per-notebook, per-section and per-phase seconds and the total."""
+    _notebook(
+        books / "02_b.ipynb",
+        "page = open('index.html').read()\n"
+        "assert 'In progress: 02_b is running; 1 of 2 notebooks done' in page, page[:3000]\n"
+        "assert 'http-equiv=\"refresh\"' in page\n"
+        "from analysis.timings import time_stages\n"
+        "timer = time_stages(output_dir)\n"
+        "with timer.phase('train RMs'):\n"
+        "    pass",
+    )
+    run = run_report(output_root=tmp_path / "r", notebook_dir=books, progress=False, run_id="x")
+    status = json.loads((run / "status.json").read_text())
+    b = status["notebooks"]["02_b.ipynb"]
+    assert b["status"] == "ok" and b["seconds"] > 0 and status["total_seconds"] >= b["seconds"]
+    assert {"parameters", "set-up"} <= set(b["stages"]) and list(b["phases"]) == ["train RMs"]
+    assert sum(b["stages"].values()) == pytest.approx(b["seconds"], abs=0.2)  # the rest is kernel time
+    assert "phases" not in status["notebooks"]["01_a.ipynb"]  # 01 never called time_stages
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["total_seconds"] == status["total_seconds"]
+    assert prov["stage_seconds"]["02_b.ipynb"]["study_phases"] == b["phases"]
+    page = (run / "index.html").read_text()
+    assert "Finished in" in page and "refresh" not in page and "train RMs" in page
+
+
+def _findings_csv(path, rows) -> None:
+    import pandas as pd
+
+    cols = ["claim", "paper", "rule", "this_run", "verdict"]
+    pd.DataFrame(rows, columns=cols).assign(preset="embedded").to_csv(path, index=False)
+
+
+C1 = "1. RM accuracy weakly predicts policy accuracy"
+C2 = "2. Large RM-accuracy gaps give nearly the same ROUGE (Pref-LaMP)"
+
+
+def test_findings_rows_split_datasets_and_take_the_latest_study(tmp_path):
+    from analysis.report_page import findings_rows
+
+    t = tmp_path / "tables"
+    t.mkdir()
+    c1 = (
+        "real: tau=0.12 [-0.05, 0.30], p=0.2, n=80 -> supported; "
+        "synthetic: tau=0.35 [0.10, 0.55], p=0.01, n=80 -> inconclusive"
+    )
+    _findings_csv(
+        t / "study1_findings.csv",
+        [
+            [C1, "tau 0.08-0.31", "rule 1", c1, "inconclusive"],
+            [C2, "p2", "rule 2", "study 2 not run", "not measured"],
+        ],
+    )
+    _findings_csv(
+        t / "study2_findings.csv",
+        [
+            [C1, "tau 0.08-0.31", "rule 1", "study 1 not run", "not measured"],  # must not hide study 1's
+            [C2, "p2", "rule 2", "a: RM acc 0.9; b: RM acc 0.6; ROUGE-1 diff 0.001", "supported"],
+        ],
+    )
+    (t / "study2_summary.csv").write_text("system,dataset\nbase,news_category\nicl_k1,news_category\n")
+    rows, sources = findings_rows(t)
+    assert sources == ["study1_findings.csv", "study2_findings.csv"]
+    got = [(r["claim"][:2], r["dataset"], r["verdict"], r["first"]) for r in rows]
+    assert got == [
+        ("1.", "all datasets", "inconclusive", True),
+        ("1.", "real", "supported", False),
+        ("1.", "synthetic", "inconclusive", False),
+        ("2.", "news_category", "supported", True),
+    ]
+    assert (
+        rows[1]["this_run"] == "tau=0.12 [-0.05, 0.30], p=0.2, n=80"
+        and rows[1]["source"] == "study1_findings.csv"
+    )
+    assert rows[3]["source"] == "study2_findings.csv" and "ROUGE-1 diff 0.001" in rows[3]["this_run"]
+
+
+def test_findings_csv_with_a_setting_column_gives_a_row_per_setting(tmp_path):
+    import pandas as pd
+
+    from analysis.report_page import findings_rows
+
+    t = tmp_path / "tables"
+    t.mkdir()
+    pd.DataFrame(
+        {
+            "claim": [C2, C2],
+            "setting": ["real authors", "synthetic"],
+            "paper": "p2",
+            "rule": "r",
+            "this_run": ["diff 0.01 [-0.01, 0.015]", "diff 0.05 [0.03, 0.07]"],
+            "verdict": ["supported", "not supported"],
+        }
+    ).to_csv(t / "study2_findings.csv", index=False)
+    rows, _ = findings_rows(t)
+    assert [(r["dataset"], r["verdict"], r["first"]) for r in rows] == [
+        ("real authors", "supported", True),
+        ("synthetic", "not supported", False),
+    ]
+
+
+def test_page_shows_findings_first_then_captioned_figures_and_settings(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from analysis.plots import FIGURE_CAPTIONS, save_figure
+    from analysis.report_page import write_index
+
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True)
+    _findings_csv(
+        run / "tables" / "study1_findings.csv",
+        [[C1, "tau <b>0.08</b>", "rule", "real: tau=0.12 [-0.05, 0.30], n=80 -> supported", "supported"]],
+    )
+    for name in ("study2_decoupling", "study1_tau_scatter", "zz_extra"):
+        fig, ax = plt.subplots(figsize=(2, 1))
+        ax.plot([0, 1])
+        save_figure(fig, run, name)
+        plt.close(fig)
+    (run / "provenance.json").write_text(
+        json.dumps(
+            {
+                "config": {"policy_model": "smollm2-135m-instruct", "seeds": [0, 1], "seed": 0, "k": 10},
+                "dtype": {"used": "bfloat16", "setting": "auto", "device": "cpu"},
+                "rouge_stemming": True,
+                "code_version": "abc123def456",
+            }
+        )
+    )
+    status = {
+        "preset": "embedded",
+        "git_commit": "0123456789abcdef",
+        "started": "2026-11-27T18:00:00",
+        "notebooks": {"01_x.ipynb": {"status": "ok", "seconds": 3.0}, "02_y.ipynb": {"status": "running"}},
+    }
+    page = write_index(run, status).read_text()
+    order = [page.index(s) for s in ('class="findings"', 'id="figures"', 'id="notebooks"', 'id="settings"')]
+    assert order == sorted(order)
+    assert "tau &lt;b&gt;0.08&lt;/b&gt;" in page  # CSV text is escaped
+    assert '<span class="verdict v-supported">supported</span>' in page
+    figs = [
+        page.index(f'src="figures/{n}.png"') for n in ("study1_tau_scatter", "study2_decoupling", "zz_extra")
+    ]
+    assert figs == sorted(figs)  # by study, main figure first, unknown names last
+    for name in ("study2_decoupling", "study1_tau_scatter"):
+        assert html.escape(FIGURE_CAPTIONS[name]) in page, name
+    for value in ("smollm2-135m-instruct", "bfloat16 (setting: auto", "abc123def456", "0123456789abcdef"):
+        assert value in page, value
+    assert "In progress: 02_y is running; 1 of 2 notebooks done" in page and 'http-equiv="refresh"' in page
+    assert not list(run.glob(".index.html*"))  # written atomically: no temp file left
+
+
+def test_cell_stages_sum_papermill_durations_under_headings(tmp_path):
+    from analysis.timings import cell_stages
+
+    nb = nbformat.v4.new_notebook()
+    cells = [
+        nbformat.v4.new_markdown_cell("# 01 · title"),
+        nbformat.v4.new_code_cell("params"),
+        nbformat.v4.new_code_cell("imports"),
+        nbformat.v4.new_markdown_cell("## Train `RMs`\n\ntext"),
+        nbformat.v4.new_code_cell("a"),
+        nbformat.v4.new_code_cell("b"),
+        nbformat.v4.new_markdown_cell("## Figure"),
+        nbformat.v4.new_code_cell("never ran"),
+    ]
+    cells[1].metadata["tags"] = ["parameters"]
+    for cell, secs in zip([cells[i] for i in (1, 2, 4, 5)], (0.5, 2.0, 3.0, 4.5), strict=True):
+        cell.metadata["papermill"] = {"duration": secs}
+    nb.cells = cells
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    assert cell_stages(tmp_path / "x.ipynb") == {"parameters": 0.5, "set-up": 2.0, "Train RMs": 7.5}
+
+
+def test_stage_timer_counts_self_time_and_restores_functions(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from analysis import timings
+
+    clock = iter([0.0, 1.0, 3.0, 4.0, 10.0, 10.5])  # enter A, enter B, exit B, exit A, enter B, exit B
+    monkeypatch.setattr(timings.time, "perf_counter", lambda: next(clock))
+    mod = types.ModuleType("fake_study")
+
+    def inner():
+        return "inner"
+
+    def outer():
+        return mod.train_rm()  # looked up at call time, as the studies do
+
+    mod.features, mod.train_rm = outer, inner
+    monkeypatch.setitem(sys.modules, "fake_study", mod)
+    timer = timings.StageTimer(tmp_path / "t.json", modules=["fake_study"]).start()
+    assert mod.features is not outer and mod.features() == "inner"
+    assert mod.train_rm() == "inner"
+    timer.stop()
+    assert mod.features is outer and mod.train_rm is inner
+    got = json.loads((tmp_path / "t.json").read_text())
+    # features: 0-1 and 3-4 (self), train_rm: 1-3 and 10-10.5
+    assert got == {"phases": {"train RMs": 2.5, "features": 2.0}, "calls": {"train RMs": 2, "features": 1}}
+
+
+def test_two_runs_give_byte_identical_tables(tmp_path):
+    """Determinism: notebook 02 (RMs, ARGS / best-of-n / ICL generations, ROUGE, bootstrap
+    intervals, paired tests, findings) on a tiny model, run twice with a fresh cache each and a
+    fresh kernel each (so another hash seed too), writes the same bytes into every table."""
+    from analysis.models import build_tiny_model
+
+    model, tok = build_tiny_model("llama", seed=1)
+    model.save_pretrained(tmp_path / "tiny")  # one model path: it is a settings column of every table
+    tok.save_pretrained(tmp_path / "tiny")
+    overrides = {
+        "policy_model": str(tmp_path / "tiny"),
+        "models": [str(tmp_path / "tiny")],
+        "n_users": 2,
+        "n_test_items": 1,
+        "seeds": [0],
+        "budgets": [5],
+        "methods": ["shared_bt", "lore"],
+        "icl_k": [1],
+        "max_new_tokens": 3,
+        "n_boot": 20,
+        "threads": 1,
+        "k": 2,
+    }
+    runs = [
+        run_report(
+            overrides=overrides,
+            output_root=tmp_path / name,  # cache: <root>/cache, empty for each run
+            run_id="run",
+            only=["02"],
+            progress=False,
+            html_export=False,
+        )
+        for name in ("first", "second")
+    ]
+    tables = sorted(p.name for p in (runs[0] / "tables").glob("*.csv"))
+    assert "study2_generations.csv" in tables and "study2_findings.csv" in tables
+    assert sorted(p.name for p in (runs[1] / "tables").glob("*.csv")) == tables
+    differ = [
+        t for t in tables if (runs[0] / "tables" / t).read_bytes() != (runs[1] / "tables" / t).read_bytes()
+    ]
+    assert not differ, f"tables differ between two identical runs: {differ}"
