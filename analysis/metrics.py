@@ -51,6 +51,7 @@ def bootstrap_ci(
 
 
 _CHUNK_CELLS = 4_000_000  # replicates x items held in memory at once
+_FEW_VALUES = 8  # two_level_ci: data with at most this many distinct values takes the binomial path
 
 
 def two_level_boot_means(user_ids: Sequence, values, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
@@ -117,31 +118,47 @@ def two_level_ci(
 ) -> tuple[float, float, float]:
     """Mean over users of per-user means and its two-level percentile interval ``(mean, lo, hi)``.
 
-    Fast form, O(n_boot x users) whatever the number of items (the report computes thousands of
-    these): users are drawn exactly (multinomial counts c_u); the sum of a user's c_u inner
-    resample means is drawn from the normal with its exact mean and variance,
-    ``c_u m_u + sqrt(c_u v_u / n_u) z`` (v_u: the user's item variance, ddof 0). A user with
-    one item, or constant items, contributes exactly ``c_u m_u``. :func:`two_level_boot_means`
-    is the exact weight-based form (used where series must share one resample, e.g. tau).
+    The replicates are exact (users drawn with replacement, then each drawn user's items with
+    replacement; for data with few distinct values, e.g. accuracies, a user's item draws are
+    multinomial counts over those values, vectorised), so the interval stays inside the range of the data (an accuracy
+    interval never leaves [0, 1]). :func:`two_level_boot_means` is the weight-based form used
+    where several series must share one resample (e.g. tau).
+
+    >>> m, lo, hi = two_level_ci(["a"] * 60 + ["b"] * 60, [1, 0] * 60, n_boot=500)
+    >>> m, 0.0 <= lo < 0.43 and 0.57 < hi <= 1.0
+    (0.5, True)
     """
     x = np.asarray(values, dtype=float)
     users = np.asarray(list(user_ids), dtype=object)
     if users.size != x.size:
         raise ValueError(f"{users.size} user ids but {x.size} values")
     ok = ~np.isnan(x)
-    x, users = x[ok], users[ok].astype(str)
+    x, users = x[ok], users[ok]
     if x.size == 0:
         return (float("nan"),) * 3
-    _, codes = np.unique(users, return_inverse=True)
+    _, codes = np.unique(users.astype(str), return_inverse=True)
     n_users = int(codes.max()) + 1
-    n_u = np.bincount(codes, minlength=n_users).astype(float)
-    m_u = np.bincount(codes, weights=x, minlength=n_users) / n_u
-    v_u = np.maximum(np.bincount(codes, weights=x * x, minlength=n_users) / n_u - m_u**2, 0.0)
-    mean = float(m_u.mean())
-    rng = _rng(seed)
-    c = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot).astype(float)  # (B, U)
-    z = rng.standard_normal(c.shape)
-    boots = (c * m_u + np.sqrt(c * v_u / n_u) * z).sum(axis=1) / n_users
+    n_u = np.bincount(codes, minlength=n_users)
+    mean = float((np.bincount(codes, weights=x, minlength=n_users) / n_u).mean())
+    values, v_idx = np.unique(x, return_inverse=True)
+    if values.size > _FEW_VALUES:  # e.g. ROUGE: the weight-based exact form
+        boots = two_level_boot_means(users, x, n_boot=n_boot, seed=seed)
+    else:  # accuracies (0, 0.5, 1): exact and vectorised over replicates and users
+        rng = _rng(seed)
+        c = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)  # (B, U) user copies
+        freq = np.zeros((n_users, values.size))
+        np.add.at(freq, (codes, v_idx), 1.0)
+        left = c * n_u[None, :]  # item draws of each drawn user, multinomial over its values
+        p_left = np.ones(n_users)
+        total = np.zeros((n_boot, n_users))
+        for j in range(values.size - 1):  # multinomial as a chain of conditional binomials
+            p = np.clip(freq[:, j] / n_u / np.maximum(p_left, 1e-300), 0.0, 1.0)
+            k = rng.binomial(left, p[None, :])
+            total += k * values[j]
+            left = left - k
+            p_left = p_left - freq[:, j] / n_u
+        total += left * values[-1]
+        boots = (total / n_u[None, :]).sum(axis=1) / n_users
     lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return mean, float(min(lo, mean)), float(max(hi, mean))
 

@@ -109,3 +109,18 @@ def test_paired_comparison_pairs_items_and_keeps_item_spread_for_two_users():
     assert res["ci_high"] - res["ci_low"] > 0.2  # difference of two coins over 120 items: sd ~0.09
     assert paired_comparison(a, a)["ci_low"] == 0 and paired_comparison(a, a)["wilcoxon_p"] == 1.0
     assert per_user_items(["a", "a"], ["i", "j"], [1.0, np.nan]) == {"a": {"i": 1.0}}
+
+
+def test_two_level_interval_stays_in_range_and_matches_the_exact_resample():
+    """Accuracies near 1 with few items per user: the interval never leaves [0, 1] (the earlier
+    normal approximation gave [0.41, 1.03]) and agrees with the weight-based exact replicates."""
+    import numpy as np
+
+    from analysis.metrics import two_level_boot_means, two_level_ci
+
+    users = ["a"] * 3 + ["b"] * 2 + ["c"] * 4
+    acc = [1, 1, 1, 1, 0.5, 1, 1, 0, 1]
+    mean, lo, hi = two_level_ci(users, acc, n_boot=4000, seed=1)
+    assert 0.0 <= lo <= mean <= hi <= 1.0
+    exact = np.quantile(two_level_boot_means(users, acc, n_boot=4000, seed=2), [0.025, 0.975])
+    assert abs(lo - exact[0]) < 0.05 and abs(hi - exact[1]) < 0.05
