@@ -59,12 +59,13 @@ def _graph(cfg):
 
 
 def _entries(cache_dir) -> dict[str, bytes]:
-    """Every cache file except the sweep's own records (they hold timings) and lock files."""
+    """Every cache file except timings (the sweep's own records, the runner's ``.seconds.jsonl``
+    side files) and lock files."""
     root = Path(cache_dir) / "studies"
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "/sweep/" not in str(p) and not p.name.endswith(".lock")
+        if p.is_file() and "/sweep/" not in str(p) and not p.name.endswith((".lock", ".seconds.jsonl"))
     }
 
 
@@ -136,14 +137,27 @@ def test_graph_counts_and_dependencies(small):
     assert feats[0].id in feats[1].deps
 
 
-def test_user_shards_and_generations_in_unsharded_order(small):
-    from analysis.data.records import UserTask
-    from analysis.studies.generations import user_shards
+def test_user_shards_and_generations_in_unsharded_order(small, monkeypatch):
+    from types import SimpleNamespace
 
-    tasks = [UserTask(u, [], f"in{i}", test_id=f"t{i}") for i, u in enumerate("aabcbd")]
+    import analysis.studies.generations as gen
+
+    tasks = [SimpleNamespace(user_id=u, test_id=f"t{i}") for i, u in enumerate("aabcbd")]
     cfg = load_config("embedded", {**small, "shard_users": 2})
-    assert user_shards(cfg, tasks) == [[0, 1, 3, 4], [2, 5]]  # users a, b | c, d
-    assert user_shards(load_config("embedded", {**small, "shard_users": 0}), tasks) == [list(range(6))]
+    assert gen.user_shards(cfg, tasks) == [[0, 1, 2, 4], [3, 5]]  # users a, b | c, d
+    one = load_config("embedded", {**small, "shard_users": 0})
+    assert gen.user_shards(one, tasks) == [list(range(6))]
+    calls = []
+
+    def fake_shard(cfg, model, tok, shard, *rest):  # the runner's job order: systems, then tasks
+        calls.append([t.test_id for t in shard])
+        return [{"system": s, "test_id": t.test_id} for s in ("base", "icl_k1", "rgd") for t in shard]
+
+    monkeypatch.setattr(gen, "_generate_shard", fake_shard)
+    sharded = gen.generate_systems(cfg, None, None, tasks, None, "m", {}, [1.0])
+    assert calls == [["t0", "t1", "t2", "t4"], ["t3", "t5"]]
+    assert sharded == gen.generate_systems(one, None, None, tasks, None, "m", {}, [1.0])
+    assert [r["test_id"] for r in sharded[:6]] == [f"t{i}" for i in range(6)]
 
 
 def test_local_run_fills_the_caches_the_studies_read(local_run, monkeypatch):
