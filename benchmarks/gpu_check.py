@@ -132,8 +132,8 @@ def check_sweep(paths: list[str], dtype: str, root: Path, device: str, engines: 
     the studies then compute nothing, and a rerun skips every task."""
     import warnings
 
+    from analysis.cli.sweep import plan
     from analysis.config import load_config
-    from analysis.sweep.cli import plan
     from analysis.sweep.engines import run_local, run_ray
 
     cfg = load_config(
@@ -193,7 +193,7 @@ def check_sweep(paths: list[str], dtype: str, root: Path, device: str, engines: 
         caches[engine] = {
             str(p.relative_to(cache)): p.read_bytes()
             for p in sorted(cache.rglob("*"))
-            if p.is_file() and "/sweep/" not in str(p) and not p.name.endswith(".lock")
+            if p.is_file() and "/sweep/" not in str(p) and not p.name.endswith((".lock", ".seconds.jsonl"))
         }
     if len(caches) == 2:
         a, b = caches.values()

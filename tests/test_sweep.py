@@ -130,7 +130,9 @@ def test_graph_counts_and_dependencies(small):
             assert [by_id[d].kind for d in t.deps] == ["features"]
         if t.kind == "generations":
             assert t.p["w"] == [1.0, 2.0]  # rgd_w and generation_w (study 2 on the policy model)
-            assert sorted(by_id[d].p["method"] for d in t.deps if by_id[d].kind == "rm") == sorted(cfg.methods)
+            assert sorted(by_id[d].p["method"] for d in t.deps if by_id[d].kind == "rm") == sorted(
+                cfg.methods
+            )
     assert sorted(t.p["normalize_reward"] for t in g.tasks if t.kind == "policy_accuracy") == [0, 0, 1, 1]
     # the model's text-feature writers are chained: study-1 features -> Pref-LaMP features
     feats = [t for t in g.tasks if t.kind == "features"]
@@ -251,7 +253,12 @@ def test_cli_dry_run_prints_the_graph(small, tmp_path, capsys):
     assert main(["sweep", "--preset", "paper", "--dry-run"]) == 0  # no LaMP folder needed for a dry run
     out = capsys.readouterr().out
     # 3 datasets x (5 methods x 3 seeds x 3 budgets + 5 sensitivity RMs); 4 models x 4 shards of 50 users
-    assert "349 tasks" in out and "policy_accuracy 150" in out and "generations 16" in out and "(n_users: the data was not read)" in out
+    assert (
+        "349 tasks" in out
+        and "policy_accuracy 150" in out
+        and "generations 16" in out
+        and "(n_users: the data was not read)" in out
+    )
 
 
 def test_cli_local_sweep_killed_then_resumed(local_run, small, tmp_path, monkeypatch):
