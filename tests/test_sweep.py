@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from analysis.config import load_config
@@ -351,3 +352,29 @@ def test_ray_engine_wiring_with_a_stand_in(local_run, tmp_path, monkeypatch):
     assert out["skipped"] > 0 and out["done"] + out["skipped"] == len(graph.tasks)
     assert [r["id"] for r in out["results"]] == [t.id for t in graph.tasks]
     _assert_same_outputs(cfg, local_cache, str(tmp_path), monkeypatch)
+
+
+def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
+    """The caches that several sweep tasks write (one text-feature file per model, one base-negatives
+    file for all models) merge under a lock: a writer holding a stale copy drops no other rows."""
+    from analysis.data.preflamp import GenerationCache
+    from analysis.feature_cache import TextFeatureStore
+    from analysis.features import BackboneSpec
+    from analysis.models import model_id
+
+    model, tok = tiny_lm
+    spec = BackboneSpec(model_id(model), 1, "shared", "last")
+    a, b = (TextFeatureStore(tmp_path, model, tok, spec) for _ in range(2))  # both open the empty file
+    fa = a.get(["p1"], ["first response"], progress=False)
+    fb = b.get(["p2"], ["second response"], progress=False)
+    fresh = TextFeatureStore(tmp_path, model, tok, spec)
+    assert set(fresh.table) == {a.key("p1", "first response"), b.key("p2", "second response")}
+    assert torch.equal(fresh.table[a.key("p1", "first response")], fa[0])
+    assert torch.equal(fresh.table[b.key("p2", "second response")], fb[0])
+
+    path = tmp_path / "negatives.jsonl"
+    g1, g2 = GenerationCache(path), GenerationCache(path)
+    g1.put_many("m1", ["x"], ["from m1"])
+    g2.put_many("m2", ["y"], ["from m2"])
+    again = GenerationCache(path)
+    assert again.get("m1", "x") == "from m1" and again.get("m2", "y") == "from m2"
