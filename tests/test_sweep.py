@@ -92,8 +92,9 @@ def ray_cluster():
     except Exception as exc:
         if "timed out during startup" not in str(exc):
             raise
-        # ray-project/ray#65983: the raylet aborts when its helper agents need longer than a fixed
-        # timeout to start (seen here only with a load of 15 on 2 shared cores); not our code
+        # the raylet aborts ("Timed out waiting for file .../metrics_agent_port_*", in
+        # NodeManager::WaitForDashboardAgentPorts) when its dashboard agent needs more than ~15 s to
+        # start; seen here with a load of 8-15 on 2 shared cores (importing the agent took 19 s); not our code
         pytest.skip(f"the local Ray node did not start on this overloaded machine: {exc}")
     yield ray
     ray.shutdown()
