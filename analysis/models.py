@@ -148,7 +148,7 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def cpu_bf16_supported(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX; on Arm the ``bf16`` feature).
+    r"""Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX; on Arm the ``bf16`` feature).
 
     Without native support bfloat16 is emulated and slower than float32, so ``dtype: auto`` only
     picks it here. Sources, first hit wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU
