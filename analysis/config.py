@@ -102,6 +102,7 @@ class StudyConfig:
     max_new_tokens: int = 24
     max_prompt_tokens: int = 1024
     batch_size: int = 16
+    shard_users: int = 0  # generations are computed and cached per shard of this many users (0: one shard)
     # --- evaluation
     rouge_stemming: bool = True  # LaMP's own evaluation used no stemming; both are reported
     n_boot: int = 1000
@@ -159,6 +160,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 32,
         "max_prompt_tokens": 2048,
         "batch_size": 32,
+        "shard_users": 50,  # 4 generation shards of 50 users per model: one sweep task each
         "n_boot": 2000,
     },
 }
@@ -269,6 +271,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError("config key 'w_values'/'rgd_w': RGD weights must be >= 0")
     if cfg.best_of_n < 0:
         raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
+    if cfg.shard_users < 0:
+        raise ConfigError(f"config key 'shard_users': must be >= 0, got {cfg.shard_users}")
     _validate_sizes_and_sampling(cfg)
     if cfg.preset not in PRESETS:
         raise ConfigError(

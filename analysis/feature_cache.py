@@ -172,7 +172,20 @@ class TextFeatureStore:
                 batch_size=batch_size,
                 progress=progress,
             )
-            self.table.update({k: feats[i].contiguous() for i, k in enumerate(todo)})
+            new = {k: feats[i].contiguous() for i, k in enumerate(todo)}
+            self.table.update(new)
+            self._store(new, save)
+        return torch.stack([self.table[k] for k in keys]) if keys else torch.zeros(0, 0)
+
+    def _store(self, new: dict, save) -> None:
+        """Write the table with ``new`` merged into the file's current rows, under a file lock:
+        concurrent writers (sweep tasks on one model) never drop each other's rows."""
+        from filelock import FileLock
+        from safetensors.torch import load_file
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            if self.path.exists():
+                self.table = {**self.table, **load_file(str(self.path))}  # rows on disk win
             with atomic_open(self.path, "wb") as fh:
                 fh.write(save(self.table))
-        return torch.stack([self.table[k] for k in keys]) if keys else torch.zeros(0, 0)

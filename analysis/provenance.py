@@ -9,7 +9,8 @@ Which code a cached result depends on
 :func:`code_version` hashes the source of the *computation* layers, listed explicitly:
 the packages in :data:`CODE_PACKAGES` and the top-level modules in :data:`CODE_MODULES`, minus the
 study-layer modules in :data:`PRESENTATION` that only read finished tables. Everything else is
-*presentation* (plots, widgets, report runner, CLI, notebooks' set-up, this module): editing it
+*presentation* (plots, widgets, report runner, CLI, the sweep's orchestration, notebooks' set-up,
+this module): editing it
 never invalidates a cache. A test checks that every module of ``analysis/`` is in exactly one of
 the two groups, so a new module must be classified when it is added.
 
@@ -58,6 +59,7 @@ PRESENTATION = (
     "report.py",
     "report_page.py",
     "run_picker.py",
+    "sweep",  # the task graph and its engines only call the studies: orchestration, no results
     "widgets.py",
     "studies/findings.py",
     "studies/session.py",

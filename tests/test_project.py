@@ -1,4 +1,5 @@
-"""Project files stay consistent: environment.yml mirrors pyproject.toml; CI runs the README's test command."""
+"""Project files stay consistent: environment.yml mirrors pyproject.toml (with the notebooks, dev and ray
+extras); CI runs the README's test command and `make setup` installs the ray extra that the sweep tests use."""
 
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ def _names(reqs):
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"])
-    for extra in ("notebooks", "dev"):
+    for extra in ("notebooks", "dev", "ray"):
         wanted += project["optional-dependencies"][extra]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
@@ -25,6 +26,13 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
         "environment.yml and pyproject.toml differ (same specifiers expected)"
     )
     assert _names(listed) == _names(wanted)
+
+
+def test_make_setup_installs_the_ray_extra():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r'pip install --quiet -e "\.\[[a-z,]*\bray\b[a-z,]*\]"', makefile), (
+        "make setup must install .[ray]"
+    )
 
 
 def test_torch_range_admits_the_local_cpu_wheel():

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "analysis.cli.rm",
     "analysis.cli.decode",
     "analysis.cli.eval",
+    "analysis.cli.sweep",
 ]
 
 

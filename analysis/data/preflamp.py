@@ -62,6 +62,9 @@ class GenerationCache:
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
         self.rows: dict[tuple[str, str], str] = {}
+        self._read()
+
+    def _read(self) -> None:
         if self.path and self.path.exists():
             for line, rec in iter_jsonl(self.path):
                 loc = {"path": self.path, "line": line}
@@ -72,12 +75,21 @@ class GenerationCache:
         return self.rows.get((model_id, prompt))
 
     def put_many(self, model_id: str, prompts: list[str], responses: list[str]) -> None:
-        for p, r in zip(prompts, responses, strict=True):
-            self.rows[(model_id, p)] = r
+        new = dict(zip(((model_id, p) for p in prompts), responses, strict=True))
+        self.rows.update(new)
         if self.path:
-            write_jsonl(
-                self.path, ({"model_id": m, "prompt": p, "response": r} for (m, p), r in self.rows.items())
-            )
+            from filelock import FileLock
+
+            # one file for all models: concurrent writers (sweep tasks of other models) re-read and
+            # merge under a lock, so no writer drops another's rows
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock"):
+                self._read()
+                self.rows.update(new)
+                write_jsonl(
+                    self.path,
+                    ({"model_id": m, "prompt": p, "response": r} for (m, p), r in sorted(self.rows.items())),
+                )
 
 
 def base_generations(

@@ -111,13 +111,49 @@ def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
     return generate
 
 
+def user_shards(cfg: StudyConfig, tasks: list[UserTask]) -> list[list[int]]:
+    """Indices of ``tasks`` in shards of ``cfg.shard_users`` users (users in order of first appearance).
+
+    Generations are cached per shard (one runner file each), so a sweep runs one task per (model,
+    shard) and the study, which walks the same shards, finds every row. ``shard_users = 0``: one shard.
+    """
+    order = list(dict.fromkeys(t.user_id for t in tasks))
+    size = cfg.shard_users or max(1, len(order))
+    shard_of = {u: i // size for i, u in enumerate(order)}
+    out: list[list[int]] = [[] for _ in range(-(-len(order) // size))]
+    for i, t in enumerate(tasks):
+        out[shard_of[t.user_id]].append(i)
+    return out
+
+
 def generate_systems(
     cfg: StudyConfig, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, w_values
 ) -> list[dict]:
     """Rows (study schema, before scoring) of base, ICL (each k), best-of-n and ARGS (each w, RM).
 
-    One :func:`analysis.generation.run_generations` call; its JSONL file is the cache.
+    One :func:`analysis.generation.run_generations` call per shard of users (:func:`user_shards`;
+    its JSONL file is the cache); the rows come back in the order of one call over all tasks
+    (systems in order, then tasks), whatever the sharding.
     """
+    shards = user_shards(cfg, tasks)
+    if len(shards) <= 1:
+        return _generate_shard(cfg, model, tok, tasks, cache, model_name, rms, w_values)
+    at: dict[int, tuple[list[dict], int]] = {}  # task index -> (its shard's rows, position in the shard)
+    for idx in shards:
+        rows = _generate_shard(cfg, model, tok, [tasks[i] for i in idx], cache, model_name, rms, w_values)
+        at.update({i: (rows, j) for j, i in enumerate(idx)})
+    n_systems = len(at[0][0]) // len(shards[0])
+    out = []
+    for s in range(n_systems):
+        for i in range(len(tasks)):
+            rows, j = at[i]
+            out.append(rows[s * (len(rows) // n_systems) + j])
+    return out
+
+
+def _generate_shard(
+    cfg: StudyConfig, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, w_values
+) -> list[dict]:
     from analysis.generation import MethodSpec, register_method, register_rgd_method, run_generations
     from analysis.studies.rms import feature_store
 

@@ -21,24 +21,40 @@ from analysis.studies.models import get_model, model_size_b
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 
 
+def preflamp_inputs(cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None) -> dict:
+    """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
+    task): ``model, tok, tasks, feats, fkey``."""
+    model, tok = get_model(cfg, model_name)
+    tasks = tasks if tasks is not None else user_tasks(cfg)
+    pairs = preflamp_pairs(cfg, tasks, model, tok, cache)
+    feats = features(cfg, model, tok, pairs, cache)
+    check_splits(feats, "pref-lamp")
+    fkey = feature_key(cfg, model, tok, pairs)
+    return {"model": model, "tok": tok, "tasks": tasks, "feats": feats, "fkey": fkey}
+
+
+def preflamp_rm(cfg: StudyConfig, inputs: dict, method: str, cache: StudyCache):
+    """The RM of ``method`` for studies 2-3: seed ``cfg.seeds[0]``, budget ``max(cfg.budgets)``,
+    the full training set (no bootstrap); cached (one sweep ``rm`` task)."""
+    return train_rm(
+        inputs["feats"], method, cfg.seeds[0], max(cfg.budgets), cache, inputs["fkey"], bootstrap=False
+    )
+
+
 def preflamp_run(
     cfg: StudyConfig, model_name: str, cache: StudyCache, *, tasks=None, w_values=None, progress: bool = True
 ) -> dict[str, pd.DataFrame]:
     """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
     method) and ``generations`` (one row per user task x system; see
     :mod:`analysis.studies.generations`)."""
-    model, tok = get_model(cfg, model_name)
-    tasks = tasks if tasks is not None else user_tasks(cfg)
+    inputs = preflamp_inputs(cfg, model_name, cache, tasks)
+    model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
-    pairs = preflamp_pairs(cfg, tasks, model, tok, cache)
-    feats = features(cfg, model, tok, pairs, cache)
-    check_splits(feats, "pref-lamp")
-    fkey = feature_key(cfg, model, tok, pairs)
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
     rm_rows, rms = [], {}
     for m in cfg.methods:
-        rm = train_rm(feats, m, seed, budget, cache, fkey, bootstrap=False)  # the full training set
+        rm = preflamp_rm(cfg, inputs, m, cache)
         acc, _ = rm_accuracy_row(rm, test, cfg)
         rm_rows.append(
             {

@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
-from analysis.studies.cache import StudyCache
+from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import study1_dataset
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
@@ -48,43 +48,150 @@ def pa_column(variant: str, length_norm: bool, w: float) -> str:
     return f"pa|{variant}|{int(bool(length_norm))}|{float(w):g}"
 
 
-def policy_accuracy_table(
-    model, tok, rms: dict, test_pairs, cfg: StudyConfig, progress: bool = True, per_pair: list | None = None
-) -> pd.DataFrame:
-    """Policy accuracy of every RM: one row per (rm_id, variant, length_norm, w) with policy_acc,
-    policy_acc_lo, policy_acc_hi. The RM-independent data (log-probs, prefix features, top-k
-    candidates) is prepared once per dataset (:func:`analysis.policy_accuracy.prepare_pa_data`).
-    ``per_pair`` (a list) receives one wide frame per RM: rm_id, pair_id and a :func:`pa_column`
-    of per-pair policy correctness for each setting."""
-    from analysis.policy_accuracy import policy_accuracy, prepare_pa_data
+def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: str, progress: bool = False):
+    """:class:`analysis.policy_accuracy.PAData` of the test pairs (log-probs, prefix features, top-k
+    candidates: the RM-independent, expensive part of policy accuracy), prepared once per dataset
+    and cached as ``pa_data/<key>.safetensors`` + ``.json`` so that per-RM work (in this or in
+    other processes: sweep tasks) reuses it."""
+    import json
 
-    data = prepare_pa_data(
-        model,
-        tok,
-        test_pairs,
-        layer=cfg.feature_layer,
-        k=cfg.k,
-        policy=True,
-        batch_size=cfg.batch_size,
-        progress=progress,
+    from safetensors.torch import load_file, save
+
+    from analysis.io import atomic_open, read_json, write_json
+    from analysis.policy_accuracy import PAData, SideData, prepare_pa_data
+
+    key = key_hash(
+        {
+            "feat": fkey,
+            "pairs": [p.pair_id for p in test_pairs],
+            "k": cfg.k,
+            "layer": cfg.feature_layer,
+            "bs": cfg.batch_size,
+        }
     )
-    rows = []
-    for rm_id, rm in tqdm(rms.items(), desc="policy accuracy", disable=not progress):
-        res = policy_accuracy(rm, data, ws=list(cfg.w_values), n_boot=cfg.n_boot, seed=cfg.seed, tok=tok)
-        s = res.summary.rename(
+    tens, meta = cache.root / "pa_data" / f"{key}.safetensors", cache.root / "pa_data" / f"{key}.json"
+    if not (tens.exists() and meta.exists()):
+        data = prepare_pa_data(
+            model,
+            tok,
+            test_pairs,
+            layer=cfg.feature_layer,
+            k=cfg.k,
+            policy=True,
+            batch_size=cfg.batch_size,
+            progress=progress,
+        )
+        flat = {
+            f"{side}.{f}": getattr(getattr(data, side), f).contiguous()
+            for side in ("chosen", "rejected")
+            for f in SideData.__dataclass_fields__
+            if getattr(getattr(data, side), f) is not None
+        }
+        tens.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(tens, "wb") as fh:
+            fh.write(save(flat))
+        fields = ("user_ids", "pair_ids", "prompts", "model_id", "layer", "k")
+        write_json(meta, json.loads(json.dumps({f: getattr(data, f) for f in fields})))  # meta last
+    m, t = read_json(meta), load_file(str(tens))
+    sides = {
+        side: SideData(**{f: t.get(f"{side}.{f}") for f in SideData.__dataclass_fields__})
+        for side in ("chosen", "rejected")
+    }
+    return PAData(**m, **sides)
+
+
+def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache) -> dict:
+    """Pairs and features of one study-1 dataset on the policy model (one sweep ``features``
+    task): ``model, tok, data, feats, fkey, test_pairs``."""
+    model, tok = get_model(cfg)
+    data = study1_dataset(cfg, ds, model, tok, cache)
+    feats = features(cfg, model, tok, data.pairs, cache)
+    check_splits(feats, ds)
+    return {
+        "model": model,
+        "tok": tok,
+        "data": data,
+        "feats": feats,
+        "fkey": feature_key(cfg, model, tok, data.pairs),
+        "test_pairs": [p for p in data.pairs if p.split == "test"],
+    }
+
+
+def rm_points(
+    cfg: StudyConfig, ds: str, rm_spec: tuple, inputs: dict, cache: StudyCache
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Study-1 rows of ONE RM ``rm_spec = (method, seed, budget, normalize_reward)``: its ``points``
+    (RM accuracy + policy accuracy at every (variant, length_norm, w)) and its ``per_pair``
+    outcomes, each cached (``study1_rm_points`` / ``study1_rm_per_pair``; one sweep
+    ``policy_accuracy`` task). ``inputs``: :func:`study1_inputs` (its ``pa_data`` is filled on
+    first use). Both frames are returned as read back from the cache, so a fresh and a resumed
+    (or swept) run assemble identical study tables."""
+    from analysis.policy_accuracy import policy_accuracy
+
+    m, s, b, norm = rm_spec
+    model, tok, feats, fkey = inputs["model"], inputs["tok"], inputs["feats"], inputs["fkey"]
+    key = {
+        "study": 1,
+        "feat": fkey,
+        "rm": [m, s, b, cfg.rm_bootstrap, norm],
+        "w": list(cfg.w_values),
+        "k": cfg.k,
+        "model": model_key(model),
+        "n_boot": cfg.n_boot,
+        "seed": cfg.seed,
+        "v": 1,
+    }
+    held: dict = {}
+
+    def run():
+        rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap, normalize_reward=norm)
+        rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
+        acc, acc_df = rm_accuracy_row(rm, feats.subset("test"), cfg)
+        fit = getattr(rm, "fit_log_", {}) or {}
+        row = {
+            "dataset": ds,
+            "rm_id": rm_id,
+            "method": m,
+            "seed": s,
+            "budget": b,
+            "steps_run": fit.get("steps_run"),
+            "n_train_pairs": fit.get("n_train_pairs"),
+            "normalize_reward": norm,
+            "sensitivity": not norm,
+            **acc,
+        }
+        if "pa_data" not in inputs:
+            inputs["pa_data"] = pa_data(cfg, model, tok, inputs["test_pairs"], cache, fkey)
+        res = policy_accuracy(
+            rm, inputs["pa_data"], ws=list(cfg.w_values), n_boot=cfg.n_boot, seed=cfg.seed, tok=tok
+        )
+        pa = res.summary.rename(
             columns={"mean": "policy_acc", "ci_low": "policy_acc_lo", "ci_high": "policy_acc_hi"}
         )
-        s.insert(0, "rm_id", rm_id)
-        if per_pair is not None:
-            pp = res.per_pair.assign(
-                col=[pa_column(*k) for k in res.per_pair[["variant", "length_norm", "w"]].values]
-            )
-            wide = pp.pivot(index="pair_id", columns="col", values="correct").reset_index()
-            per_pair.append(wide.rename_axis(columns=None).assign(rm_id=rm_id))
-        rows.append(
-            s[["rm_id", "variant", "length_norm", "w", "policy_acc", "policy_acc_lo", "policy_acc_hi"]]
+        pa.insert(0, "rm_id", rm_id)
+        pa = pa[["rm_id", "variant", "length_norm", "w", "policy_acc", "policy_acc_lo", "policy_acc_hi"]]
+        pp = res.per_pair.assign(
+            col=[pa_column(*k) for k in res.per_pair[["variant", "length_norm", "w"]].values]
         )
-    return pd.concat(rows, ignore_index=True)
+        wide = pp.pivot(index="pair_id", columns="col", values="correct").reset_index()
+        wide = wide.rename_axis(columns=None).assign(rm_id=rm_id)
+        rm_long = acc_df[["user_id", "pair_id", "correct"]].assign(rm_id=rm_id, method=m)
+        rm_long = rm_long.rename(columns={"correct": "rm_correct"})
+        held["per_pair"] = rm_long.merge(wide, on=["rm_id", "pair_id"], how="left").assign(dataset=ds)
+        return pd.DataFrame([row]).merge(pa, on="rm_id", how="left")
+
+    def run_pairs():
+        if "per_pair" not in held:
+            run()
+        return held["per_pair"]
+
+    cache.frame("study1_rm_points", key, run)
+    cache.frame("study1_rm_per_pair", key, run_pairs)
+
+    def missing():
+        raise RuntimeError("study-1 cache entry vanished while being read")
+
+    return cache.frame("study1_rm_points", key, missing), cache.frame("study1_rm_per_pair", key, missing)
 
 
 def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -175,14 +282,10 @@ def rm_vs_policy_accuracy(
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
-    model, tok = get_model(cfg)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
     for ds in datasets or cfg.datasets:
-        data = study1_dataset(cfg, ds, model, tok, cache)
-        feats = features(cfg, model, tok, data.pairs, cache)
-        check_splits(feats, ds)
-        fkey = feature_key(cfg, model, tok, data.pairs)
-        test = feats.subset("test")
+        inputs = study1_inputs(cfg, ds, cache)
+        feats, fkey = inputs["feats"], inputs["fkey"]
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
         raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
         if len(combos) < MIN_STABLE_POPULATION:
@@ -197,53 +300,21 @@ def rm_vs_policy_accuracy(
             "combos": combos,
             "w": list(cfg.w_values),
             "k": cfg.k,
-            "model": model_key(model),
+            "model": model_key(inputs["model"]),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
-            "v": 3,
+            "v": 4,
         }
         held: dict = {}
 
-        def run(
-            feats=feats,
-            test=test,
-            combos=combos,
-            raw_combos=raw_combos,
-            fkey=fkey,
-            ds=ds,
-            data=data,
-            held=held,
-        ):
-            rms, rows, rm_pp, pa_pp = {}, [], [], []
-            todo = [(c, True) for c in combos] + [(c, False) for c in raw_combos]
-            for (m, s, b), norm in tqdm(todo, desc=f"{ds}: RM population", disable=not progress):
-                rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap, normalize_reward=norm)
-                rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
-                acc, acc_df = rm_accuracy_row(rm, test, cfg)
-                rm_pp.append(acc_df[["user_id", "pair_id", "correct"]].assign(rm_id=rm_id, method=m))
-                fit = getattr(rm, "fit_log_", {}) or {}
-                rows.append(
-                    {
-                        "dataset": ds,
-                        "rm_id": rm_id,
-                        "method": m,
-                        "seed": s,
-                        "budget": b,
-                        "steps_run": fit.get("steps_run"),
-                        "n_train_pairs": fit.get("n_train_pairs"),
-                        "normalize_reward": norm,
-                        "sensitivity": not norm,
-                        **acc,
-                    }
-                )
-                rms[rm_id] = rm
-            rm_df = pd.DataFrame(rows)
-            test_pairs = [p for p in data.pairs if p.split == "test"]
-            pa = policy_accuracy_table(model, tok, rms, test_pairs, cfg, progress=progress, per_pair=pa_pp)
-            rm_long = pd.concat(rm_pp, ignore_index=True).rename(columns={"correct": "rm_correct"})
-            pp = rm_long.merge(pd.concat(pa_pp, ignore_index=True), on=["rm_id", "pair_id"], how="left")
-            held["per_pair"] = pp.assign(dataset=ds)
-            return rm_df.merge(pa, on="rm_id", how="left")
+        def run(combos=combos, raw_combos=raw_combos, ds=ds, inputs=inputs, held=held):
+            todo = [(*c, True) for c in combos] + [(*c, False) for c in raw_combos]
+            got = [
+                rm_points(cfg, ds, spec, inputs, cache)
+                for spec in tqdm(todo, desc=f"{ds}: RM population", disable=not progress)
+            ]
+            held["per_pair"] = pd.concat([pp for _, pp in got], ignore_index=True)
+            return pd.concat([pts for pts, _ in got], ignore_index=True)
 
         def run_pairs(run=run, held=held):
             if "per_pair" not in held:

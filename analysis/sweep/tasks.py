@@ -1,0 +1,167 @@
+"""Run one sweep task by calling the study functions (the ONLY module of the sweep that touches
+:mod:`analysis.studies`; re-point these calls when the studies move).
+
+Every task calls the same cached, study-level function that the notebooks call for that slice,
+so the entries it leaves in the :class:`~analysis.studies.cache.StudyCache` are the ones the
+notebooks later read. A task's own record (what ran, seconds, device) is written atomically as
+``<cache>/studies/<code_version>/sweep/<key>.json`` after its entries; the key hashes the task
+and the whole config, so a rerun of a killed sweep skips every task that has its record.
+
+Fault injection for tests: ``ANALYSIS_SWEEP_FAIL_ONCE=<task-id prefix>=<marker file>`` makes the
+first matching task exit its process (``os._exit``) after its work but before its record, once
+(the marker file remembers).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+from analysis.config import StudyConfig
+from analysis.studies.cache import StudyCache, key_hash
+from analysis.studies.datasets import user_tasks
+from analysis.studies.generations import generate_systems, user_shards
+from analysis.studies.models import model_size_b
+from analysis.studies.preflamp import preflamp_inputs, preflamp_rm
+from analysis.studies.rm_policy import pa_data, rm_points, rm_vs_policy_accuracy, study1_inputs
+from analysis.studies.rms import train_rm
+from analysis.sweep.graph import Task
+
+FAIL_ONCE_ENV = "ANALYSIS_SWEEP_FAIL_ONCE"
+_MEMO: dict = {}  # the last inputs per (kind, model, dataset) in this process (a worker reuses them)
+
+
+def task_key(task: Task, cfg: StudyConfig) -> str:
+    conf = {k: v for k, v in cfg.to_dict().items() if k not in ("cache_dir", "threads")}
+    return key_hash({"kind": task.kind, "model": task.model, "params": task.params, "cfg": conf})
+
+
+def record_path(task: Task, cfg: StudyConfig, cache_dir: str) -> Path:
+    return StudyCache(cache_dir).path("sweep", task_key(task, cfg))
+
+
+def preflamp_users(cfg: StudyConfig) -> int:
+    """Number of Pref-LaMP users of ``cfg`` (reads the data: cheap, no model)."""
+    return len({t.user_id for t in user_tasks(cfg)})
+
+
+def _memo(key, fn):
+    if key not in _MEMO:
+        _MEMO.clear()  # one at a time: PA data of a paper dataset is ~GBs
+        _MEMO[key] = fn()
+    return _MEMO[key]
+
+
+def _study1(cfg, cache, ds):
+    return _memo(("s1", cfg.fingerprint(), str(cache.root), ds), lambda: study1_inputs(cfg, ds, cache))
+
+
+def _preflamp(cfg, cache, model):
+    return _memo(
+        ("pl", cfg.fingerprint(), str(cache.root), model), lambda: preflamp_inputs(cfg, model, cache)
+    )
+
+
+def _run(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    p = task.p
+    if task.kind == "features":
+        _MEMO.clear()
+        if p["dataset"] == "preflamp":
+            preflamp_inputs(cfg, task.model, cache)
+        else:
+            study1_inputs(cfg, p["dataset"], cache)
+    elif task.kind == "pa_data":
+        inp = _study1(cfg, cache, p["dataset"])
+        pa_data(cfg, inp["model"], inp["tok"], inp["test_pairs"], cache, inp["fkey"])
+    elif task.kind == "rm" and p["dataset"] == "preflamp":
+        preflamp_rm(cfg, _preflamp(cfg, cache, task.model), p["method"], cache)
+    elif task.kind == "rm":
+        inp = _study1(cfg, cache, p["dataset"])
+        train_rm(
+            inp["feats"],
+            p["method"],
+            p["seed"],
+            p["budget"],
+            cache,
+            inp["fkey"],
+            p["bootstrap"],
+            normalize_reward=p.get("normalize_reward", True),
+        )
+    elif task.kind == "policy_accuracy":
+        inp = _study1(cfg, cache, p["dataset"])
+        spec = (p["method"], p["seed"], p["budget"], p.get("normalize_reward", True))
+        rm_points(cfg, p["dataset"], spec, inp, cache)
+    elif task.kind == "table":
+        rm_vs_policy_accuracy(cfg, cache_dir, datasets=[p["dataset"]], progress=False)
+    elif task.kind == "generations":
+        # the study's own call (generate_systems) on this shard's users: the runner file it writes
+        # is the one the study reads for that shard
+        inp = _preflamp(cfg, cache, task.model)
+        model, tok, tasks = inp["model"], inp["tok"], inp["tasks"]
+        shard = [tasks[i] for i in user_shards(cfg, tasks)[p["shard"]]]
+        rms = {m: preflamp_rm(cfg, inp, m, cache) for m in cfg.methods}
+        generate_systems(cfg, model, tok, shard, cache, task.model, rms, p["w"])
+    else:
+        raise ValueError(f"unknown sweep task kind {task.kind!r} ({task.id})")
+
+
+def _fail_once(task: Task) -> None:
+    spec = os.environ.get(FAIL_ONCE_ENV, "")
+    if "=" not in spec:
+        return
+    prefix, marker = spec.rsplit("=", 1)
+    if task.id.startswith(prefix) and not os.path.exists(marker):
+        Path(marker).write_text(task.id)
+        os._exit(3)
+
+
+def run_task(task: Task, cfg: StudyConfig, cache_dir: str, n_users: int = 0) -> dict:
+    """Run ``task`` unless its record exists; return the record plus ``status`` (done | skipped).
+
+    ``n_users`` (the graph's) only feeds the roofline time stored beside the measured one.
+    """
+    from analysis.io import read_json, write_json
+    from analysis.sweep.estimate import roofline_seconds
+
+    cache = StudyCache(cache_dir)
+    path = cache.path("sweep", task_key(task, cfg))
+    if path.exists():
+        return {**read_json(path), "status": "skipped"}
+    t0 = time.perf_counter()
+    _run(task, cfg, cache, cache_dir)
+    seconds = time.perf_counter() - t0
+    _fail_once(task)
+    size_b = model_size_b(cfg, task.model)
+    record = {
+        "id": task.id,
+        "kind": task.kind,
+        "model": task.model,
+        "params": task.p,
+        "seconds": round(seconds, 3),
+        "device": cfg.device,
+        "device_name": device_name(cfg.device),
+        "dtype": cfg.dtype,
+        "size_b": size_b,
+        "roofline_s": roofline_seconds(task, cfg, size_b, n_users),
+        "host": platform.node(),
+    }
+    write_json(path, record)
+    return {**record, "status": "done"}
+
+
+def measured_records(cache_dir: str) -> list[dict]:
+    """Every task record in the cache (all code versions): the measured times for estimates."""
+    from analysis.io import read_json
+
+    root = StudyCache(cache_dir).root.parent
+    return [read_json(p) for p in sorted(root.glob("*/sweep/*.json"))]
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu"
