@@ -35,6 +35,13 @@ def _cfg(tiny_dir, **kw):
         "n_boot": 50,
         "threads": 1,
         "k": 3,
+        # small synthetic world (the embedded preset's real authors and power sizes are slow here)
+        "preflamp_source": "synthetic",
+        "datasets": ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+        "synthetic_profile": [12, 20],
+        "attribute_prompts": 30,
+        "pair_test_frac": 0.2,
+        "max_real_profile": 40,
     }
     return load_config("embedded", {**base, **kw})
 

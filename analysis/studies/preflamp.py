@@ -30,7 +30,7 @@ def preflamp_run(
     model, tok = get_model(cfg, model_name)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
-    pairs = preflamp_pairs(cfg, tasks, model, tok, cache)
+    pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
@@ -51,7 +51,10 @@ def preflamp_run(
             }
         )
         rms[m] = rm
-    rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w])
+    train_ids = {p.pair_id for p in pairs if p.split == "train"}  # ICL parity (cfg.icl_pool)
+    rows = generate_systems(
+        cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w], train_ids=train_ids
+    )
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
     return {"rm": pd.DataFrame(rm_rows), "generations": gens}
@@ -60,6 +63,8 @@ def preflamp_run(
 def _label(r) -> str:
     if r["kind"] == "base":
         return "base (greedy)"
+    if r["kind"] == "base_sampled":
+        return "base (sampled)"
     if r["kind"] == "icl":
         return f"ICL k={int(r['icl_k'])}"
     if r["kind"] == "bon":
@@ -102,6 +107,8 @@ def preflamp_decoupling(
     )
     summ.loc[~summ["kind"].isin(["rgd", "bon"]), ["rm_acc", "rm_acc_lo", "rm_acc_hi"]] = np.nan
     summ["label"] = summ.apply(_label, axis=1)
+    summ["setting"] = cfg.preflamp_source  # real authors or the synthetic world
+    summ["icl_pool"] = np.where(summ["kind"] == "icl", cfg.icl_pool, "")  # ICL parity: which items ICL saw
     comps = []
     systems = list(dict.fromkeys(main["system"]))
     icl = [s for s in systems if s.startswith("icl")]
