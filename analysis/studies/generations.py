@@ -216,7 +216,8 @@ def generate_systems(
             specs.append(MethodSpec(name, {"w": w}, system=f"rgd_{method}_w{w:g}"))
             kinds[f"rgd_{method}_w{w:g}"] = ("rgd", method, np.nan, w)
     rows = []
-    for job_tasks, job_specs in ((tasks, specs[:1]), (icl_tasks, icl_specs), (tasks, specs[1:])):
+    first = 2 if cfg.sampled_base else 1  # base (and sampled base), ICL, the reward-guided systems
+    for job_tasks, job_specs in ((tasks, specs[:first]), (icl_tasks, icl_specs), (tasks, specs[first:])):
         if not job_specs:
             continue
         key = key_hash([model_key(model), tasks_key(job_tasks), cfg.task])

@@ -113,7 +113,10 @@ def preflamp_decoupling(
     systems = list(dict.fromkeys(main["system"]))
     icl = [s for s in systems if s.startswith("icl")]
     rgd = [s for s in systems if s.startswith(("rgd", "bon"))]
-    for a, b in [(i, r) for i in icl for r in rgd] + [(x, "base") for x in icl + rgd]:
+    pairs = [(i, r) for i in icl for r in rgd] + [(x, "base") for x in icl + rgd]
+    if "base_sampled" in systems:  # what sampling costs, and what the RM adds over sampling
+        pairs += [("base_sampled", "base")] + [(b, "base_sampled") for b in rgd if b.startswith("bon")]
+    for a, b in pairs:
         c = paired_comparison(per_user(main, a), per_user(main, b), n_boot=cfg.n_boot, seed=cfg.seed)
         comps.append({"system_a": a, "system_b": b, "metric": "rouge1", **c})
     profiles = pd.DataFrame(
