@@ -154,7 +154,7 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(base, "generate_sample", boom)
     sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
     scale, tests = sc["scale"], sc["tests"]
-    assert list(scale["system"]) == ["base", "rgd_best", "icl_k1", "icl_k2"]
+    assert list(scale["system"]) == ["base", "rgd_best", "base_sampled", "icl_k1", "icl_k2"]
     best = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False).iloc[0]
     assert scale.loc[scale["system"] == "rgd_best", "rouge1"].item() == pytest.approx(best["rouge1"])
     assert 0 < scale["size_b"].iloc[0] < 1e-3  # counted from the tiny model's weights (not in model_sizes_b)
@@ -368,6 +368,7 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
 def test_settings_change_the_data(tmp_path):
     """Wiring: each size / real-data setting changes the data the studies read."""
     from analysis.data.preflamp import user_profiles
+    from analysis.models import build_tiny_model
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
 
@@ -384,12 +385,14 @@ def test_settings_change_the_data(tmp_path):
     assert len({t.user_id for t in tasks}) == 3 and all(len(t.profile) == 6 for t in tasks)
     every = user_tasks(load_config("embedded", {"n_test_items": 1}))
     assert len({t.user_id for t in every}) == 34  # every vendored author with >= min_profile articles
-    # real_negatives: other_user negatives need no model; rejected texts are other authors' real headlines
+    # real_negatives: other_user negatives generate nothing (the model only names the cache);
+    # rejected texts are other authors' real headlines
+    model, tok = build_tiny_model("llama", seed=0)
     cfg = load_config(
         "embedded", {"max_real_users": 3, "real_negatives": "other_user", "pair_test_frac": 0.5}
     )
     tasks = user_tasks(cfg)
-    pairs = preflamp_pairs(cfg, tasks, None, None, StudyCache(str(tmp_path)), source="news_category")
+    pairs = preflamp_pairs(cfg, tasks, model, tok, StudyCache(str(tmp_path)), source="news_category")
     outputs = {u: {p.output for p in items} for u, items in user_profiles(tasks).items()}
     assert all(p.rejected in set().union(*(o for v, o in outputs.items() if v != p.user_id)) for p in pairs)
     n_test = sum(p.split == "test" for p in pairs)
@@ -400,8 +403,8 @@ def test_settings_change_the_data(tmp_path):
                 "embedded", {"max_real_users": 3, "real_negatives": "other_user", "pair_test_frac": 0.2}
             ),
             tasks,
-            None,
-            None,
+            model,
+            tok,
             StudyCache(str(tmp_path)),
             source="news_category",
         )
