@@ -112,6 +112,7 @@ class StudyConfig:
     # --- evaluation
     rouge_stemming: bool = True  # LaMP's own evaluation used no stemming; both are reported
     n_boot: int = 1000
+    honest_tau: str = "headline"  # study 1: honest tau interval for headline = score variant at rgd_w (claim 1) | all settings
     seed: int = 0  # data generation / bootstrap seed
     # --- output
     cache_dir: str = ""  # intermediate results; empty = <output root>/cache
@@ -216,6 +217,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "real_negatives": tuple(NEGATIVES),
         "icl_rendering": tuple(RENDERINGS),
         "icl_pool": ICL_POOLS,
+        "honest_tau": ("headline", "all"),
         "retriever": tuple(RETRIEVERS),
         "task": tuple(TASKS),
         "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method
