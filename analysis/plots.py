@@ -341,8 +341,8 @@ def plot_scale(scale: pd.DataFrame, *, metric: str = "rouge1", title: str | None
     cmap = plt.get_cmap("RdPu")
     for s in systems:
         g = scale[scale["system"] == s].sort_values("size_b")
-        if s == "base":
-            color, marker = REF_COLORS["base"], "s"
+        if s in ("base", "base_sampled"):
+            color, marker = REF_COLORS[s], "s" if s == "base" else "D"
         elif s.startswith("rgd"):
             color, marker = METHOD_COLORS["per_user_bt"], "o"
         else:

@@ -151,7 +151,10 @@ def test_report_tables_have_expected_columns_and_ranges(report):
         2.0,
     }  # notebook 02's extra inspector weights
     scale = pd.read_csv(t / "study3_scale.csv")
-    assert set(scale["system"]) == {"base", "rgd_best", "icl_k1"} and scale["rouge1"].between(0, 1).all()
+    assert (
+        set(scale["system"]) == {"base", "base_sampled", "rgd_best", "icl_k1"}
+        and scale["rouge1"].between(0, 1).all()
+    )
     tests = pd.read_csv(t / "study3_tests.csv")
     assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
     for n in (1, 2, 3):
