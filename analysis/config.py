@@ -27,6 +27,7 @@ import yaml
 from analysis.errors import ConfigError
 
 CONFIG_VERSION = 1
+ICL_POOLS = ("train", "profile")  # icl_pool: the RMs' training items (ICL parity) or the whole profile
 
 
 @dataclass
@@ -76,6 +77,9 @@ class StudyConfig:
     real_negatives: str = (
         "base"  # Pref-LaMP negatives for real users (news_category, lamp): base | other_user
     )
+    pair_test_frac: float = (
+        0.2  # Pref-LaMP pairs: share of each user's (or the shared pool's) items held out as test pairs
+    )
     public_sets: dict[str, dict[str, int | float | str]] = field(
         default_factory=dict
     )  # settings of the public study-1 sets, e.g. {"personal_llm": {"alpha": 0.01}} (analysis.data.public_sets)
@@ -96,6 +100,9 @@ class StudyConfig:
     sampled_base: bool = (
         True  # study 2: a "sampled base" system (one sample, same settings) beside base greedy
     )
+    icl_pool: str = (
+        "train"  # ICL retrieves from: train = the items the RMs were trained on (ICL parity) | profile = all
+    )
     icl_k: list[int] = field(default_factory=lambda: [1, 2, 4])
     icl_rendering: str = "chat_turns"  # one of analysis.icl.RENDERINGS
     retriever: str = "bm25"  # one of analysis.icl.RETRIEVERS
@@ -106,6 +113,7 @@ class StudyConfig:
     # --- evaluation
     rouge_stemming: bool = True  # LaMP's own evaluation used no stemming; both are reported
     n_boot: int = 1000
+    honest_tau: str = "headline"  # study 1: honest tau interval for headline = score variant at rgd_w (claim 1) | all settings
     seed: int = 0  # data generation / bootstrap seed
     # --- output
     cache_dir: str = ""  # intermediate results; empty = <output root>/cache
@@ -127,7 +135,27 @@ PRESETS: dict[str, dict[str, Any]] = {
     # undefined and the decoupling claim cannot be tested on synthetic users.
     # News Category: without data_paths.news_category the subset vendored in the package is read
     # (real authors from a fresh clone; --set data_paths='{news_category: /your/full/file.jsonl}').
-    "embedded": {"negatives": "other_user"},
+    # Real authors by default (issue 12): study 1 gains news_category_preflamp (base negatives,
+    # real_negatives) and studies 2-3 run on every vendored author with >= min_profile articles;
+    # the synthetic world stays as a second, labelled setting. Power: 5 methods x 4 seeds x 4
+    # budgets = 80 RMs per dataset and >= 200 held-out pairs per dataset (40% of items as test
+    # pairs, all of each author's articles, larger synthetic profiles and attribute prompts).
+    "embedded": {
+        "negatives": "other_user",
+        "preflamp_source": "news_category",
+        "datasets": [
+            "news_category_preflamp",
+            "synthetic_preflamp",
+            "synthetic_style_swap",
+            "synthetic_attributes",
+        ],
+        "seeds": [0, 1, 2, 3],
+        "budgets": [25, 75, 150, 300],
+        "max_real_profile": 0,
+        "pair_test_frac": 0.4,
+        "synthetic_profile": [80, 100],
+        "attribute_prompts": 90,
+    },
     "paper": {
         "policy_model": "Qwen/Qwen2.5-0.5B-Instruct",
         "models": [
@@ -190,6 +218,8 @@ def choices() -> dict[str, tuple[str, ...]]:
         "negatives": tuple(NEGATIVES),
         "real_negatives": tuple(NEGATIVES),
         "icl_rendering": tuple(RENDERINGS),
+        "icl_pool": ICL_POOLS,
+        "honest_tau": ("headline", "all"),
         "retriever": tuple(RETRIEVERS),
         "task": tuple(TASKS),
         "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method
@@ -302,6 +332,8 @@ def _validate_sizes_and_sampling(cfg: StudyConfig) -> None:
         raise ConfigError(
             f"config key 'attribute_samples': a pair needs >= 2 samples, got {cfg.attribute_samples}"
         )
+    if not 0 < cfg.pair_test_frac <= 0.6:
+        raise ConfigError(f"config key 'pair_test_frac': must be in (0, 0.6], got {cfg.pair_test_frac}")
     if not cfg.sample_temperature > 0:
         raise ConfigError(f"config key 'sample_temperature': must be > 0, got {cfg.sample_temperature}")
     if not 0 < cfg.sample_top_p <= 1:

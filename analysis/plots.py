@@ -37,7 +37,7 @@ METHOD_COLORS = {
     "oracle": "#ff7f0e",
     "best_of_n": "#8c564b",
 }
-REF_COLORS = {"base": "#444444", "icl": "#e377c2"}
+REF_COLORS = {"base": "#444444", "base_sampled": "#999999", "icl": "#e377c2"}
 _MARKERS = "osD^vP*X"
 
 # The one-line reading of each figure (the report page prints it under the figure; keyed by the
@@ -316,7 +316,7 @@ def plot_decoupling(summary: pd.DataFrame, *, metric: str = "rouge1", title: str
     """RM accuracy (x) vs ROUGE of RGD generations (y) per RM method; base / ICL as reference lines.
 
     ``summary``: one row per system with ``kind`` in {"rgd" (ARGS: filled circles), "bon" (best-of-n:
-    open squares), "base", "icl"}, ``method``, ``label``,
+    open squares), "base", "base_sampled" (one sample, best-of-n's settings), "icl"}, ``method``, ``label``,
     ``rm_acc[_lo,_hi]`` (NaN for base / ICL) and ``<metric>[_lo,_hi]`` (bootstrap over users).
     """
     fig, ax = plt.subplots(figsize=(6.8, 4.8))
@@ -336,11 +336,11 @@ def plot_decoupling(summary: pd.DataFrame, *, metric: str = "rouge1", title: str
             ms=7,
             label=r["label"],
         )
-    refs = summary[summary["kind"].isin(["base", "icl"])]
+    refs = summary[summary["kind"].isin(["base", "base_sampled", "icl"])]
     styles = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
     for i, (_, r) in enumerate(refs.iterrows()):
         color = REF_COLORS.get(r["kind"], "0.3")
-        ls = "-" if r["kind"] == "base" else styles[i % len(styles)]
+        ls = {"base": "-", "base_sampled": (0, (1, 1))}.get(r["kind"]) or styles[i % len(styles)]
         ax.axhline(r[metric], color=color, ls=ls, lw=1.3, label=f"{r['label']} (reference)")
         if f"{metric}_lo" in r and not math.isnan(r[f"{metric}_lo"]):
             ax.axhspan(r[f"{metric}_lo"], r[f"{metric}_hi"], color=color, alpha=0.08)
@@ -373,8 +373,8 @@ def plot_scale(scale: pd.DataFrame, *, metric: str = "rouge1", title: str | None
     cmap = plt.get_cmap("RdPu")
     for s in systems:
         g = scale[scale["system"] == s].sort_values("size_b")
-        if s == "base":
-            color, marker = REF_COLORS["base"], "s"
+        if s in ("base", "base_sampled"):
+            color, marker = REF_COLORS[s], "s" if s == "base" else "D"
         elif s.startswith("rgd"):
             color, marker = METHOD_COLORS["per_user_bt"], "o"
         else:

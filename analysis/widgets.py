@@ -159,13 +159,13 @@ class Inspector:
         ws = sorted({float(x) for x in g[g["kind"] == "rgd"]["w"].dropna()})
         if w is None and ws:
             w = ws[0]
-        keep = g["kind"].isin(["base", "icl"]) | (g["kind"] == "bon")
+        keep = g["kind"].isin(["base", "base_sampled", "icl"]) | (g["kind"] == "bon")
         rgd = (g["kind"] == "rgd") & g["w"].astype(float).sub(w if w is not None else math.nan).abs().lt(1e-9)
         if method not in ("all", None, ""):
             rgd &= g["method"] == method
             keep &= (g["kind"] != "bon") | (g["method"] == method)
         sel = g[keep | rgd].copy()
-        order = {"base": 0, "icl": 1, "rgd": 2, "bon": 3}
+        order = {"base": 0, "base_sampled": 0.5, "icl": 1, "rgd": 2, "bon": 3}
         sel = sel.sort_values(
             ["kind", "icl_k", "method"], key=lambda s: s.map(order) if s.name == "kind" else s
         )

@@ -150,18 +150,26 @@ def nb02():
                 "rgd_w: Optional[float] = None  # ARGS weight of the main comparison; None: the config's\n"
                 "generation_w: list = [0.5, 2.0]  # extra ARGS weights generated for the inspector (notebook 04)\n"
                 "icl_k: Optional[list] = None  # ICL example counts; None: the config's\n"
-                "k: Optional[int] = None  # ARGS top-k; None: the config's\n",
+                "k: Optional[int] = None  # ARGS top-k; None: the config's\n"
+                'second_settings: list = ["synthetic"]  # study 2 also on these preflamp sources, labelled by dataset\n',
                 PARAMS_STUDY,
             ),
             new_code_cell(_setup(["methods", "rgd_w", "icl_k", "k"])),
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
+                "import dataclasses\n\nimport pandas as pd\n\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
                 "res = preflamp_decoupling(cfg, cache, w_values=generation_w)\n"
-                "settings = settings_columns(cfg, dataset=cfg.preflamp_source, rgd_w=cfg.rgd_w,\n"
-                "                            retriever=cfg.retriever, icl_rendering=cfg.icl_rendering)\n"
+                "# the same study in each second setting (e.g. the synthetic world), labelled by dataset\n"
+                "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache, w_values=generation_w)\n"
+                "          for s in second_settings if s != cfg.preflamp_source}\n"
+                "stamp = settings_columns(cfg, rgd_w=cfg.rgd_w, retriever=cfg.retriever,\n"
+                "                         icl_rendering=cfg.icl_rendering, icl_pool=cfg.icl_pool,\n"
+                "                         sample_temperature=cfg.sample_temperature, sample_top_p=cfg.sample_top_p)\n"
                 'for name in ("summary", "generations", "comparisons", "profiles"):\n'
-                '    write_table(res[name], out, f"study2_{name}", settings)\n'
+                "    frames = [res[name].assign(dataset=cfg.preflamp_source)]\n"
+                "    frames += [r[name].assign(dataset=s) for s, r in second.items()]\n"
+                '    write_table(pd.concat(frames, ignore_index=True), out, f"study2_{name}", stamp)\n'
                 'cols = ["label", "rm_acc", "rm_acc_lo", "rm_acc_hi", "rouge1", "rouge1_lo", '
                 '"rouge1_hi", "rougeL", "oracle_reward", "n_users"]\n'
                 'display(res["summary"][cols].round(3))'

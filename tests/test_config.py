@@ -102,28 +102,22 @@ def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
     check_runnable(load_config("embedded"))  # synthetic users need no files
 
 
-def test_size_and_sampling_settings_default_to_todays_hard_coded_values():
-    """Fields that replace hard-coded values start at those values (wiring them changes nothing)."""
-    import inspect
-
-    from analysis.data.synthetic import make_synthetic_users
+def test_embedded_defaults_real_authors_and_power():
+    """The embedded preset: real authors first, 80 RMs per dataset, fair sampling, ICL parity."""
     from analysis.decoding.best_of_n import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-    from analysis.studies.datasets import attribute_pairs, user_tasks
 
     cfg = load_config("embedded")
-    attr = inspect.signature(attribute_pairs).parameters
-    assert (cfg.attribute_prompts, cfg.attribute_samples) == (
-        attr["n_prompts"].default,
-        attr["n_samples"].default,
-    )
-    assert (
-        tuple(cfg.synthetic_profile)
-        == inspect.signature(make_synthetic_users).parameters["n_profile"].default
-    )
-    assert cfg.max_real_profile == inspect.signature(user_tasks).parameters["max_profile"].default
+    assert cfg.preflamp_source == "news_category" and cfg.datasets[0] == "news_category_preflamp"
+    assert "synthetic_preflamp" in cfg.datasets  # the synthetic world stays as a second setting
+    assert len(cfg.methods) * len(cfg.seeds) * len(cfg.budgets) >= 80
+    assert cfg.max_real_profile == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base"
     assert (cfg.sample_temperature, cfg.sample_top_p) == (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
-    assert cfg.synthetic_pool == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base"
-    assert cfg.sampled_base is True and load_config("paper").max_real_users == 200
+    assert cfg.sampled_base is True and cfg.icl_pool == "train"
+    assert load_config("paper").max_real_users == 200
+    with pytest.raises(ConfigError, match="icl_pool"):
+        load_config("embedded", {"icl_pool": "everything"})
+    with pytest.raises(ConfigError, match="pair_test_frac"):
+        load_config("embedded", {"pair_test_frac": 0.9})
 
 
 @pytest.mark.parametrize(
@@ -131,7 +125,7 @@ def test_size_and_sampling_settings_default_to_todays_hard_coded_values():
     [
         ({"synthetic_profile": [20, 12]}, "'synthetic_profile'"),
         ({"synthetic_profile": [5]}, "'synthetic_profile'"),
-        ({"synthetic_pool": 10}, "'synthetic_pool': 10 items cannot give a user 20 profile"),
+        ({"synthetic_pool": 10}, "'synthetic_pool': 10 items cannot give a user 100 profile"),
         ({"max_real_users": -1}, "'max_real_users'"),
         ({"attribute_samples": 1}, "'attribute_samples'"),
         ({"attribute_prompts": 0}, "'attribute_prompts'"),

@@ -39,7 +39,7 @@ def test_every_parameter_is_documented_for_papermill():
 
     extra = {
         "01": {"datasets", "methods", "seeds", "budgets", "w_values", "k"},
-        "02": {"methods", "rgd_w", "generation_w", "icl_k", "k"},
+        "02": {"methods", "rgd_w", "generation_w", "icl_k", "k", "second_settings"},
         "03": {"models", "icl_k", "methods"},
         "04": {"run_dir", "reports_root", "user"},
     }
@@ -85,6 +85,12 @@ def report(tmp_path_factory):
         "n_boot": 50,
         "threads": 1,
         "k": 3,
+        # the embedded defaults (real authors + synthetic world) at test sizes
+        "max_real_users": 4,
+        "max_real_profile": 10,
+        "synthetic_profile": [12, 20],
+        "attribute_prompts": 30,
+        "pair_test_frac": 0.2,
     }
     run = run_report(overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False)
     return run
@@ -105,10 +111,11 @@ def test_report_outputs_exist(report):
 def test_report_tables_have_expected_columns_and_ranges(report):
     t = report / "tables"
     rms = pd.read_csv(t / "study1_rms.csv")
-    # 3 datasets x 3 methods x 2 seeds, plus one normalize_reward=False sensitivity RM per method
+    # 4 datasets (the real authors first) x 3 methods x 2 budgets, plus one normalize_reward=False
+    # sensitivity RM per method
     assert (
-        len(rms) == 3 * 3 * 2 + 3 * 3
-        and rms["sensitivity"].sum() == 3 * 3
+        len(rms) == 4 * 3 * 2 + 4 * 3
+        and rms["sensitivity"].sum() == 4 * 3
         and rms["rm_acc"].between(0, 1).all()
     )
     assert {"rouge_stemming", "policy_model", "seeds", "n_boot"} <= set(rms.columns)
@@ -119,7 +126,11 @@ def test_report_tables_have_expected_columns_and_ranges(report):
     assert tau["tau"].dropna().between(-1, 1).all() and tau["n_rms"].eq(6).all()
     assert {"rel_rm", "rel_policy", "tau_corrected", "interval"} <= set(tau.columns)
     summ = pd.read_csv(t / "study2_summary.csv")
-    assert set(summ["kind"]) == {"base", "icl", "bon", "rgd"} and summ["rouge1"].between(0, 1).all()
+    assert set(summ["kind"]) == {"base", "base_sampled", "icl", "bon", "rgd"}
+    assert summ["rouge1"].between(0, 1).all()
+    # study 2 on the real authors and, labelled, on the synthetic world; ICL parity is stated
+    assert set(summ["dataset"]) == {"news_category", "synthetic"} == set(summ["setting"])
+    assert set(summ.loc[summ["kind"] == "icl", "icl_pool"]) == {"train"}
     assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
     gens = pd.read_csv(t / "study2_generations.csv")
     assert {
@@ -140,7 +151,10 @@ def test_report_tables_have_expected_columns_and_ranges(report):
         2.0,
     }  # notebook 02's extra inspector weights
     scale = pd.read_csv(t / "study3_scale.csv")
-    assert set(scale["system"]) == {"base", "rgd_best", "icl_k1"} and scale["rouge1"].between(0, 1).all()
+    assert (
+        set(scale["system"]) == {"base", "base_sampled", "rgd_best", "icl_k1"}
+        and scale["rouge1"].between(0, 1).all()
+    )
     tests = pd.read_csv(t / "study3_tests.csv")
     assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
     for n in (1, 2, 3):
@@ -155,4 +169,6 @@ def test_inspector_notebook_rendered_a_view(report):
     html = "".join(
         str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", [])
     )
-    assert "Real completion" in html and "ICL prompt the model saw" in html and "user00" in html
+    assert "Real completion" in html and "ICL prompt the model saw" in html
+    users = set(pd.read_csv(report / "tables" / "study2_generations.csv")["user_id"].astype(str))
+    assert any(u in html for u in users)  # the first user of the run: a real author by default

@@ -35,6 +35,13 @@ def _cfg(tiny_dir, **kw):
         "n_boot": 50,
         "threads": 1,
         "k": 3,
+        # small synthetic world (the embedded preset's real authors and power sizes are slow here)
+        "preflamp_source": "synthetic",
+        "datasets": ["synthetic_preflamp", "synthetic_style_swap", "synthetic_attributes"],
+        "synthetic_profile": [12, 20],
+        "attribute_prompts": 30,
+        "pair_test_frac": 0.2,
+        "max_real_profile": 40,
     }
     return load_config("embedded", {**base, **kw})
 
@@ -68,7 +75,15 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     assert set(res["pairs"].columns) >= {"dataset", "user_id", "train", "val", "test", "total"}
     # honest tau (issue 11): per-pair outcomes are kept and reproduce both accuracies of every RM
     pp = res["per_pair"]
-    assert tau["interval"].eq("test set x RM cluster").all() and tau["n_clusters"].eq(2).all()
+    # the honest interval for the headline rows (score variant at rgd_w); the rest keep the naive one
+    head = (tau["variant"] == "score") & (tau["w"] == cfg.rgd_w)
+    assert (
+        tau.loc[head, "interval"].eq("test set x RM cluster").all()
+        and tau.loc[head, "n_clusters"].eq(2).all()
+    )
+    assert tau.loc[~head, "interval"].eq("RMs only (naive)").all() and tau.loc[~head, "rel_rm"].isna().all()
+    every = tau_table(res["points"], load_config("embedded", {**cfg.to_dict(), "honest_tau": "all"}), pp)
+    assert every["interval"].eq("test set x RM cluster").all()
     assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
     for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
         row = points[(points["dataset"] == ds) & (points["rm_id"] == rm_id)]
@@ -98,6 +113,7 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     summ, gens = res["summary"], res["generations"]
     assert list(summ["system"]) == [
         "base",
+        "base_sampled",
         "icl_k1",
         "icl_k2",
         "bon_shared_bt_n4",
@@ -105,7 +121,10 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
         "rgd_shared_bt_w1",
         "rgd_per_user_bt_w1",
     ]
-    assert summ.loc[summ["kind"].isin(["base", "icl"]), "rm_acc"].isna().all()
+    assert summ.loc[summ["kind"].isin(["base", "base_sampled", "icl"]), "rm_acc"].isna().all()
+    assert set(summ.loc[summ["kind"] == "icl", "icl_pool"]) == {"train"} and set(summ["setting"]) == {
+        "synthetic"
+    }
     assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
     # the same RM gives the same RM accuracy to its ARGS and best-of-n rows
     acc = summ[summ["kind"] != "base"].dropna(subset=["rm_acc"]).groupby("method")["rm_acc"].nunique()
@@ -119,6 +138,7 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     assert gens.loc[gens["kind"] == "icl", "prompt"].str.contains("assistant").all()  # examples as chat turns
     assert set(res["comparisons"]["system_b"]) == {
         "base",
+        "base_sampled",
         "rgd_shared_bt_w1",
         "rgd_per_user_bt_w1",
         "bon_shared_bt_n4",
@@ -142,7 +162,7 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(base, "generate_sample", boom)
     sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
     scale, tests = sc["scale"], sc["tests"]
-    assert list(scale["system"]) == ["base", "rgd_best", "icl_k1", "icl_k2"]
+    assert list(scale["system"]) == ["base", "rgd_best", "base_sampled", "icl_k1", "icl_k2"]
     best = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False).iloc[0]
     assert scale.loc[scale["system"] == "rgd_best", "rouge1"].item() == pytest.approx(best["rouge1"])
     assert 0 < scale["size_b"].iloc[0] < 1e-3  # counted from the tiny model's weights (not in model_sizes_b)
@@ -314,7 +334,8 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
     tasks = synthetic_data(cfg).tasks
     feats = features(cfg, model, tok, preflamp_pairs(cfg, tasks, model, tok, cache), cache)
     rms = {m: train_rm(feats, m, 0, 30, cache, "k") for m in ("shared_bt", "per_user_bt")}
-    rows = [r for r in generate_systems(cfg, model, tok, tasks, cache, "tiny", rms, []) if r["kind"] == "bon"]
+    all_rows = generate_systems(cfg, model, tok, tasks, cache, "tiny", rms, [])
+    rows = [r for r in all_rows if r["kind"] == "bon"]
     from analysis.data.tasks import zero_shot_prompt
 
     prompts = [zero_shot_prompt(cfg.task, t.test_input) for t in tasks]
@@ -329,12 +350,87 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
             max_new_tokens=cfg.max_new_tokens,
             seed=cfg.seed,
             batch_size=cfg.batch_size,
-            temperature=1.0,  # bon_systems' settings today; cfg.sample_temperature / sample_top_p once wired
-            top_p=1.0,
+            temperature=cfg.sample_temperature,
+            top_p=cfg.sample_top_p,
         )
         got = [r for r in rows if r["method"] == m]
         assert [r["text"] for r in got] == [o.text for o in ref]
         assert np.allclose([r["reward"] for r in got], [o.reward for o in ref], atol=1e-4, equal_nan=True)
+    # the sampled base system (n = 1, same settings) is sample 0 of the shared samples == sample_base
+    from analysis.decoding.best_of_n import sample_base
+
+    sampled = [r["text"] for r in all_rows if r["system"] == "base_sampled"]
+    want = sample_base(
+        model,
+        tok,
+        prompts,
+        temperature=cfg.sample_temperature,
+        top_p=cfg.sample_top_p,
+        seed=cfg.seed,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+    )
+    assert sampled == want and len(sampled) == len(tasks)
+
+
+def test_settings_change_the_data(tmp_path):
+    """Wiring: each size / real-data setting changes the data the studies read."""
+    from analysis.data.preflamp import user_profiles
+    from analysis.models import build_tiny_model
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
+
+    small = load_config("embedded", {"synthetic_profile": [5, 5], "n_users": 3, "n_test_items": 1})
+    assert all(len(t.profile) == 5 for t in synthetic_data(small).tasks)
+    big = load_config(
+        "embedded", {"synthetic_profile": [9, 9], "n_users": 3, "n_test_items": 1, "synthetic_pool": 40}
+    )
+    assert (
+        all(len(t.profile) == 9 for t in synthetic_data(big).tasks) and len(synthetic_data(big).items) == 40
+    )
+    real = load_config("embedded", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
+    tasks = user_tasks(real)
+    assert len({t.user_id for t in tasks}) == 3 and all(len(t.profile) == 6 for t in tasks)
+    every = user_tasks(load_config("embedded", {"n_test_items": 1}))
+    assert len({t.user_id for t in every}) == 34  # every vendored author with >= min_profile articles
+    # real_negatives: other_user negatives generate nothing (the model only names the cache);
+    # rejected texts are other authors' real headlines
+    model, tok = build_tiny_model("llama", seed=0)
+    cfg = load_config(
+        "embedded", {"max_real_users": 3, "real_negatives": "other_user", "pair_test_frac": 0.5}
+    )
+    tasks = user_tasks(cfg)
+    pairs = preflamp_pairs(cfg, tasks, model, tok, StudyCache(str(tmp_path)), source="news_category")
+    outputs = {u: {p.output for p in items} for u, items in user_profiles(tasks).items()}
+    assert all(p.rejected in set().union(*(o for v, o in outputs.items() if v != p.user_id)) for p in pairs)
+    n_test = sum(p.split == "test" for p in pairs)
+    assert n_test > sum(
+        p.split == "test"
+        for p in preflamp_pairs(
+            load_config(
+                "embedded", {"max_real_users": 3, "real_negatives": "other_user", "pair_test_frac": 0.2}
+            ),
+            tasks,
+            model,
+            tok,
+            StudyCache(str(tmp_path)),
+            source="news_category",
+        )
+    )
+
+
+def test_icl_parity_retrieves_only_rm_training_items():
+    """icl_pool=train: ICL profiles hold exactly the items whose pairs are in the RMs' train split."""
+    from analysis.data.records import ProfileItem, UserTask
+    from analysis.studies.generations import icl_profiles
+
+    prof = [ProfileItem(f"input {j}", f"out {j}", f"i{j}") for j in range(5)]
+    tasks = [UserTask("u", prof, "test input", "test out", "u/t")]
+    train_ids = {"u/i0", "u/i3", "v/i1"}
+    got = icl_profiles(load_config("embedded"), tasks, train_ids)
+    assert [p.item_id for p in got[0].profile] == ["i0", "i3"] and got[0].test_id == "u/t"
+    every = icl_profiles(load_config("embedded", {"icl_pool": "profile"}), tasks, train_ids)
+    assert [p.item_id for p in every[0].profile] == [f"i{j}" for j in range(5)]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

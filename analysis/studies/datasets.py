@@ -23,20 +23,30 @@ STUDY1_DATASETS = (
 
 
 def synthetic_data(cfg: StudyConfig):
+    """The synthetic world: ``n_users`` users, ``synthetic_profile`` items each, ``synthetic_pool`` items."""
     from analysis.data.synthetic import make_synthetic_users
 
-    return make_synthetic_users(n_users=cfg.n_users, n_test=cfg.n_test_items, seed=cfg.seed)
+    return make_synthetic_users(
+        n_users=cfg.n_users,
+        n_profile=tuple(cfg.synthetic_profile),
+        n_test=cfg.n_test_items,
+        seed=cfg.seed,
+        n_pool=cfg.synthetic_pool or None,
+    )
 
 
-def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | None = 40) -> list[UserTask]:
-    """The users of Pref-LaMP studies (2-3): synthetic, news_category or lamp, at most ``n_users``.
+def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | None = -1) -> list[UserTask]:
+    """The users of Pref-LaMP studies: synthetic, news_category or lamp.
 
-    Real data keeps the ``n_users`` users with the largest profiles (ties by user id) and each
-    user's ``max_profile`` newest profile items (bounded cost; ``None`` keeps all).
+    Real data keeps every user with >= ``min_profile`` items, or the ``max_real_users`` users
+    with the largest profiles (ties by user id) when that is > 0, and each user's
+    ``max_profile`` newest profile items (default ``cfg.max_real_profile``; 0 or ``None`` keeps all).
     """
     from analysis.data.loaders import default_data_path, load_tasks
 
     source = source or cfg.preflamp_source
+    if max_profile == -1:
+        max_profile = cfg.max_real_profile
     if source == "synthetic":
         return synthetic_data(cfg).tasks
     path = cfg.data_paths.get(source) or default_data_path(source)
@@ -47,7 +57,8 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
     sizes: dict[str, int] = {}
     for t in tasks:
         sizes[t.user_id] = max(sizes.get(t.user_id, 0), len(t.profile))
-    keep = set(sorted(sizes, key=lambda u: (-sizes[u], u))[: cfg.n_users])
+    ranked = sorted(sizes, key=lambda u: (-sizes[u], u))
+    keep = set(ranked[: cfg.max_real_users] if cfg.max_real_users else ranked)
     out = []
     per_user: dict[str, int] = {}
     for t in tasks:
@@ -75,32 +86,59 @@ def base_generate_fn(cfg: StudyConfig, model, tok):
 
 
 def preflamp_pairs(
-    cfg: StudyConfig, tasks: list[UserTask], model, tok, cache: StudyCache
+    cfg: StudyConfig, tasks: list[UserTask], model, tok, cache: StudyCache, source: str | None = None
 ) -> list[PreferencePair]:
-    """Pref-LaMP pairs of ``tasks`` (negatives: the base policy's cached generations or another user's)."""
+    """Pref-LaMP pairs of ``tasks`` (negatives: the base policy's cached generations or another
+    user's): ``cfg.negatives`` for the synthetic users, ``cfg.real_negatives`` for real ones
+    (``source``: the tasks' source; None infers it)."""
     from analysis.data.preflamp import build_pref_lamp
 
     gen_id = f"{model_key(model)}|max_new_tokens={cfg.max_new_tokens}"
+    real = (source != "synthetic") if source else not is_synthetic(cfg, tasks)
     pairs, _ = build_pref_lamp(
         tasks,
         task=cfg.task,
-        negatives=cfg.negatives,
+        negatives=cfg.real_negatives if real else cfg.negatives,
         generate_fn=base_generate_fn(cfg, model, tok),
         cache_path=cache.root / "base_generations.jsonl",
         model_id=gen_id,
         seed=cfg.seed,
+        test_frac=cfg.pair_test_frac,
     )
     return pairs
 
 
-def attribute_pairs(cfg: StudyConfig, model, tok, cache: StudyCache, n_prompts: int = 30, n_samples: int = 4):
-    """Attribute users over base-policy samples: ``n_samples`` samples at T=1 for ``n_prompts`` items."""
+def is_synthetic(cfg: StudyConfig, tasks: list[UserTask]) -> bool:
+    """Whether ``tasks`` are the synthetic world's users (their negatives follow ``cfg.negatives``;
+    real users' follow ``cfg.real_negatives``)."""
+    synth = {(t.user_id, t.test_id, t.test_input) for t in synthetic_data(cfg).tasks}
+    return all((t.user_id, t.test_id, t.test_input) in synth for t in tasks)
+
+
+def attribute_pairs(
+    cfg: StudyConfig,
+    model,
+    tok,
+    cache: StudyCache,
+    n_prompts: int | None = None,
+    n_samples: int | None = None,
+):
+    """Attribute users over base-policy samples: ``n_samples`` samples (T = 1) for ``n_prompts``
+    items (None: ``cfg.attribute_samples`` / ``cfg.attribute_prompts``)."""
+    n_prompts = n_prompts or cfg.attribute_prompts
+    n_samples = n_samples or cfg.attribute_samples
     from analysis.data.attributes import attribute_preference_pairs
+    from analysis.data.synthetic import make_items
     from analysis.data.tasks import zero_shot_prompt
     from analysis.decoding.base import generate_sample
 
     data = synthetic_data(cfg)
-    prompts = [zero_shot_prompt(cfg.task, it.input) for it in list(data.items.values())[:n_prompts]]
+    items = (
+        list(data.items.values())
+        if n_prompts <= len(data.items)
+        else list(make_items(n_prompts, cfg.seed).values())
+    )
+    prompts = [zero_shot_prompt(cfg.task, it.input) for it in items[:n_prompts]]
     key = {
         "model": model_key(model),
         "prompts": prompts,
@@ -144,7 +182,8 @@ def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -
 
     if name == "synthetic_preflamp":
         data = synthetic_data(cfg)
-        return Dataset(name, preflamp_pairs(cfg, data.tasks, model, tok, cache), styles=data.styles)
+        pairs = preflamp_pairs(cfg, data.tasks, model, tok, cache, source="synthetic")
+        return Dataset(name, pairs, styles=data.styles)
     if name == "synthetic_style_swap":
         data = synthetic_data(cfg)
         return Dataset(name, style_swap_pairs(data, seed=cfg.seed), styles=data.styles)
@@ -152,8 +191,8 @@ def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -
         ap = attribute_pairs(cfg, model, tok, cache)
         return Dataset(name, ap.pairs, attribute_weights=ap.weights)
     if name in ("lamp_preflamp", "news_category_preflamp"):
-        tasks = user_tasks(cfg, name.split("_preflamp")[0])
-        return Dataset(name, preflamp_pairs(cfg, tasks, model, tok, cache))
+        source = name.split("_preflamp")[0]
+        return Dataset(name, preflamp_pairs(cfg, user_tasks(cfg, source), model, tok, cache, source=source))
     if name in ("personal_llm", "psoups", "tldr"):  # public sets (analysis.data.public_sets)
         from analysis.data.public_sets import load_public_preferences
 

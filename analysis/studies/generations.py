@@ -63,35 +63,56 @@ def rouge_f(
     return [float(x) for x in out["rouge1"]], [float(x) for x in out["rougeL"]]
 
 
+def draw_samples(cfg: StudyConfig, model, tok, tasks, params: dict, n: int, samples: dict) -> tuple:
+    """``(prompts, texts)``: ``n`` samples per task's zero-shot prompt at ``cfg.sample_temperature``
+    / ``cfg.sample_top_p`` (seeded per (prompt, sample), as :func:`analysis.decoding.best_of_n.best_of_n`),
+    drawn once per task list and memoised in ``samples``."""
+    from analysis.decoding.base import generate_sample
+    from analysis.generation import base_prompt
+
+    prompts = [base_prompt(params["task"], t) for t in tasks]
+    memo = key_hash(
+        [prompts, n, cfg.seed, params["max_new_tokens"], cfg.sample_temperature, cfg.sample_top_p]
+    )
+    if memo not in samples:
+        samples[memo] = generate_sample(
+            model,
+            tok,
+            prompts,
+            n=n,
+            temperature=cfg.sample_temperature,
+            top_p=cfg.sample_top_p,
+            seed=cfg.seed,
+            max_new_tokens=params["max_new_tokens"],
+            batch_size=params["batch_size"],
+            progress=True,
+        )
+    return prompts, samples[memo]
+
+
+def shared_sample_base(cfg: StudyConfig, n: int, samples: dict):
+    """A runner method: the "sampled base" system, sample 0 of the shared best-of-``n`` samples
+    (equal to :func:`analysis.decoding.best_of_n.sample_base`: same settings and seeds; tested)."""
+
+    def generate(model, tok, tasks, params):
+        return [d[0] for d in draw_samples(cfg, model, tok, tasks, params, n, samples)[1]]
+
+    return generate
+
+
 def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
     """A runner method: best-of-n with ``rm`` over ONE set of samples shared by every RM (design 3.2).
 
-    ``n`` samples per prompt (``generate_sample``, T = 1, seeded as
-    :func:`analysis.decoding.best_of_n.best_of_n` does) are drawn once per task list (memoised
-    in ``samples``); the RM keeps the sample with its highest ``r_u(x, y)`` (ties: the first
-    sample; empty samples never win). Equal to ``best_of_n`` per RM, without re-sampling and
-    re-encoding for every method (tested). Features come from ``store`` (a TextFeatureStore).
+    ``n`` samples per prompt (:func:`draw_samples`: ``cfg.sample_temperature`` and
+    ``cfg.sample_top_p``, seeded as :func:`analysis.decoding.best_of_n.best_of_n` does) are drawn
+    once per task list (memoised in ``samples``); the RM keeps the sample with its highest
+    ``r_u(x, y)`` (ties: the first sample; empty samples never win). Equal to ``best_of_n`` per
+    RM, without re-sampling and re-encoding for every method (tested). Features come from
+    ``store`` (a TextFeatureStore).
     """
 
     def generate(model, tok, tasks, params):
-        from analysis.decoding.base import generate_sample
-        from analysis.generation import base_prompt
-
-        prompts = [base_prompt(params["task"], t) for t in tasks]
-        memo = key_hash([prompts, n, cfg.seed, params["max_new_tokens"]])
-        if memo not in samples:
-            samples[memo] = generate_sample(
-                model,
-                tok,
-                prompts,
-                n=n,
-                temperature=1.0,
-                seed=cfg.seed,
-                max_new_tokens=params["max_new_tokens"],
-                batch_size=params["batch_size"],
-                progress=True,
-            )
-        drawn = samples[memo]
+        prompts, drawn = draw_samples(cfg, model, tok, tasks, params, n, samples)
         flat = [(i, j) for i in range(len(tasks)) for j in range(n) if drawn[i][j].strip()]
         feats = store.get(
             [prompts[i] for i, _ in flat], [drawn[i][j] for i, j in flat], batch_size=params["batch_size"]
@@ -126,21 +147,56 @@ def user_shards(cfg: StudyConfig, tasks: list[UserTask]) -> list[list[int]]:
     return out
 
 
-def generate_systems(
-    cfg: StudyConfig, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, w_values
-) -> list[dict]:
-    """Rows (study schema, before scoring) of base, ICL (each k), best-of-n and ARGS (each w, RM).
+def train_pair_ids(pairs) -> set[str]:
+    """Pair ids of the Pref-LaMP training split: what the RMs learn from, and so (ICL parity) the
+    only profile items ICL may retrieve by default (:func:`icl_profiles`)."""
+    return {p.pair_id for p in pairs if p.split == "train"}
 
-    One :func:`analysis.generation.run_generations` call per shard of users (:func:`user_shards`;
-    its JSONL file is the cache); the rows come back in the order of one call over all tasks
+
+def icl_profiles(cfg: StudyConfig, tasks: list[UserTask], train_ids: set[str] | None) -> list[UserTask]:
+    """The tasks ICL retrieves from (ICL parity, ``cfg.icl_pool``).
+
+    ``train``: each profile keeps only the items whose Pref-LaMP pair (``pair_id =
+    "<user>/<item_id>"``) is in ``train_ids``, the pairs the RMs were trained on, so ICL and the
+    RMs see the same evidence; ``profile`` (or ``train_ids`` None): every profile item.
+    """
+    if cfg.icl_pool == "profile" or train_ids is None:
+        return list(tasks)
+    out = []
+    for t in tasks:
+        prof = [p for p in t.profile if f"{t.user_id}/{p.item_id}" in train_ids]
+        out.append(UserTask(t.user_id, prof, t.test_input, t.test_output, t.test_id, t.test_date))
+    return out
+
+
+def generate_systems(
+    cfg: StudyConfig,
+    model,
+    tok,
+    tasks,
+    cache: StudyCache,
+    model_name: str,
+    rms: dict,
+    w_values,
+    train_ids: set[str] | None = None,
+) -> list[dict]:
+    """Rows (study schema, before scoring) of base, sampled base, ICL (each k), best-of-n and ARGS
+    (each w, RM).
+
+    ICL retrieves from :func:`icl_profiles` (``train_ids``: the pair ids the RMs were trained
+    on). Per shard of users (:func:`user_shards`; one sweep task each), three
+    :func:`analysis.generation.run_generations` calls (base, ICL on its own profiles, the rest);
+    their JSONL files are the cache. The rows come back in the order of one call over all tasks
     (systems in order, then tasks), whatever the sharding.
     """
     shards = user_shards(cfg, tasks)
     if len(shards) <= 1:
-        return _generate_shard(cfg, model, tok, tasks, cache, model_name, rms, w_values)
+        return _generate_shard(cfg, model, tok, tasks, cache, model_name, rms, w_values, train_ids)
     at: dict[int, tuple[list[dict], int]] = {}  # task index -> (its shard's rows, position in the shard)
     for idx in shards:
-        rows = _generate_shard(cfg, model, tok, [tasks[i] for i in idx], cache, model_name, rms, w_values)
+        rows = _generate_shard(
+            cfg, model, tok, [tasks[i] for i in idx], cache, model_name, rms, w_values, train_ids
+        )
         at.update({i: (rows, j) for j, i in enumerate(idx)})
     n_systems = len(at[0][0]) // len(shards[0])
     out = []
@@ -152,13 +208,22 @@ def generate_systems(
 
 
 def _generate_shard(
-    cfg: StudyConfig, model, tok, tasks, cache: StudyCache, model_name: str, rms: dict, w_values
+    cfg: StudyConfig,
+    model,
+    tok,
+    tasks,
+    cache: StudyCache,
+    model_name: str,
+    rms: dict,
+    w_values,
+    train_ids: set[str] | None = None,
 ) -> list[dict]:
     from analysis.generation import MethodSpec, register_method, register_rgd_method, run_generations
     from analysis.studies.rms import feature_store
 
     specs: list = [MethodSpec("base")]
     kinds = {"base": ("base", "", np.nan, np.nan)}
+    icl_tasks, icl_specs = icl_profiles(cfg, tasks, train_ids), []
     for k in cfg.icl_k:
         icl = {
             "k": k,
@@ -167,18 +232,29 @@ def _generate_shard(
             "max_prompt_tokens": cfg.max_prompt_tokens,
             "seed": cfg.seed,
         }
-        specs.append(MethodSpec("icl", icl, system=f"icl_k{k}"))
+        icl_specs.append(MethodSpec("icl", icl, system=f"icl_k{k}"))
         kinds[f"icl_k{k}"] = ("icl", f"icl ({cfg.retriever}, {cfg.icl_rendering})", k, np.nan)
-    n = cfg.best_of_n
+    n, samples = cfg.best_of_n, {}
+    sampling = {"seed": cfg.seed, "temperature": cfg.sample_temperature, "top_p": cfg.sample_top_p}
+    if cfg.sampled_base:
+        register_method(
+            "study_sampled_base",
+            shared_sample_base(cfg, max(n, 1), samples),
+            defaults={"n_drawn": max(n, 1), **sampling},
+            description="one sample of the base policy (sample 0 of best-of-n's samples)",
+            replace=True,
+        )
+        specs.append(MethodSpec("study_sampled_base", system="base_sampled"))
+        kinds["base_sampled"] = ("base_sampled", "", np.nan, np.nan)
     if n > 0:
-        store, samples = feature_store(cfg, model, tok, cache), {}
+        store = feature_store(cfg, model, tok, cache)
         for method, rm in rms.items():
             rm_id = getattr(rm, "study_key_", rm.method)
             name = f"study_bon_{method}"
             register_method(
                 name,
                 shared_sample_bon(cfg, store, rm, n, samples),
-                defaults={"n": n, "seed": cfg.seed, "temperature": 1.0, "rm": rm_id},
+                defaults={"n": n, **sampling, "rm": rm_id},
                 description=f"best-of-{n} over shared samples with RM {rm_id}",
                 replace=True,
             )
@@ -191,19 +267,24 @@ def _generate_shard(
             register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=cfg.k, replace=True)
             specs.append(MethodSpec(name, {"w": w}, system=f"rgd_{method}_w{w:g}"))
             kinds[f"rgd_{method}_w{w:g}"] = ("rgd", method, np.nan, w)
-    path = cache.root / "generations" / f"{key_hash([model_key(model), tasks_key(tasks), cfg.task])}.jsonl"
-    rows = run_generations(
-        model,
-        tok,
-        tasks,
-        specs,
-        path,
-        task=cfg.task,
-        batch_size=cfg.batch_size,
-        chunk_size=max(1, len(tasks)),
-        max_new_tokens=cfg.max_new_tokens,
-        model_name=model_name,
-    )
+    rows = []
+    first = 2 if cfg.sampled_base else 1  # base (and sampled base), ICL, the reward-guided systems
+    for job_tasks, job_specs in ((tasks, specs[:first]), (icl_tasks, icl_specs), (tasks, specs[first:])):
+        if not job_specs:
+            continue
+        key = key_hash([model_key(model), tasks_key(job_tasks), cfg.task])
+        rows += run_generations(
+            model,
+            tok,
+            job_tasks,
+            job_specs,
+            cache.root / "generations" / f"{key}.jsonl",
+            task=cfg.task,
+            batch_size=cfg.batch_size,
+            chunk_size=max(1, len(job_tasks)),
+            max_new_tokens=cfg.max_new_tokens,
+            model_name=model_name,
+        )
     out = []
     for r in rows:
         kind, method, icl_k, w = kinds[r["system"]]

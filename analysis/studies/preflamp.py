@@ -16,21 +16,27 @@ from tqdm.auto import tqdm
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache
 from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
-from analysis.studies.generations import generate_systems, per_user, score_rows, system_summary
+from analysis.studies.generations import (
+    generate_systems,
+    per_user,
+    score_rows,
+    system_summary,
+    train_pair_ids,
+)
 from analysis.studies.models import get_model, model_size_b
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 
 
 def preflamp_inputs(cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None) -> dict:
     """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
-    task): ``model, tok, tasks, feats, fkey``."""
+    task): ``model, tok, tasks, pairs, feats, fkey``."""
     model, tok = get_model(cfg, model_name)
     tasks = tasks if tasks is not None else user_tasks(cfg)
-    pairs = preflamp_pairs(cfg, tasks, model, tok, cache)
+    pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
-    return {"model": model, "tok": tok, "tasks": tasks, "feats": feats, "fkey": fkey}
+    return {"model": model, "tok": tok, "tasks": tasks, "pairs": pairs, "feats": feats, "fkey": fkey}
 
 
 def preflamp_rm(cfg: StudyConfig, inputs: dict, method: str, cache: StudyCache):
@@ -50,6 +56,7 @@ def preflamp_run(
     inputs = preflamp_inputs(cfg, model_name, cache, tasks)
     model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
+    pairs = inputs["pairs"]
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
     rm_rows, rms = [], {}
@@ -67,7 +74,10 @@ def preflamp_run(
             }
         )
         rms[m] = rm
-    rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w])
+    train_ids = train_pair_ids(pairs)  # ICL parity (cfg.icl_pool)
+    rows = generate_systems(
+        cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w], train_ids=train_ids
+    )
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
     return {"rm": pd.DataFrame(rm_rows), "generations": gens}
@@ -76,6 +86,8 @@ def preflamp_run(
 def _label(r) -> str:
     if r["kind"] == "base":
         return "base (greedy)"
+    if r["kind"] == "base_sampled":
+        return "base (sampled)"
     if r["kind"] == "icl":
         return f"ICL k={int(r['icl_k'])}"
     if r["kind"] == "bon":
@@ -118,11 +130,16 @@ def preflamp_decoupling(
     )
     summ.loc[~summ["kind"].isin(["rgd", "bon"]), ["rm_acc", "rm_acc_lo", "rm_acc_hi"]] = np.nan
     summ["label"] = summ.apply(_label, axis=1)
+    summ["setting"] = cfg.preflamp_source  # real authors or the synthetic world
+    summ["icl_pool"] = np.where(summ["kind"] == "icl", cfg.icl_pool, "")  # ICL parity: which items ICL saw
     comps = []
     systems = list(dict.fromkeys(main["system"]))
     icl = [s for s in systems if s.startswith("icl")]
     rgd = [s for s in systems if s.startswith(("rgd", "bon"))]
-    for a, b in [(i, r) for i in icl for r in rgd] + [(x, "base") for x in icl + rgd]:
+    pairs = [(i, r) for i in icl for r in rgd] + [(x, "base") for x in icl + rgd]
+    if "base_sampled" in systems:  # what sampling costs, and what the RM adds over sampling
+        pairs += [("base_sampled", "base")] + [(b, "base_sampled") for b in rgd if b.startswith("bon")]
+    for a, b in pairs:
         c = paired_comparison(per_user(main, a), per_user(main, b), n_boot=cfg.n_boot, seed=cfg.seed)
         comps.append({"system_a": a, "system_b": b, "metric": "rouge1", **c})
     profiles = pd.DataFrame(

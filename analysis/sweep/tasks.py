@@ -22,7 +22,7 @@ from pathlib import Path
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import user_tasks
-from analysis.studies.generations import generate_systems, user_shards
+from analysis.studies.generations import generate_systems, train_pair_ids, user_shards
 from analysis.studies.models import model_size_b
 from analysis.studies.preflamp import preflamp_inputs, preflamp_rm
 from analysis.studies.rm_policy import pa_data, rm_points, rm_vs_policy_accuracy, study1_inputs
@@ -102,7 +102,8 @@ def _run(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> Non
         model, tok, tasks = inp["model"], inp["tok"], inp["tasks"]
         shard = [tasks[i] for i in user_shards(cfg, tasks)[p["shard"]]]
         rms = {m: preflamp_rm(cfg, inp, m, cache) for m in cfg.methods}
-        generate_systems(cfg, model, tok, shard, cache, task.model, rms, p["w"])
+        train_ids = train_pair_ids(inp["pairs"])  # ICL parity, as in the study
+        generate_systems(cfg, model, tok, shard, cache, task.model, rms, p["w"], train_ids=train_ids)
     else:
         raise ValueError(f"unknown sweep task kind {task.kind!r} ({task.id})")
 
