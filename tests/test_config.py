@@ -102,11 +102,11 @@ def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
     check_runnable(load_config("embedded"))  # synthetic users need no files
 
 
-def test_embedded_defaults_real_authors_and_power():
-    """The embedded preset: real authors first, 80 RMs per dataset, fair sampling, ICL parity."""
+def test_embedded_real_preset_real_authors_and_power():
+    """The embedded_real preset: real authors first, 80 RMs per dataset, fair sampling, ICL parity."""
     from analysis.decoding.best_of_n import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
-    cfg = load_config("embedded")
+    cfg = load_config("embedded_real")
     assert cfg.preflamp_source == "news_category" and cfg.datasets[0] == "news_category_preflamp"
     assert "synthetic_preflamp" in cfg.datasets  # the synthetic world stays as a second setting
     assert len(cfg.methods) * len(cfg.seeds) * len(cfg.budgets) >= 80
@@ -136,6 +136,6 @@ def test_embedded_defaults_real_authors_and_power():
 )
 def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(overrides=override)
+        load_config("embedded_real", override)
     ok = load_config(overrides={"synthetic_profile": [150, 200], "synthetic_pool": 0, "sample_top_p": 1})
     assert ok.synthetic_profile == [150, 200] and ok.sample_top_p == 1.0
