@@ -290,6 +290,7 @@ def test_preflamp_decoupling_on_real_news_category(tmp_path):
         "embedded",
         {
             "preflamp_source": "news_category",
+            "max_real_users": 4,
             "n_users": 4,
             "n_test_items": 1,
             "negatives": "other_user",
@@ -309,7 +310,7 @@ def test_preflamp_decoupling_on_real_news_category(tmp_path):
     assert len(tasks) == 4 and all(len(t.profile) == 10 for t in tasks)
     res = preflamp_decoupling(cfg, str(tmp_path), tasks=tasks, progress=False)
     summ, gens = res["summary"], res["generations"]
-    assert list(summ["kind"]) == ["base", "icl", "bon", "bon", "rgd", "rgd"]
+    assert list(summ["kind"]) == ["base", "base_sampled", "icl", "bon", "bon", "rgd", "rgd"]
     assert summ["rouge1"].between(0, 1).all() and summ["n_users"].eq(4).all()
     assert summ.loc[summ["kind"] == "rgd", "rm_acc"].between(0, 1).all()
     assert (gens["text"].str.len() > 0).all()  # SmolLM2 writes real headlines
@@ -388,10 +389,10 @@ def test_settings_change_the_data(tmp_path):
     assert (
         all(len(t.profile) == 9 for t in synthetic_data(big).tasks) and len(synthetic_data(big).items) == 40
     )
-    real = load_config("embedded", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
+    real = load_config("embedded_real", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
     tasks = user_tasks(real)
     assert len({t.user_id for t in tasks}) == 3 and all(len(t.profile) == 6 for t in tasks)
-    every = user_tasks(load_config("embedded", {"n_test_items": 1}))
+    every = user_tasks(load_config("embedded_real", {"n_test_items": 1}))
     assert len({t.user_id for t in every}) == 34  # every vendored author with >= min_profile articles
     # real_negatives: other_user negatives generate nothing (the model only names the cache);
     # rejected texts are other authors' real headlines
