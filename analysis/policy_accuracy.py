@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
+from analysis.features import PrefixFeatures
 from analysis.metrics import pairwise_accuracy, per_user_means, summarize_by_user
 
 VARIANTS = ("score", "policy")
@@ -168,13 +169,10 @@ def _candidates(model, prompt_ids: list[int], resp_ids: list[int], k: int, layer
     return cand_ids.cpu(), cand_logp.float().cpu(), torch.cat(feats).view(T, kk, H)
 
 
-def _side(model, tok, prompts, responses, *, layer, k, policy, batch_size, chunk, dtype, progress, desc):
-    from analysis.features import prefix_features
+def _side(model, tok, prompts, pf, *, layer, k, policy, chunk, dtype, progress, desc):
+    """:class:`SideData` of one side from its prefix pass ``pf`` (+ the top-k candidate pass)."""
     from analysis.models import encode_prompt
 
-    pf = prefix_features(
-        model, tok, prompts, responses, layer=layer, batch_size=batch_size, progress=progress
-    )
     side = SideData(
         lengths=torch.tensor([len(r) for r in pf.response_ids], dtype=torch.long),
         token_ids=torch.cat(pf.response_ids),
@@ -195,6 +193,16 @@ def _side(model, tok, prompts, responses, *, layer, k, policy, batch_size, chunk
         side.cand_ids, side.cand_logp, side.cand_feats = torch.cat(ci), torch.cat(cl), torch.cat(cf)
         side.cand_is_own = side.cand_ids == side.token_ids[:, None]
     return side
+
+
+def _prefix_pass(model, tok, prompts, responses, *, layer, batch_size, progress):
+    """Prefix features and log-probs of every response token (:class:`analysis.features.PrefixFeatures`):
+    chosen and rejected share their prompt's forward pass where the model allows it."""
+    from analysis.features import prefix_features, shared_prompt_pass, supports_prompt_sharing
+
+    fn = shared_prompt_pass if supports_prompt_sharing(model) else prefix_features
+    kw = {"all_positions": True} if fn is shared_prompt_pass else {}
+    return fn(model, tok, prompts, responses, layer=layer, batch_size=batch_size, progress=progress, **kw)
 
 
 def prepare_pa_data(
@@ -224,23 +232,35 @@ def prepare_pa_data(
     if not pairs:
         raise ConfigError("no preference pairs to evaluate")
     prompts = [p.prompt for p in pairs]
-    sides = {
-        s: _side(
+    n = len(pairs)
+    pf = _prefix_pass(
+        model,
+        tok,
+        prompts * len(SIDES),
+        [getattr(p, s) for s in SIDES for p in pairs],
+        layer=layer,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    sides = {}
+    for j, s in enumerate(SIDES):
+        part = slice(j * n, (j + 1) * n)
+        one = PrefixFeatures(
+            pf.features[part], pf.logprobs[part], pf.response_ids[part], pf.prompt_lens[part]
+        )
+        sides[s] = _side(
             model,
             tok,
             prompts,
-            [getattr(p, s) for p in pairs],
+            one,
             layer=layer,
             k=k,
             policy=policy,
-            batch_size=batch_size,
             chunk=chunk,
             dtype=dtype,
             progress=progress,
             desc=s,
         )
-        for s in SIDES
-    }
     return PAData(
         user_ids=[p.user_id for p in pairs],
         pair_ids=[p.pair_id for p in pairs],

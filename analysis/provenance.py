@@ -36,6 +36,7 @@ CODE_PACKAGES = ("data", "rewards", "decoding", "studies")
 CODE_MODULES = (
     "__init__.py",
     "config.py",
+    "cpu_linear.py",
     "errors.py",
     "evaluation.py",
     "feature_cache.py",

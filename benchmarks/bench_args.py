@@ -10,8 +10,9 @@ is the baseline) and cached ARGS run on all prompts for each batch size, ``--rep
 interleaved, keeping the fastest run of each (the machine is shared). The reference is timed
 once on the first ``--reference-prompts`` prompts (it is one prompt at a time by design and
 slow; tokens/s is per token). Prompts ask for long answers so every method generates all
-``max_new_tokens`` tokens; tokens/s counts the tokens actually generated. ``--cpu-layout``
-applies :func:`analysis.decoding.args.optimize_cpu_layout` to the model (for every method).
+``max_new_tokens`` tokens; tokens/s counts the tokens actually generated. The model comes from
+:func:`analysis.models.load_model`, so on CPU its linears have the small-batch path of
+:mod:`analysis.cpu_linear`.
 
 The final line is for the last batch size of ``--batch-sizes``; one line per batch size above it.
 
@@ -56,7 +57,6 @@ def main(argv=None) -> int:
         "--batch-sizes", default="1,4", help="comma-separated batch sizes for greedy and cached ARGS"
     )
     ap.add_argument("--reference-prompts", type=int, default=1, help="prompts decoded by the reference")
-    ap.add_argument("--cpu-layout", action="store_true", help="apply optimize_cpu_layout to the model first")
     ap.add_argument(
         "--repeats", type=int, default=3, help="timed runs of greedy and cached ARGS (fastest kept)"
     )
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     import torch
 
     from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-    from analysis.decoding.args import args_generate, optimize_cpu_layout
+    from analysis.decoding.args import args_generate
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
     from analysis.features import pair_features
@@ -76,8 +76,6 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     model, tok = load_model("smollm2-135m-instruct", threads=args.threads)
-    if args.cpu_layout:
-        print(f"optimize_cpu_layout: {optimize_cpu_layout(model)} linear weights re-laid")
     pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(4, 4), n_test=1, seed=0))
     rm = make_reward_model("per_user_bt", steps=40, seed=0).fit(
         pair_features(model, tok, pairs, progress=False)

@@ -194,3 +194,53 @@ def test_smollm2_prefix_features_identity(smollm2):
         out = model(torch.tensor([p_ids + r_ids[:t]]), output_hidden_states=True)
     assert float((out.hidden_states[-1][0, -1] - pf.features[1][t - 1]).abs().max()) < 1e-4
     assert abs(float(torch.log_softmax(out.logits[0, -2], -1)[r_ids[t - 1]] - pf.logprobs[1][t - 1])) < 1e-4
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_shared_prompt_pass_equals_prefix_features(batch_size):
+    """The studies' fast path (shared prefix, one forward per distinct prompt, responses on its
+    repeated cache) gives the prefix features and log-probs of one full-sequence pass per response,
+    whatever the batch and however many responses share a prompt."""
+    from analysis.features import shared_prompt_pass, shared_prompt_features
+
+    for arch in ("llama", "qwen2"):  # the prompt-sharing archs (cache + position_ids)
+        model, tok = build_tiny_model(arch, seed=0)
+        prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[2], PROMPTS[1], PROMPTS[0]]
+        responses = RESPONSES + ["x", "tax rises again", "a b c d e f g h"]
+        ref = prefix_features(model, tok, prompts, responses, batch_size=2)
+        got = shared_prompt_pass(model, tok, prompts, responses, batch_size=batch_size, all_positions=True)
+        assert _max_diff(ref.features, got.features) < 1e-4
+        assert _max_diff(ref.logprobs, got.logprobs) < 1e-4
+        assert [r.tolist() for r in got.response_ids] == [r.tolist() for r in ref.response_ids]
+        last = shared_prompt_features(model, tok, prompts, responses, batch_size=batch_size)
+        assert torch.allclose(last, torch.stack([f[-1] for f in ref.features]), atol=1e-4)
+
+
+def test_small_batch_linear_equals_linear_and_load_model_applies_it(tmp_path):
+    """cpu_linear: the transposed-copy path (few rows) and the default path (many rows) give
+    nn.Linear's outputs; load_model turns it on for CPU models."""
+    from analysis.cpu_linear import SmallBatchLinear, enable_small_batch_linear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(32, 16)
+    ref = torch.nn.Linear(32, 16)
+    ref.load_state_dict(lin.state_dict())
+    assert enable_small_batch_linear(torch.nn.Sequential(lin), max_rows=4) == 1
+    assert enable_small_batch_linear(torch.nn.Sequential(lin)) == 0  # idempotent
+    for rows in (1, 4, 5, 64):
+        x = torch.randn(rows, 32)
+        assert torch.allclose(lin(x), ref(x), atol=1e-5)
+    x3 = torch.randn(2, 3, 32)  # (batch, tokens, features): rows = 6
+    assert torch.allclose(lin(x3), ref(x3), atol=1e-5)
+    assert isinstance(lin, SmallBatchLinear) and "weight_t" not in lin.state_dict()
+
+    from analysis.models import load_model
+
+    model, tok = build_tiny_model("llama", seed=0)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded, _ = load_model(str(tmp_path), dtype="float32")
+    linears = [m for m in loaded.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, SmallBatchLinear) for m in linears)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-4)

@@ -247,31 +247,6 @@ def lm_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def optimize_cpu_layout(model) -> int:
-    """Re-lay the decoder's ``nn.Linear`` weights for small-batch products on CPU (in place).
-
-    Each weight W (out, in) keeps its values and its Parameter object but is stored as the
-    transpose of an (in, out)-contiguous matrix, so ``F.linear(x, W)`` reaches MKL's sgemm
-    without a transposed operand. On an AVX-512 Xeon, 1 thread, a 576 x 1536 product with M = 10
-    rows (k candidates) took 530 us -> 260 us with the weight in cache (M = 1 unchanged); end to
-    end on SmolLM2, where weights stream from memory, the gain was a few percent for greedy and
-    ARGS alike. Results agree with the default layout to float rounding. LM head and embeddings
-    (often tied) are left alone. Idempotent; returns the number of weights changed. Opt-in
-    (``benchmarks/bench_args.py --cpu-layout``): it changes the caller's model.
-    """
-    n = 0
-    for mod in model.base_model.modules():
-        if (
-            isinstance(mod, torch.nn.Linear)
-            and mod.weight.is_contiguous()
-            and mod.weight.device.type == "cpu"
-        ):
-            with torch.no_grad():
-                mod.weight.data = mod.weight.data.t().contiguous().t()
-            n += 1
-    return n
-
-
 def prompt_generator(seed: int, index: int) -> torch.Generator:
     """The sampling generator of prompt ``index``: seeded from (seed, index), so draws do not
     depend on the batch size and the cached and reference ARGS make the same draws."""

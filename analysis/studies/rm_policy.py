@@ -60,6 +60,7 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
     from analysis.io import atomic_open, read_json, write_json
     from analysis.policy_accuracy import PAData, SideData, prepare_pa_data
 
+    policy = "policy" in cfg.pa_variants  # the top-k candidate pass is only needed by the policy variant
     key = key_hash(
         {
             "feat": fkey,
@@ -67,6 +68,7 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
             "k": cfg.k,
             "layer": cfg.feature_layer,
             "bs": cfg.batch_size,
+            **({} if policy else {"policy": False}),
         }
     )
     tens, meta = cache.root / "pa_data" / f"{key}.safetensors", cache.root / "pa_data" / f"{key}.json"
@@ -77,7 +79,7 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
             test_pairs,
             layer=cfg.feature_layer,
             k=cfg.k,
-            policy=True,
+            policy=policy,
             batch_size=cfg.batch_size,
             progress=progress,
         )
@@ -140,6 +142,7 @@ def rm_points(
         "n_boot": cfg.n_boot,
         "seed": cfg.seed,
         "v": 1,
+        **({} if list(cfg.pa_variants) == ["score", "policy"] else {"variants": list(cfg.pa_variants)}),
     }
     held: dict = {}
 
@@ -163,7 +166,13 @@ def rm_points(
         if "pa_data" not in inputs:
             inputs["pa_data"] = pa_data(cfg, model, tok, inputs["test_pairs"], cache, fkey)
         res = policy_accuracy(
-            rm, inputs["pa_data"], ws=list(cfg.w_values), n_boot=cfg.n_boot, seed=cfg.seed, tok=tok
+            rm,
+            inputs["pa_data"],
+            ws=list(cfg.w_values),
+            variants=list(cfg.pa_variants),
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+            tok=tok,
         )
         pa = res.summary.rename(
             columns={"mean": "policy_acc", "ci_low": "policy_acc_lo", "ci_high": "policy_acc_hi"}
@@ -308,6 +317,7 @@ def rm_vs_policy_accuracy(
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
             "v": 4,
+            **({} if list(cfg.pa_variants) == ["score", "policy"] else {"variants": list(cfg.pa_variants)}),
         }
         held: dict = {}
 
