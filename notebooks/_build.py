@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 PARAMS_COMMON = """\
-preset: str = "embedded"  # config preset: embedded (CPU, synthetic users) or paper (Qwen2.5 0.5-7B, LaMP, GPU)
+preset: str = "embedded"  # config preset: embedded (CPU: real News Category authors + synthetic users), embedded_synthetic (quick, synthetic only) or paper (Qwen2.5 0.5-7B, GPU)
 overrides: dict = {}  # config overrides, e.g. {"seeds": [0], "policy_model": "/path/to/model"}
 config_path: str = ""  # optional YAML/JSON config file (applied before overrides)
 output_dir: str = "."  # run folder: figures/ and tables/ are written inside it
@@ -29,7 +29,7 @@ cache_dir: str = ""  # intermediate results (resumable); empty: <output_dir>/cac
 PARAMS_STUDY = """\
 from typing import Optional
 
-preset: str = "embedded"  # config preset: embedded (CPU, synthetic users) or paper (Qwen2.5 0.5-7B, LaMP, GPU)
+preset: str = "embedded"  # config preset: embedded (CPU: real News Category authors + synthetic users), embedded_synthetic (quick, synthetic only) or paper (Qwen2.5 0.5-7B, GPU)
 overrides: dict = {}  # config overrides, e.g. {"seeds": [0], "policy_model": "/path/to/model"}
 config_path: str = ""  # optional YAML/JSON config file (applied before overrides)
 output_dir: str = ""  # run folder (figures/ and tables/ inside); empty: a new reports/interactive-<timestamp>/
@@ -82,12 +82,13 @@ def nb01():
                 "the RGD-adapted policy, *policy* variant) ranks the preferred response first.\n\n"
                 "Kendall's τ-b between the two is computed across the population with a bootstrap interval "
                 "(resampling RMs) and its p-value. **A population of fewer than 20 RMs gives an unstable τ** "
-                "(five points can produce almost any τ); the embedded preset trains 5 methods × 2 seeds × 2 budgets "
-                "= 20 RMs per dataset. Error bars on each point are the RM's bootstrap interval over users."
+                "(five points can produce almost any τ); the embedded preset trains 5 methods × 4 seeds × 4 budgets "
+                "= 80 RMs per dataset (the real News Category authors first, then the synthetic world; "
+                "`embedded_synthetic`: 20). Error bars on each point are the RM's bootstrap interval over users."
             ),
             _params(
-                "datasets: Optional[list] = None  # study-1 datasets; None: the config's (synthetic_preflamp, "
-                "synthetic_style_swap, synthetic_attributes)\n"
+                "datasets: Optional[list] = None  # study-1 datasets; None: the config's (embedded: news_category_preflamp, "
+                "synthetic_preflamp, synthetic_style_swap, synthetic_attributes)\n"
                 "methods: Optional[list] = None  # RM methods; None: the config's (shared_bt, per_user_bt, lore, pal, vpl)\n"
                 "seeds: Optional[list] = None  # RM training seeds; None: the config's\n"
                 "budgets: Optional[list] = None  # RM training step budgets; None: the config's\n"

@@ -99,20 +99,25 @@ def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path / "missing")}}))
     check_runnable(load_config("paper", {"data_paths": {"lamp": str(tmp_path)}}))
-    check_runnable(load_config("embedded"))  # synthetic users need no files
+    check_runnable(load_config("embedded"))  # the vendored authors ship with the package
+    check_runnable(load_config("embedded_synthetic"))  # synthetic users need no files
 
 
-def test_embedded_real_preset_real_authors_and_power():
-    """The embedded_real preset: real authors first, 80 RMs per dataset, fair sampling, ICL parity."""
+def test_embedded_preset_real_authors_and_power():
+    """The embedded preset: real authors first, 80 RMs per dataset, fair sampling, ICL parity."""
     from analysis.decoding.best_of_n import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
-    cfg = load_config("embedded_real")
+    cfg = load_config("embedded")
     assert cfg.preflamp_source == "news_category" and cfg.datasets[0] == "news_category_preflamp"
     assert "synthetic_preflamp" in cfg.datasets  # the synthetic world stays as a second setting
     assert len(cfg.methods) * len(cfg.seeds) * len(cfg.budgets) >= 80
     assert cfg.max_real_profile == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base"
     assert (cfg.sample_temperature, cfg.sample_top_p) == (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
     assert cfg.sampled_base is True and cfg.icl_pool == "train"
+    assert cfg.pair_test_frac == 0.4 and cfg.pa_variants == ["score"]  # policy variant: paper preset
+    assert load_config("paper").pa_variants == ["score", "policy"]
+    quick = load_config("embedded_synthetic")
+    assert quick.preflamp_source == "synthetic" and "news_category_preflamp" not in quick.datasets
     assert load_config("paper").max_real_users == 200
     with pytest.raises(ConfigError, match="icl_pool"):
         load_config("embedded", {"icl_pool": "everything"})
@@ -125,7 +130,7 @@ def test_embedded_real_preset_real_authors_and_power():
     [
         ({"synthetic_profile": [20, 12]}, "'synthetic_profile'"),
         ({"synthetic_profile": [5]}, "'synthetic_profile'"),
-        ({"synthetic_pool": 10}, "'synthetic_pool': 10 items cannot give a user 100 profile"),
+        ({"synthetic_pool": 10}, "'synthetic_pool': 10 items cannot give a user 20 profile"),
         ({"max_real_users": -1}, "'max_real_users'"),
         ({"attribute_samples": 1}, "'attribute_samples'"),
         ({"attribute_prompts": 0}, "'attribute_prompts'"),
@@ -136,6 +141,6 @@ def test_embedded_real_preset_real_authors_and_power():
 )
 def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config("embedded_real", override)
+        load_config("embedded", override)
     ok = load_config(overrides={"synthetic_profile": [150, 200], "synthetic_pool": 0, "sample_top_p": 1})
     assert ok.synthetic_profile == [150, 200] and ok.sample_top_p == 1.0

@@ -48,11 +48,11 @@ def test_auto_resolves_from_the_cpu(monkeypatch, forced, dtype):
 
 
 def test_auto_is_the_config_default_and_validated():
-    cfg = load_config("embedded")
+    cfg = load_config("embedded_synthetic")
     assert cfg.dtype == "auto" and load_config("paper").dtype == "bfloat16"
-    assert load_config("embedded", {"dtype": "float32"}).dtype == "float32"
+    assert load_config("embedded_synthetic", {"dtype": "float32"}).dtype == "float32"
     with pytest.raises(ConfigError, match="'dtype'"):
-        load_config("embedded", {"dtype": "fp8"})
+        load_config("embedded_synthetic", {"dtype": "fp8"})
 
 
 @pytest.mark.parametrize("forced, dtype", [("1", torch.bfloat16), ("0", torch.float32)])

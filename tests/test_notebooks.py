@@ -85,7 +85,7 @@ def report(tmp_path_factory):
         "n_boot": 50,
         "threads": 1,
         "k": 3,
-        # the embedded_real preset (real authors + synthetic world) at test sizes
+        # the embedded preset (real authors + synthetic world) at test sizes
         "max_real_users": 4,
         "max_real_profile": 10,
         "synthetic_profile": [12, 20],
@@ -93,7 +93,7 @@ def report(tmp_path_factory):
         "pair_test_frac": 0.2,
     }
     run = run_report(
-        "embedded_real", overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False
+        "embedded", overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False
     )
     return run
 

@@ -81,7 +81,7 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path):
 
 
 def test_write_table_adds_settings_and_keeps_nan(tmp_path):
-    cfg = load_config("embedded", {"seeds": [3, 4], "rouge_stemming": False})
+    cfg = load_config("embedded_synthetic", {"seeds": [3, 4], "rouge_stemming": False})
     df = pd.DataFrame({"method": ["a", "b"], "rm_acc": [0.75, float("nan")], "seeds": ["mine", "mine"]})
     path = write_table(df, tmp_path, "t", settings_columns(cfg, extra_list=[1, 2]))
     back = pd.read_csv(path)

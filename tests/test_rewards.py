@@ -312,3 +312,47 @@ def test_rewards_are_normalised_to_unit_std_on_training_responses():
     r_raw = torch.cat([raw.reward(users, chosen), raw.reward(users, rejected)])
     assert r_norm.std().item() == pytest.approx(1.0, rel=1e-4)
     assert torch.allclose(r_norm * norm.fit_log_["reward_scale"], r_raw, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", FEATURE_METHODS)
+def test_fit_budgets_equals_separate_fits(method, tmp_path):
+    """One run of the largest budget yields every budget's model: bit-identical rewards, logs and
+    configs to separate fits (with early stopping on val and budgets off the eval grid)."""
+    train, val = opposite_users(60, seed=0), opposite_users(20, seed=1, split="val")
+    budgets = [7, 20, 33, 60]
+    x = torch.randn(8, train.dim, generator=torch.Generator().manual_seed(2))
+    users = ["A", "B", "A", "B", "A", "B", "A", "nobody"]
+    kw = {"seed": 3, "eval_every": 5, "patience": 2, "batch_size": 16}
+    multi = make_reward_model(method, **kw).fit_budgets(train, val, budgets)
+    assert sorted(multi) == budgets
+    for b in budgets:
+        alone = make_reward_model(method, steps=b, **kw).fit(train, val)
+        assert torch.equal(alone.reward(users, x), multi[b].reward(users, x)), b
+        assert alone.fit_log_ == multi[b].fit_log_ and alone.config == multi[b].config
+    assert len({multi[b].fit_log_["steps_run"] for b in budgets}) > 1
+
+
+def test_train_rm_trains_sibling_budgets_once(tmp_path):
+    """studies.rms.train_rm with ``budgets``: one miss trains and caches every budget, and each
+    cached RM equals a separately trained one."""
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.rms import train_rm
+
+    train = opposite_users(40, seed=0)
+    val = opposite_users(12, seed=1, split="val")
+    feats = PairFeatures(
+        user_ids=train.user_ids + val.user_ids,
+        chosen=torch.cat([train.chosen, val.chosen]),
+        rejected=torch.cat([train.rejected, val.rejected]),
+        pair_ids=[f"p{i}" for i in range(len(train) + len(val))],
+        splits=["train"] * len(train) + ["val"] * len(val),
+        backbone=train.backbone,
+    )
+    cache = StudyCache(str(tmp_path / "c1"))
+    first = train_rm(feats, "per_user_bt", 0, 30, cache, "k", budgets=[10, 30])
+    assert len(list((cache.root / "rms").iterdir())) == 2  # budget 10 cached too
+    again = train_rm(feats, "per_user_bt", 0, 10, cache, "k", budgets=[10, 30])
+    alone = train_rm(feats, "per_user_bt", 0, 10, StudyCache(str(tmp_path / "c2")), "k")
+    x = torch.randn(4, feats.dim)
+    assert torch.equal(again.reward(["A"] * 4, x), alone.reward(["A"] * 4, x))
+    assert first.config.steps == 30 and again.config.steps == 10

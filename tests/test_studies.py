@@ -43,7 +43,7 @@ def _cfg(tiny_dir, **kw):
         "pair_test_frac": 0.2,
         "max_real_profile": 40,
     }
-    return load_config("embedded", {**base, **kw})
+    return load_config("embedded_synthetic", {**base, **kw})
 
 
 def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
@@ -82,7 +82,7 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
         and tau.loc[head, "n_clusters"].eq(2).all()
     )
     assert tau.loc[~head, "interval"].eq("RMs only (naive)").all() and tau.loc[~head, "rel_rm"].isna().all()
-    every = tau_table(res["points"], load_config("embedded", {**cfg.to_dict(), "honest_tau": "all"}), pp)
+    every = tau_table(res["points"], load_config("embedded_synthetic", {**cfg.to_dict(), "honest_tau": "all"}), pp)
     assert every["interval"].eq("test set x RM cluster").all()
     assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
     for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
@@ -98,7 +98,7 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
 
 
 def test_tau_table_known_answers():
-    cfg = load_config("embedded", {"n_boot": 50})
+    cfg = load_config("embedded_synthetic", {"n_boot": 50})
     x = np.linspace(0.5, 0.9, 20)
     pts = pd.DataFrame({"dataset": "d", "variant": "score", "length_norm": False, "w": 1.0, "rm_acc": x})
     same = tau_table(pts.assign(policy_acc=x), cfg).iloc[0]
@@ -381,7 +381,7 @@ def test_settings_change_the_data(tmp_path):
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
 
-    small = load_config("embedded", {"synthetic_profile": [5, 5], "n_users": 3, "n_test_items": 1})
+    small = load_config("embedded_synthetic", {"synthetic_profile": [5, 5], "n_users": 3, "n_test_items": 1})
     assert all(len(t.profile) == 5 for t in synthetic_data(small).tasks)
     big = load_config(
         "embedded", {"synthetic_profile": [9, 9], "n_users": 3, "n_test_items": 1, "synthetic_pool": 40}
@@ -389,10 +389,10 @@ def test_settings_change_the_data(tmp_path):
     assert (
         all(len(t.profile) == 9 for t in synthetic_data(big).tasks) and len(synthetic_data(big).items) == 40
     )
-    real = load_config("embedded_real", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
+    real = load_config("embedded", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
     tasks = user_tasks(real)
     assert len({t.user_id for t in tasks}) == 3 and all(len(t.profile) == 6 for t in tasks)
-    every = user_tasks(load_config("embedded_real", {"n_test_items": 1}))
+    every = user_tasks(load_config("embedded", {"n_test_items": 1}))
     assert len({t.user_id for t in every}) == 34  # every vendored author with >= min_profile articles
     # real_negatives: other_user negatives generate nothing (the model only names the cache);
     # rejected texts are other authors' real headlines
@@ -428,9 +428,9 @@ def test_icl_parity_retrieves_only_rm_training_items():
     prof = [ProfileItem(f"input {j}", f"out {j}", f"i{j}") for j in range(5)]
     tasks = [UserTask("u", prof, "test input", "test out", "u/t")]
     train_ids = {"u/i0", "u/i3", "v/i1"}
-    got = icl_profiles(load_config("embedded"), tasks, train_ids)
+    got = icl_profiles(load_config("embedded_synthetic"), tasks, train_ids)
     assert [p.item_id for p in got[0].profile] == ["i0", "i3"] and got[0].test_id == "u/t"
-    every = icl_profiles(load_config("embedded", {"icl_pool": "profile"}), tasks, train_ids)
+    every = icl_profiles(load_config("embedded_synthetic", {"icl_pool": "profile"}), tasks, train_ids)
     assert [p.item_id for p in every[0].profile] == [f"i{j}" for j in range(5)]
 
 
@@ -467,7 +467,7 @@ def test_tau_treats_float_noise_as_ties():
     """0.1 + 0.2 != 0.3 in floating point; accuracies equal up to summation order must tie."""
     from scipy.stats import kendalltau
 
-    cfg = load_config("embedded", {"n_boot": 20})
+    cfg = load_config("embedded_synthetic", {"n_boot": 20})
     pts = pd.DataFrame(
         {
             "dataset": "d",

@@ -74,7 +74,7 @@ def _entries(cache_dir) -> dict[str, bytes]:
 def local_run(small, tmp_path_factory):
     from analysis.sweep.engines import run_local
 
-    cfg = load_config("embedded", small)
+    cfg = load_config("embedded_synthetic", small)
     cache = str(tmp_path_factory.mktemp("local-cache"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -110,7 +110,7 @@ def test_missing_ray_is_one_clear_error(monkeypatch):
 
 
 def test_graph_counts_and_dependencies(small):
-    cfg = load_config("embedded", small)
+    cfg = load_config("embedded_synthetic", small)
     g = build_graph(cfg, n_users=3, generation_w=(2.0,))
     # study 1: 1 dataset x 2 methods x 1 seed x 1 budget, + 2 sensitivity RMs (normalize_reward=False);
     # studies 2-3: one model, its 2 RMs, 2 generation shards of <= 2 users
@@ -147,9 +147,9 @@ def test_user_shards_and_generations_in_unsharded_order(small, monkeypatch):
     import analysis.studies.generations as gen
 
     tasks = [SimpleNamespace(user_id=u, test_id=f"t{i}") for i, u in enumerate("aabcbd")]
-    cfg = load_config("embedded", {**small, "shard_users": 2})
+    cfg = load_config("embedded_synthetic", {**small, "shard_users": 2})
     assert gen.user_shards(cfg, tasks) == [[0, 1, 2, 4], [3, 5]]  # users a, b | c, d
-    one = load_config("embedded", {**small, "shard_users": 0})
+    one = load_config("embedded_synthetic", {**small, "shard_users": 0})
     assert gen.user_shards(one, tasks) == [list(range(6))]
     calls = []
 

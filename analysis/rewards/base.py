@@ -122,6 +122,44 @@ class RewardModel:
         """Train on ``train`` pairs (early stopping on ``val`` when given); returns ``self``."""
         from analysis.rewards.train import train_bradley_terry
 
+        tr, va = self._prepare_fit(train, val)
+        self.fit_log_ = train_bradley_terry(self, tr, va, self.config)
+        return self._finish_fit(tr, train)
+
+    def fit_budgets(
+        self, train: PairFeatures, val: PairFeatures | None, budgets: Sequence[int]
+    ) -> dict[int, RewardModel]:
+        """``{budget: model}``: the models :meth:`fit` would give with ``steps = budget``, for every
+        budget, from ONE training run of ``max(budgets)`` steps (a shorter run is a prefix of a
+        longer one; :func:`analysis.rewards.train.train_bradley_terry_budgets`). Identical to
+        separate fits (tested bit for bit) at the cost of the longest. Afterwards ``self`` is only a
+        template (its module holds the longest run's last state): use the returned models."""
+        import copy
+        import dataclasses
+
+        from analysis.rewards.train import train_bradley_terry_budgets
+
+        budgets = sorted({int(b) for b in budgets})
+        self.config = dataclasses.replace(self.config, steps=budgets[-1])
+        tr, va = self._prepare_fit(train, val)
+        snaps = train_bradley_terry_budgets(self, tr, va, self.config, budgets)
+        out = {}
+        for b, (state, log) in snaps.items():
+            # training leftovers with a graph (e.g. VPL's last KL term) cannot be deep-copied: detach
+            memo = {
+                id(v): v.detach() for v in vars(self).values() if torch.is_tensor(v) and v.grad_fn is not None
+            }
+            rm = copy.deepcopy(self, memo)
+            rm.config = dataclasses.replace(self.config, steps=b)
+            if state is not None:
+                rm.module_.load_state_dict(state)
+            rm.module_.eval()
+            rm.fit_log_ = log
+            out[b] = rm._finish_fit(tr, train)
+        return out
+
+    def _prepare_fit(self, train: PairFeatures, val: PairFeatures | None):
+        """Checks, seed, users, the module and its buffers; returns the (train, val) tensors."""
         self.config.validate()
         _check_pairs(train, "train")
         if val is not None and len(val) == 0:
@@ -149,9 +187,9 @@ class RewardModel:
         self.module_.register_buffer("reward_center", torch.zeros(len(self.users_)))
         tr = self._tensors(train)
         self._setup(tr)
-        self.fit_log_ = train_bradley_terry(
-            self, tr, self._tensors(val) if val is not None else None, self.config
-        )
+        return tr, self._tensors(val) if val is not None else None
+
+    def _finish_fit(self, tr: PairTensors, train: PairFeatures) -> RewardModel:
         self._after_fit(tr)
         self.module_.eval()
         self.fit_reward_normalisation(train)

@@ -147,7 +147,17 @@ def rm_points(
     held: dict = {}
 
     def run():
-        rm = train_rm(feats, m, s, b, cache, fkey, cfg.rm_bootstrap, normalize_reward=norm)
+        rm = train_rm(
+            feats,
+            m,
+            s,
+            b,
+            cache,
+            fkey,
+            cfg.rm_bootstrap,
+            normalize_reward=norm,
+            budgets=list(cfg.budgets) if norm else None,
+        )
         rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
         acc, acc_df = rm_accuracy_row(rm, feats.subset("test"), cfg)
         fit = getattr(rm, "fit_log_", {}) or {}

@@ -82,38 +82,49 @@ def train_rm(
     feat_key: str,
     bootstrap: bool = True,
     normalize_reward: bool = True,
+    budgets: list[int] | None = None,
 ):
     """Fit (or load from the cache) one RM of ``method`` with ``seed`` and step ``budget``.
 
     Trains on the ``train`` split (a per-user bootstrap resample of it, seeded by ``seed``, when
     ``bootstrap``) with early stopping on ``val``; the RM's ``study_key_`` names its cache folder.
     ``normalize_reward=False`` keeps the raw reward scale (the study-1 sensitivity row).
+    ``budgets`` (the population's other step budgets for this method and seed): on a cache miss
+    they are all trained in one run (:meth:`analysis.rewards.base.RewardModel.fit_budgets`, the
+    same models as separate fits) and cached, so their own calls are cache hits.
     """
     from analysis.rewards import load_reward_model, make_reward_model
 
-    folder = (
-        cache.root
-        / "rms"
-        / key_hash(
-            {
-                "feat": feat_key,
-                "method": method,
-                "seed": seed,
-                "steps": budget,
-                "bootstrap": bootstrap,
-                "normalize_reward": normalize_reward,
-                "v": 2,  # rewards centred per user (issue 11)
-            }
-        )
-    )
-    if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+    def folder_of(steps: int):
+        key = {
+            "feat": feat_key,
+            "method": method,
+            "seed": seed,
+            "steps": steps,
+            "bootstrap": bootstrap,
+            "normalize_reward": normalize_reward,
+            "v": 2,  # rewards centred per user (issue 11)
+        }
+        return cache.root / "rms" / key_hash(key)
+
+    def cached(folder) -> bool:
+        return (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+
+    folder = folder_of(budget)
+    if cached(folder):
         rm = load_reward_model(folder)
     else:
-        rm = make_reward_model(method, seed=seed, steps=budget, normalize_reward=normalize_reward)
+        todo = sorted({budget, *(budgets or [])})
+        todo = [b for b in todo if b == budget or not cached(folder_of(b))]
+        rm0 = make_reward_model(method, seed=seed, steps=budget, normalize_reward=normalize_reward)
         val = feats.subset("val")
         train = feats.subset("train")
-        rm.fit(bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None)
-        rm.save(folder)
+        fits = rm0.fit_budgets(
+            bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None, todo
+        )
+        for b, fitted in fits.items():
+            fitted.save(folder_of(b))
+        rm = fits[budget]
     rm.study_key_ = folder.name  # identifies this RM in generation caches
     return rm
 
