@@ -158,6 +158,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_real_profile": 0,
         "pair_test_frac": 0.4,
         "pa_variants": ["score"],
+        "batch_size": 48,  # decode steps with 48 rows: 1.5x the throughput of 16 on a 2-core CPU
     },
     # The quick synthetic-only configuration (the default before issue 12): 6 synthetic users,
     # 20 RMs per dataset, both policy-accuracy variants. A few minutes; tests start from it.

@@ -177,6 +177,21 @@ class TextFeatureStore:
             self._store(new, save)
         return torch.stack([self.table[k] for k in keys]) if keys else torch.zeros(0, 0)
 
+    def put(self, prompts: list, responses: list[str], feats: torch.Tensor) -> int:
+        """Add features computed elsewhere (rows of ``feats`` for the (prompt, response) pairs) where
+        the store has none; rows already stored win. Returns the number of rows added."""
+        from safetensors.torch import save
+
+        new = {}
+        for p, r, f in zip(prompts, responses, feats, strict=True):
+            k = self.key(p, r)
+            if k not in self.table and k not in new:
+                new[k] = f.float().contiguous()
+        if new:
+            self.table.update(new)
+            self._store(new, save)
+        return len(new)
+
     def _store(self, new: dict, save) -> None:
         """Write the table with ``new`` merged into the file's current rows, under a file lock:
         concurrent writers (sweep tasks on one model) never drop each other's rows."""

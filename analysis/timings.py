@@ -45,6 +45,7 @@ PHASES = {
     "attribute_pairs": "data and pairs",
     "preflamp_pairs": "Pref-LaMP pairs (base generations)",
     "features": "features",
+    "pa_data": "policy-accuracy data (test pairs)",
     "train_rm": "train RMs",
     "rm_accuracy_row": "RM accuracy",
     "policy_accuracy_table": "policy accuracy",

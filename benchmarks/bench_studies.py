@@ -6,7 +6,7 @@ reliability of RM accuracy (``rel_rm``) and of policy accuracy (``rel_policy``) 
 setting. Last line: ``studies_seconds=<x>``.
 
     PYTHONPATH=$PWD python benchmarks/bench_studies.py [--datasets a,b] [--settings news_category,synthetic]
-        [--set key=value ...] [--skip-study2]
+        [--set key=value ...] [--skip-study2]      (--datasets none: study 2 only)
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ def main() -> None:
     from analysis.studies import preflamp_decoupling, rm_vs_policy_accuracy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default="", help="comma-separated study-1 datasets (default: the preset's)")
+    ap.add_argument(
+        "--datasets",
+        default="",
+        help="comma-separated study-1 datasets (default: the preset's; 'none': skip study 1)",
+    )
     ap.add_argument("--settings", default="news_category,synthetic", help="study-2 preflamp sources")
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--skip-study2", action="store_true")
@@ -34,7 +38,8 @@ def main() -> None:
     torch.set_num_threads(cfg.threads)
     cache = args.cache or tempfile.mkdtemp(prefix="bench-studies-")
     total = 0.0
-    for ds in args.datasets.split(",") if args.datasets else cfg.datasets:
+    study1 = [] if args.datasets == "none" else args.datasets.split(",") if args.datasets else cfg.datasets
+    for ds in study1:
         t0 = time.perf_counter()
         res = rm_vs_policy_accuracy(cfg, cache, datasets=[ds], progress=False)
         dt = time.perf_counter() - t0

@@ -244,9 +244,10 @@ def test_cli_dry_run_prints_the_graph(small, tmp_path, capsys):
 
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small))
-    assert main(["sweep", "--config", str(path), "--dry-run", "--set", f"cache_dir={tmp_path}"]) == 0
+    argv = ["sweep", "--preset", "embedded_synthetic", "--config", str(path), "--dry-run"]
+    assert main([*argv, "--set", f"cache_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
-    assert "sweep graph of preset embedded: 16 tasks; 3 Pref-LaMP users" in out
+    assert "sweep graph of preset embedded_synthetic: 16 tasks; 3 Pref-LaMP users" in out
     assert "features 2, pa_data 1, rm 6, policy_accuracy 4, table 1, generations 2" in out
     assert "GPU-hours" in out and "roofline" in out
     assert main(["sweep", "--preset", "paper", "--dry-run"]) == 0  # no LaMP folder needed for a dry run

@@ -30,7 +30,11 @@ COMMAND_MODULES = [
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """--preset / --config / --set, shared by every command that builds a StudyConfig."""
-    p.add_argument("--preset", default="embedded", help="preset to start from: embedded (default: real authors + synthetic users, CPU), embedded_synthetic (quick) or paper (GPU)")
+    p.add_argument(
+        "--preset",
+        default="embedded",
+        help="preset to start from: embedded (default: real authors + synthetic users, CPU), embedded_synthetic (quick) or paper (GPU)",
+    )
     p.add_argument("--config", default=None, help="YAML or JSON file overriding preset keys")
     p.add_argument(
         "--set",

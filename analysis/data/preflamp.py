@@ -98,9 +98,11 @@ def base_generations(
     *,
     cache_path: str | os.PathLike | None = None,
     model_id: str = "",
-    chunk_size: int = 16,
+    chunk_size: int = 96,
 ) -> dict[str, str]:
-    """``{prompt: generation}``: from the cache where present, else ``generate_fn`` in chunks."""
+    """``{prompt: generation}``: from the cache where present, else ``generate_fn`` in chunks of
+    ``chunk_size`` prompts (each chunk is cached when it finishes: a killed run resumes there; large
+    enough for full decode batches, which ``generate_fn`` buckets by length)."""
     cache = GenerationCache(cache_path)
     todo = list(dict.fromkeys(p for p in prompts if cache.get(model_id, p) is None))
     if todo and generate_fn is None:

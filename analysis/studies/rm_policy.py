@@ -105,18 +105,40 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
 def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache) -> dict:
     """Pairs and features of one study-1 dataset on the policy model (one sweep ``features``
     task): ``model, tok, data, feats, fkey, test_pairs``."""
+    from analysis.features import supports_prompt_sharing
+
     model, tok = get_model(cfg)
     data = study1_dataset(cfg, ds, model, tok, cache)
-    feats = features(cfg, model, tok, data.pairs, cache)
-    check_splits(feats, ds)
-    return {
-        "model": model,
-        "tok": tok,
-        "data": data,
-        "feats": feats,
-        "fkey": feature_key(cfg, model, tok, data.pairs),
-        "test_pairs": [p for p in data.pairs if p.split == "test"],
-    }
+    fkey = feature_key(cfg, model, tok, data.pairs)
+    test_pairs = [p for p in data.pairs if p.split == "test"]
+    out = {"model": model, "tok": tok, "data": data, "fkey": fkey, "test_pairs": test_pairs}
+    if test_pairs and supports_prompt_sharing(model):
+        # the policy-accuracy pass runs every test response in full: its last positions are those
+        # responses' RM features, so the feature store gets them from it instead of a second pass
+        out["pa_data"] = pa_data(cfg, model, tok, test_pairs, cache, fkey)
+        seed_feature_store(cfg, model, tok, cache, out["pa_data"], test_pairs)
+    out["feats"] = features(cfg, model, tok, data.pairs, cache)
+    check_splits(out["feats"], ds)
+    return out
+
+
+def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pairs) -> int:
+    """Put the full-response features of :class:`analysis.policy_accuracy.PAData` of ``pairs`` (the
+    last prefix feature of each response) into the studies' feature store; returns rows added."""
+    import torch
+
+    from analysis.studies.rms import feature_store
+
+    if list(data.pair_ids) != [p.pair_id for p in pairs]:
+        raise ValueError("policy-accuracy data and pairs are not in the same order")
+    prompts, responses, rows = [], [], []
+    for side in ("chosen", "rejected"):
+        sd = getattr(data, side)
+        last = torch.cumsum(sd.lengths, 0) - 1
+        rows.append(sd.feats[last].float())
+        prompts += [p.prompt for p in pairs]
+        responses += [getattr(p, side) for p in pairs]
+    return feature_store(cfg, model, tok, cache).put(prompts, responses, torch.cat(rows))
 
 
 def rm_points(
