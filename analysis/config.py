@@ -97,6 +97,9 @@ class StudyConfig:
     )  # study 1 policy-accuracy variants (analysis.policy_accuracy.VARIANTS); policy needs a top-k candidate pass (~3x the cost of the rest of study 1's model work)
     k: int = 10  # ARGS top-k candidates
     rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
+    inspector_w: list[float] = field(
+        default_factory=lambda: [0.5, 2.0]
+    )  # study 2 (main setting): extra ARGS weights generated for the inspector (notebook 04); each costs one ARGS run per RM and user
     best_of_n: int = 4  # n for best-of-n (0 disables)
     sample_temperature: float = 0.7  # sampling temperature of best-of-n and of the sampled base
     sample_top_p: float = 0.9  # nucleus (top-p) threshold of best-of-n and of the sampled base (1 = off)
@@ -159,6 +162,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pair_test_frac": 0.4,
         "pa_variants": ["score"],
         "batch_size": 48,  # decode steps with 48 rows: 1.5x the throughput of 16 on a 2-core CPU
+        "inspector_w": [],  # ARGS at rgd_w only: two more weights would add ~6 min on a 2-core CPU
     },
     # The quick synthetic-only configuration (the default before issue 12): 6 synthetic users,
     # 20 RMs per dataset, both policy-accuracy variants. A few minutes; tests start from it.
@@ -306,8 +310,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     for key in ("models", "methods", "seeds", "budgets", "w_values", "datasets", "pa_variants"):
         if not getattr(cfg, key):
             raise ConfigError(f"config key '{key}': must not be empty")
-    if any(w < 0 for w in cfg.w_values) or cfg.rgd_w < 0:
-        raise ConfigError("config key 'w_values'/'rgd_w': RGD weights must be >= 0")
+    if any(w < 0 for w in [*cfg.w_values, *cfg.inspector_w]) or cfg.rgd_w < 0:
+        raise ConfigError("config key 'w_values'/'rgd_w'/'inspector_w': RGD weights must be >= 0")
     if cfg.best_of_n < 0:
         raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
     if cfg.shard_users < 0:

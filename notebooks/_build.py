@@ -149,7 +149,7 @@ def nb02():
             _params(
                 "methods: Optional[list] = None  # RM methods; None: the config's\n"
                 "rgd_w: Optional[float] = None  # ARGS weight of the main comparison; None: the config's\n"
-                "generation_w: list = [0.5, 2.0]  # extra ARGS weights generated for the inspector (notebook 04)\n"
+                "generation_w: Optional[list] = None  # extra ARGS weights generated for the inspector (notebook 04); None: the config's inspector_w\n"
                 "icl_k: Optional[list] = None  # ICL example counts; None: the config's\n"
                 "k: Optional[int] = None  # ARGS top-k; None: the config's\n"
                 'second_settings: list = ["synthetic"]  # study 2 also on these preflamp sources, labelled by dataset\n',
@@ -160,9 +160,9 @@ def nb02():
             new_code_cell(
                 "import dataclasses\n\nimport pandas as pd\n\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
-                "res = preflamp_decoupling(cfg, cache, w_values=generation_w)\n"
+                "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w)\n"
                 "# the same study in each second setting (e.g. the synthetic world), labelled by dataset;\n"
-                "# ARGS at rgd_w only there (generation_w's extra weights are for the main setting's inspector)\n"
+                "# ARGS at rgd_w only there (the inspector's extra weights are for the main setting)\n"
                 "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache)\n"
                 "          for s in second_settings if s != cfg.preflamp_source}\n"
                 "stamp = settings_columns(cfg, rgd_w=cfg.rgd_w, retriever=cfg.retriever,\n"

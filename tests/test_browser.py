@@ -71,9 +71,11 @@ def workspace(tmp_path_factory):
         "n_boot": 50,
         "threads": 1,
         "k": 3,
+        "inspector_w": [0.5, 2.0],  # ARGS at three weights: the test switches w
     }
     # notebook 02 writes the generation tables, a figure and findings; the test runs 04 itself
     run = run_report(
+        "embedded_synthetic",
         overrides=overrides, output_root=tmp / "reports", run_id="tiny", only=["02"], progress=False
     )
     # a second report still being written, which latest points at: the inspector must not open it

@@ -91,6 +91,7 @@ def report(tmp_path_factory):
         "synthetic_profile": [12, 20],
         "attribute_prompts": 30,
         "pair_test_frac": 0.2,
+        "inspector_w": [2.0],  # one extra ARGS weight for the inspector (the preset has none)
     }
     run = run_report(
         "embedded", overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False

@@ -268,7 +268,8 @@ def test_cli_local_sweep_killed_then_resumed(local_run, small, tmp_path, monkeyp
     cfg, local_cache, _ = local_run
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small))
-    cmd = [sys.executable, "-m", "analysis", "sweep", "--config", str(path), "--generation-w"]
+    cmd = [sys.executable, "-m", "analysis", "sweep", "--preset", "embedded_synthetic", "--config", str(path)]
+    cmd += ["--generation-w"]
     cmd += ["--set", f"cache_dir={tmp_path / 'cache'}"]
     env = {
         **os.environ,

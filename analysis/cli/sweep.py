@@ -15,7 +15,6 @@ import argparse
 import json
 
 from analysis.sweep.engines import ENGINES
-from analysis.sweep.graph import NOTEBOOK_GENERATION_W
 
 
 def add_commands(sub) -> None:
@@ -35,8 +34,8 @@ def add_commands(sub) -> None:
         "--generation-w",
         type=float,
         nargs="*",
-        default=list(NOTEBOOK_GENERATION_W),
-        help="extra ARGS weights generated on the policy model (notebook 02's generation_w)",
+        default=None,
+        help="extra ARGS weights generated on the policy model (notebook 02's generation_w; default: the config's inspector_w)",
     )
     p.add_argument("--max-retries", type=int, default=1, help="Ray: re-runs of a task whose worker died")
     p.add_argument(
@@ -55,7 +54,7 @@ def cache_dir_for(cfg, output_root: str | None = None) -> str:
     return cfg.cache_dir or str(Path(output_root or REPO / "reports") / "cache")
 
 
-def plan(cfg, generation_w=NOTEBOOK_GENERATION_W, *, need_data: bool = True):
+def plan(cfg, generation_w=None, *, need_data: bool = True):
     """The graph of ``cfg``: the Pref-LaMP users are read from the data (``need_data=False``: fall
     back to ``cfg.n_users`` when they cannot be read, as for a dry run without the data)."""
     from analysis.sweep.graph import build_graph
@@ -67,7 +66,8 @@ def plan(cfg, generation_w=NOTEBOOK_GENERATION_W, *, need_data: bool = True):
         if need_data:
             raise
         n_users, assumed = cfg.n_users, True
-    return build_graph(cfg, n_users, generation_w=tuple(generation_w), users_assumed=assumed)
+    extra = None if generation_w is None else tuple(generation_w)
+    return build_graph(cfg, n_users, generation_w=extra, users_assumed=assumed)
 
 
 def dry_run(cfg, graph, cache_dir: str) -> dict:

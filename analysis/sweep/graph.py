@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 
 from analysis.config import StudyConfig
 
-# notebook 02's default `generation_w` parameter: extra ARGS weights for the inspector (notebook 04)
-NOTEBOOK_GENERATION_W = (0.5, 2.0)
 STORE_WRITERS = ("features",)
 
 
@@ -93,7 +91,7 @@ def build_graph(
     cfg: StudyConfig,
     n_users: int,
     *,
-    generation_w: tuple[float, ...] = NOTEBOOK_GENERATION_W,
+    generation_w: tuple[float, ...] | None = None,
     study1: bool = True,
     preflamp: bool = True,
     users_assumed: bool = False,
@@ -101,7 +99,7 @@ def build_graph(
     """The task graph of ``cfg``: study 1 on ``cfg.policy_model`` and ``cfg.datasets``; studies 2-3
     on ``cfg.policy_model`` and ``cfg.models`` with ``n_users`` Pref-LaMP users (shards of
     ``cfg.shard_users``). ARGS runs at ``cfg.rgd_w`` on every model and also at ``generation_w``
-    on the policy model (what notebooks 02-04 read)."""
+    (None: ``cfg.inspector_w``) on the policy model (what notebooks 02-04 read)."""
     tasks: list[Task] = []
     last_writer: dict[str, str] = {}  # model -> id of its last task writing the text-feature store
 
@@ -149,7 +147,8 @@ def build_graph(
                 for m in cfg.methods
             ]
             # the w the studies call generate_systems with: study 2 (policy model) adds generation_w
-            ws = sorted({float(cfg.rgd_w), *(map(float, generation_w) if model == policy else ())})
+            extra = cfg.inspector_w if generation_w is None else generation_w  # notebook 02's default
+            ws = sorted({float(cfg.rgd_w), *(map(float, extra) if model == policy else ())})
             for sh in shards:
                 add(_task("generations", model, [f.id, *rms], w=ws, shard=sh))
     return Graph(tasks, n_users, users_assumed)
