@@ -510,3 +510,18 @@ def test_bootstrap_by_user_keeps_counts_and_varies_with_seed():
     for u, pid in zip(r0.user_ids, r0.pair_ids, strict=True):  # a pair never moves to another user
         assert users[int(pid)] == u
     assert torch.equal(r0.chosen[:, 0], torch.tensor([float(p) for p in r0.pair_ids]))
+
+
+def test_claim2_uses_the_main_setting_only():
+    """Study 2's tables hold the main setting (real authors) and second settings (synthetic): the
+    claim-2 verdict is the main setting's, never a pool of both (it used to count 34 + 6 users)."""
+    main_s, main_g = _claim2_inputs(0, gap=0.0, n_users=12)
+    other_s, other_g = _claim2_inputs(1, gap=0.08, n_users=5)
+    other_g["user_id"] = "s" + other_g["user_id"]
+    summ = pd.concat([main_s.assign(dataset="news_category"), other_s.assign(dataset="synthetic")])
+    gens = pd.concat([main_g.assign(dataset="news_category"), other_g.assign(dataset="synthetic")])
+    f = findings(decoupling=summ, generations=gens).iloc[1]
+    assert f["this_run"].startswith("news_category: ") and "12 users" in f["this_run"]
+    assert f["verdict"] == "supported"
+    f = findings(decoupling=summ.iloc[::-1].reset_index(drop=True), generations=gens).iloc[1]
+    assert f["this_run"].startswith("synthetic: ") and "5 users" in f["this_run"]

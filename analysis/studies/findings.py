@@ -112,12 +112,21 @@ def claim2(summary: pd.DataFrame | None, generations: pd.DataFrame | None = None
     }
     if summary is None or summary.empty:
         return {**row, "this_run": "study 2 not run", "verdict": "not measured"}
+    # one setting: the main one (real authors), written first; the second settings (e.g. the synthetic
+    # world) share the tables and must not be pooled with it
+    col = "setting" if "setting" in summary.columns else "dataset" if "dataset" in summary.columns else None
+    setting = str(summary[col].iloc[0]) if col else None
+    if setting is not None:
+        summary = summary[summary[col].astype(str) == setting]
+        if generations is not None and "dataset" in generations.columns:
+            generations = generations[generations["dataset"].astype(str) == setting]
     r = summary[summary["kind"] == "rgd"].dropna(subset=["rm_acc"])
     if len(r) < 2:
         return {**row, "this_run": "fewer than 2 RGD methods", "verdict": "not measured"}
     hi, lo = r.loc[r["rm_acc"].idxmax()], r.loc[r["rm_acc"].idxmin()]
     text = (
-        f"{hi.get('system', 'high')}: RM acc {_f(hi['rm_acc'], 2)} [{_f(hi.get('rm_acc_lo'), 2)}, "
+        (f"{setting}: " if setting else "")
+        + f"{hi.get('system', 'high')}: RM acc {_f(hi['rm_acc'], 2)} [{_f(hi.get('rm_acc_lo'), 2)}, "
         f"{_f(hi.get('rm_acc_hi'), 2)}], ROUGE-1 {_f(hi['rouge1'])}; {lo.get('system', 'low')}: RM acc "
         f"{_f(lo['rm_acc'], 2)} [{_f(lo.get('rm_acc_lo'), 2)}, {_f(lo.get('rm_acc_hi'), 2)}], "
         f"ROUGE-1 {_f(lo['rouge1'])}"
