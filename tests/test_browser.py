@@ -76,7 +76,11 @@ def workspace(tmp_path_factory):
     # notebook 02 writes the generation tables, a figure and findings; the test runs 04 itself
     run = run_report(
         "embedded_synthetic",
-        overrides=overrides, output_root=tmp / "reports", run_id="tiny", only=["02"], progress=False
+        overrides=overrides,
+        output_root=tmp / "reports",
+        run_id="tiny",
+        only=["02"],
+        progress=False,
     )
     # a second report still being written, which latest points at: the inspector must not open it
     second = shutil.copytree(run, tmp / "reports" / "tiny2")

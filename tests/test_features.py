@@ -201,7 +201,7 @@ def test_shared_prompt_pass_equals_prefix_features(batch_size):
     """The studies' fast path (shared prefix, one forward per distinct prompt, responses on its
     repeated cache) gives the prefix features and log-probs of one full-sequence pass per response,
     whatever the batch and however many responses share a prompt."""
-    from analysis.features import shared_prompt_pass, shared_prompt_features
+    from analysis.features import shared_prompt_features, shared_prompt_pass
 
     for arch in ("llama", "qwen2"):  # the prompt-sharing archs (cache + position_ids)
         model, tok = build_tiny_model(arch, seed=0)

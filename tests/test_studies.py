@@ -82,7 +82,9 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
         and tau.loc[head, "n_clusters"].eq(2).all()
     )
     assert tau.loc[~head, "interval"].eq("RMs only (naive)").all() and tau.loc[~head, "rel_rm"].isna().all()
-    every = tau_table(res["points"], load_config("embedded_synthetic", {**cfg.to_dict(), "honest_tau": "all"}), pp)
+    every = tau_table(
+        res["points"], load_config("embedded_synthetic", {**cfg.to_dict(), "honest_tau": "all"}), pp
+    )
     assert every["interval"].eq("test set x RM cluster").all()
     assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
     for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
