@@ -12,7 +12,8 @@ the default path. End to end on SmolLM2-135M (float32, 2 threads) a 16-row decod
 
 The results agree with the default layout up to float rounding (different summation order), so
 greedy decoding may rarely pick a different token at a near tie. Inference only: the copy does
-not follow later changes of the weight (the studies never train the policy). The memory cost is
+not follow later changes of the weight (the studies never train the policy); after a move to
+another device or dtype the layer falls back to the default path. The memory cost is
 one more copy of the linear weights (~0.5 GB for SmolLM2-135M in float32, LM head included).
 
 >>> import torch
@@ -40,7 +41,8 @@ class SmallBatchLinear(torch.nn.Linear):
     max_rows: int
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() // max(1, x.shape[-1]) <= self.max_rows and x.dtype == self.weight_t.dtype:
+        same = x.dtype == self.weight_t.dtype and x.device == self.weight_t.device  # e.g. moved to CUDA later
+        if same and x.numel() // max(1, x.shape[-1]) <= self.max_rows:
             # a 2-D product: matmul of a non-contiguous 3-D x would broadcast the weight (bmm, ~10x slower)
             y = torch.mm(x.reshape(-1, x.shape[-1]), self.weight_t).view(*x.shape[:-1], -1)
             return y if self.bias is None else y + self.bias
