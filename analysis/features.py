@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from analysis.data.records import DataError
 from analysis.models import (
     cache_kwarg,
+    common_prefix_len,
     encode_prompt,
     encode_response,
     pad_token_id,
@@ -290,15 +291,6 @@ def _out_cache(outputs):
     return outputs.past_key_values if cache is None else cache
 
 
-def _common_prefix(seqs: list[list[int]]) -> int:
-    """Longest token prefix shared by every sequence, leaving each at least one token."""
-    limit = min(len(q) for q in seqs) - 1
-    n = 0
-    while n < limit and all(q[n] == seqs[0][n] for q in seqs):
-        n += 1
-    return n
-
-
 @torch.no_grad()
 def shared_prompt_pass(
     model,
@@ -341,7 +333,7 @@ def shared_prompt_pass(
     lps: list = [None] * n
     for chunk in tqdm(chunks, desc="shared-prompt features", disable=not progress, unit="batch"):
         G = len(chunk)
-        C = _common_prefix([list(q) for q in chunk]) if G > 1 else 0
+        C = common_prefix_len(chunk) if G > 1 else 0
         cache = None  # the model makes its default cache on the first call
         if C:
             prefix = torch.tensor([list(chunk[0][:C])], device=device)

@@ -401,6 +401,16 @@ def model_id(model) -> str:
     return str(getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", "") or "unknown")
 
 
+def common_prefix_len(seqs) -> int:
+    """Length of the longest token prefix shared by all ``seqs``, leaving each at least one token
+    (decoding and the feature pass run that prefix once per batch)."""
+    limit = min(len(s) for s in seqs) - 1
+    n = 0
+    while n < limit and all(s[n] == seqs[0][n] for s in seqs):
+        n += 1
+    return n
+
+
 def pad_token_id(tok) -> int:
     """The id used for padding: the tokenizer's pad token, else its EOS (padding is always masked)."""
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

@@ -41,7 +41,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from analysis.models import cache_kwarg, encode_prompt, pad_token_id
+from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
 Prompt = str | list[dict]
 
@@ -181,15 +181,6 @@ def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- core loop
-
-
-def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    """Length of the longest common token prefix, leaving every sequence at least one token."""
-    limit = min(len(s) for s in seqs) - 1
-    n = 0
-    while n < limit and all(s[n] == seqs[0][n] for s in seqs):
-        n += 1
-    return n
 
 
 @torch.no_grad()
