@@ -260,7 +260,11 @@ def plot_tau_scatter(
                 bbox_to_anchor=(0.5, -0.02),
                 frameon=False,
             )
-    fig.suptitle(title or "RM accuracy vs policy accuracy (Kendall τ-b with its 95% interval, see the tau table's interval column)", y=1.02)
+    fig.suptitle(
+        title
+        or "RM accuracy vs policy accuracy (Kendall τ-b with its 95% interval, see the tau table's interval column)",
+        y=1.02,
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
