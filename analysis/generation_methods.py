@@ -219,7 +219,8 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
     """A method function running reward-guided decoding with ``rm`` on the zero-shot prompts.
 
     ``decoder`` ``args`` calls :func:`analysis.decoding.args.args_generate` (params w, k, mode,
-    temperature, seed, max_new_tokens; at most 8 prompts per batch), ``best_of_n``
+    temperature, seed, max_new_tokens; ``batch_size`` prompts per batch, i.e. ``k`` times as many
+    candidate rows), ``best_of_n``
     :func:`analysis.decoding.best_of_n.best_of_n` (n, temperature, top_p, seed, max_new_tokens).
     Rows get ``reward``.
     """
@@ -233,9 +234,7 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
             from analysis.decoding.args import ArgsConfig, args_generate
 
             kw = {k: params[k] for k in ArgsConfig.__dataclass_fields__ if k in params and k != "batch_size"}
-            outs = args_generate(
-                model, tok, rm, prompts, users, batch_size=min(8, params["batch_size"]), **kw
-            )
+            outs = args_generate(model, tok, rm, prompts, users, batch_size=params["batch_size"], **kw)
         else:
             from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
 

@@ -272,15 +272,17 @@ def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.0
             "p_value": float("nan"),
             "n": n,
         }
+    from analysis.metrics_tau import tau_b_weighted
+
     res = stats.kendalltau(x, y)
     rng = _rng(seed)
-    taus = []
-    for _ in range(n_boot):
-        i = rng.integers(0, n, size=n)
-        t = stats.kendalltau(x[i], y[i]).statistic
-        if not np.isnan(t):
-            taus.append(t)
-    lo, hi = np.quantile(taus, [alpha / 2, 1 - alpha / 2]) if taus else (float("nan"), float("nan"))
+    draws = rng.integers(0, n, size=(n_boot, n))  # resample i = the points drawn in replicate i
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    # tau-b of each resample from its point multiplicities (= scipy on the repeated points)
+    taus = tau_b_weighted(np.broadcast_to(x, counts.shape), np.broadcast_to(y, counts.shape), counts)
+    taus = taus[~np.isnan(taus)]
+    lo, hi = np.quantile(taus, [alpha / 2, 1 - alpha / 2]) if taus.size else (float("nan"), float("nan"))
     return {
         "tau": float(res.statistic),
         "ci_low": float(lo),

@@ -53,9 +53,11 @@ def tau_b_weighted(x: np.ndarray, y: np.ndarray, m: np.ndarray | None = None) ->
             dy = np.abs(sy).sum(axis=(1, 2), dtype=np.int64).astype(float)
         else:
             ms = np.atleast_2d(m)[s : s + chunk].astype(float)
-            num = np.einsum("bi,bij,bj->b", ms, (sx * sy).astype(float), ms)
-            dx = np.einsum("bi,bij,bj->b", ms, np.abs(sx).astype(float), ms)
-            dy = np.einsum("bi,bij,bj->b", ms, np.abs(sy).astype(float), ms)
+            # m^T S m per row as a batched matrix product (integer-valued, so exact in float64)
+            num, dx, dy = (
+                (ms * (a.astype(float) @ ms[:, :, None])[:, :, 0]).sum(1)
+                for a in (sx * sy, np.abs(sx), np.abs(sy))
+            )
         den = np.sqrt(dx * dy)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[s : s + chunk] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

@@ -12,7 +12,7 @@ studies. :mod:`analysis.config` validates the *choices* against the same registr
 >>> from analysis.config import load_config
 >>> cfg = load_config("embedded", {"k": 5, "max_new_tokens": 12, "retriever": "recency"})
 >>> args_config(cfg, w=0.5)
-ArgsConfig(w=0.5, k=5, max_new_tokens=12, mode='greedy', temperature=1.0, seed=0, batch_size=8)
+ArgsConfig(w=0.5, k=5, max_new_tokens=12, mode='greedy', temperature=1.0, seed=0, batch_size=48)
 >>> icl_config(cfg, k=2).retriever, icl_config(cfg, k=2).k
 ('recency', 2)
 >>> rm_config(cfg, "lore", seed=1, budget=25).steps
@@ -29,8 +29,6 @@ from analysis.errors import ConfigError
 from analysis.icl import ICLConfig
 from analysis.policy_accuracy import PolicyAccuracyConfig
 from analysis.rewards import RMConfig, method_info
-
-ARGS_MAX_BATCH = 8  # ARGS scores k candidates per row: its batches are capped at 8 prompts
 
 
 def model_kwargs(cfg: StudyConfig) -> dict:
@@ -49,23 +47,26 @@ def generation_config(cfg: StudyConfig) -> GenerationConfig:
 
 
 def args_config(cfg: StudyConfig, w: float | None = None) -> ArgsConfig:
-    """ARGS decoding at weight ``w`` (default: ``rgd_w``), top-``k``, greedy."""
+    """ARGS decoding at weight ``w`` (default: ``rgd_w``), top-``k``, greedy, ``batch_size`` prompts
+    per batch (each scores ``k`` candidate rows per step; rows that stop leave the batch)."""
     return ArgsConfig(
         w=float(cfg.rgd_w if w is None else w),
         k=cfg.k,
         max_new_tokens=cfg.max_new_tokens,
-        batch_size=min(ARGS_MAX_BATCH, cfg.batch_size),
+        batch_size=cfg.batch_size,
     ).validate()
 
 
 def best_of_n_config(cfg: StudyConfig) -> BestOfNConfig | None:
-    """Best-of-n sampling with ``n = best_of_n`` at temperature 1 (None when ``best_of_n`` is 0)."""
+    """Best-of-n sampling with ``n = best_of_n`` at ``sample_temperature`` / ``sample_top_p`` (the
+    settings of the study's shared samples; None when ``best_of_n`` is 0)."""
     if cfg.best_of_n == 0:
         return None
     return BestOfNConfig(
         n=cfg.best_of_n,
         max_new_tokens=cfg.max_new_tokens,
-        temperature=1.0,
+        temperature=cfg.sample_temperature,
+        top_p=cfg.sample_top_p,
         seed=cfg.seed,
         batch_size=cfg.batch_size,
     ).validate()

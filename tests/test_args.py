@@ -174,6 +174,31 @@ def test_stop_token_ends_response(tiny_lm):
     assert o.reward == o.step_rewards[-2]  # r_u(x, y) of the response without the stop token
     assert len(o.step_scores) == len(o.step_rewards) == len(o.tokens)
     assert [x.tokens for x in outs] == [x.tokens for x in ref]
+    assert len(outs[1].tokens) > len(o.tokens)  # row 0 left the batch while row 1 went on
+
+
+def test_rows_leaving_the_batch_keep_the_others_exact(tiny_lm):
+    """A row that stops is dropped from the batch and the cache; the other rows (and their
+    per-prompt sampling generators) must go on exactly as when decoded alone."""
+    model, tok = tiny_lm
+    rm = LinearRM(model)
+    users = _users(rm, 4)
+    kw = dict(w=0.5, k=5, max_new_tokens=10, mode="sample", temperature=1.5, seed=3)
+    alone = args_generate(model, tok, rm, PROMPTS, users, batch_size=1, **kw)
+    stop = alone[2].tokens[2]  # a token that ends at least one row early
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    try:
+        alone = args_generate(model, tok, rm, PROMPTS, users, batch_size=1, **kw)
+        batched = args_generate(model, tok, rm, PROMPTS, users, batch_size=4, **kw)
+        ref = reference_args(model, tok, rm, PROMPTS, users, **kw)
+    finally:
+        model.generation_config.eos_token_id = old
+    lengths = [len(o.tokens) for o in alone]
+    assert min(lengths) < max(lengths)  # rows did leave the batch at different steps
+    assert [o.tokens for o in batched] == [o.tokens for o in alone] == [o.tokens for o in ref]
+    for a, b in zip(alone, batched, strict=True):
+        assert b.step_rewards == pytest.approx(a.step_rewards, abs=1e-4)
 
 
 def test_text_path_oracle_cached_equals_reference_and_raises_reward(tiny_lm):

@@ -9,12 +9,13 @@ import torch
 
 from analysis.decoding.base import (
     _decode_batch,
-    _top_p_filter,
     common_prefix_len,
     generate_greedy,
     generate_sample,
     left_pad,
+    nucleus_size,
     positions_from_mask,
+    sample_tokens,
 )
 from analysis.models import build_tiny_model, encode_prompt
 
@@ -92,11 +93,25 @@ def test_sampling_limits_equal_greedy(tiny_lm):
     assert [x[0] for x in nucleus] == greedy
 
 
-def test_top_p_filter_keeps_smallest_set():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    kept = torch.isfinite(_top_p_filter(logits, 0.7))
-    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7, 0.5 + 0.3 crosses it
-    assert torch.isfinite(_top_p_filter(logits, 1.0)).all()
+def test_nucleus_keeps_smallest_set():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    assert nucleus_size(probs, 0.7) == 2  # 0.5 < 0.7, 0.5 + 0.3 crosses it
+    assert nucleus_size(probs, 0.5) == 1
+    assert nucleus_size(probs, 1e-9) == 1
+    assert nucleus_size(probs, 1.0) == 4
+
+
+@pytest.mark.parametrize("head", [1, 64])  # nucleus reaching past the head (full sort) / inside it
+def test_sample_tokens_draws_only_from_the_nucleus(head):
+    logits = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]])).repeat(400, 1)
+    gens = [torch.Generator().manual_seed(i) for i in range(400)]
+    drawn = sample_tokens(logits, 1.0, 0.7, gens, head=head)
+    assert set(drawn) == {1, 3}  # the two most likely tokens
+    share = drawn.count(1) / len(drawn)
+    assert abs(share - 0.5 / 0.8) < 0.08  # renormalised within the nucleus
+    again = sample_tokens(logits, 1.0, 0.7, [torch.Generator().manual_seed(i) for i in range(400)], head=head)
+    assert again == drawn  # per-row generators: reproducible
+    assert set(sample_tokens(logits, 1.0, 1.0, gens)) == {0, 1, 2, 3}  # top_p = 1: whole vocabulary
 
 
 def test_generation_argument_errors(tiny_lm):

@@ -95,6 +95,32 @@ def test_vpl_does_not_collapse(fitted, opp):
     assert rm.fit_log_["user_reward_spread"] > 0.1 and rm.fit_log_["kl"] > 0
 
 
+def test_vpl_context_draws_each_users_own_pairs_without_replacement():
+    """The vectorised context sampler: per user, ``min(context_size, n_u)`` distinct train pairs
+    of that user (mask marks them), standardized features gathered from those rows."""
+    from analysis.rewards.base import PairTensors
+
+    rm = make_reward_model("vpl", context_size=4, max_context=5, seed=0)
+    uidx = torch.tensor([0, 1, 0, 1, 0, 1, 0, 0, 2, 0])  # user 0: 6 pairs, user 1: 3, user 2: 1
+    chosen = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)  # row id in every column
+    rm.users_ = ["a", "b", "c"]
+    rm.module_ = rm._build(3, 3)
+    rm.module_.feat_mean = torch.zeros(3)
+    rm.module_.feat_std = torch.ones(3)
+    rm._setup(PairTensors(uidx, chosen, -chosen))
+    for _ in range(20):
+        xc, xr, mask = rm._context(torch.tensor([0, 1, 2]), sample=True)
+        assert xc.shape == (3, 4, 3) and mask.sum(1).tolist() == [4, 3, 1]
+        for g in range(3):
+            rows = xc[g, mask[g], 0].long().tolist()
+            assert len(set(rows)) == len(rows)  # without replacement
+            assert all(int(uidx[r]) == g for r in rows)  # the user's own pairs
+            assert torch.equal(xr[g, mask[g]], -xc[g, mask[g]])  # chosen and rejected of one pair
+            assert (xc[g, ~mask[g]] == 0).all()
+    xc, _, mask = rm._context(torch.tensor([0]), sample=False)  # posterior: the first max_context
+    assert xc[0, mask[0], 0].long().tolist() == [0, 2, 4, 6, 7]
+
+
 @pytest.mark.parametrize("method", FEATURE_METHODS)
 def test_save_load_identical_rewards(fitted, opp, tmp_path, method):
     rm = fitted[method]

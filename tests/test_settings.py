@@ -77,10 +77,11 @@ def test_algorithm_configs_are_built_from_the_study_config():
         }
     )
     a = settings.args_config(cfg)
-    assert (a.w, a.k, a.max_new_tokens, a.batch_size, a.mode) == (1.5, 7, 9, 8, "greedy")
+    assert (a.w, a.k, a.max_new_tokens, a.batch_size, a.mode) == (1.5, 7, 9, 32, "greedy")
     assert settings.args_config(cfg, w=0).w == 0.0
     b = settings.best_of_n_config(cfg)
-    assert (b.n, b.max_new_tokens, b.seed, b.batch_size, b.temperature) == (6, 9, 3, 32, 1.0)
+    assert (b.n, b.max_new_tokens, b.seed, b.batch_size) == (6, 9, 3, 32)
+    assert (b.temperature, b.top_p) == (cfg.sample_temperature, cfg.sample_top_p)
     assert settings.best_of_n_config(dataclasses.replace(cfg, best_of_n=0)) is None
     i = settings.icl_config(cfg, 2)
     assert (i.k, i.retriever, i.rendering, i.max_prompt_tokens, i.seed) == (2, "random", "lamp", 512, 3)

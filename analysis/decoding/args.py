@@ -292,20 +292,34 @@ def check_full_attention_cache(cache) -> None:
 
 @torch.no_grad()
 def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, layer: int, stops, gens):
-    """Decode one batch of prompts. Returns a list of ArgsOutput in input order."""
-    from analysis.models import cache_kwarg, encode_prompt, pad_token_id
+    """Decode one batch of prompts. Returns a list of ArgsOutput in input order.
+
+    Two savings that leave every row's computation unchanged (up to float rounding): a token
+    prefix shared by all prompts (system prompt, instruction) is run once and its KV cache
+    repeated over the batch (:func:`analysis.models.common_prefix_len`; padding then sits between
+    prefix and suffix, masked, with unpadded position ids), and rows that stopped are dropped
+    from the batch and the cache at once.
+    """
+    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
     device = model_device(model)
     base = model.base_model
     B, k = len(prompts), cfg.k
-    input_ids, attn = left_pad([encode_prompt(tok, p) for p in prompts], pad_token_id(tok), device)
-    pos = positions_from_mask(attn)
+    ids = [encode_prompt(tok, p) for p in prompts]
     cache = new_cache(model)
     ckw = cache_kwarg(base)
+    p = common_prefix_len(ids) if B > 1 else 0
+    if p >= 8:
+        base(input_ids=torch.tensor([ids[0][:p]], device=device), **{ckw: cache}, use_cache=True)
+        cache.batch_repeat_interleave(B)
+    else:
+        p = 0
+    input_ids, suffix_mask = left_pad([s[p:] for s in ids], pad_token_id(tok), device)
+    attn = torch.cat([suffix_mask.new_ones(B, p), suffix_mask], dim=1)  # (B, L): prefix + padded suffix
     out = base(
         input_ids=input_ids,
         attention_mask=attn,
-        position_ids=pos,
+        position_ids=positions_from_mask(attn)[:, p:],
         **{ckw: cache},
         use_cache=True,
         output_hidden_states=path == "features",
@@ -319,7 +333,6 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
         prefix_r = rm.reward(list(user_ids), select_hidden(out, layer)[:, -1].float().to(rm_dev)).float()
     logits = lm_logits(model, out.last_hidden_state[:, -1])  # (B, V)
     next_pos = attn.sum(-1)  # (B,) position id of the next token
-    rows = torch.arange(B, device=device)
     kk = min(k, logits.shape[-1])
     stop_ids = torch.tensor(sorted(stops), dtype=torch.long, device=device)
 
@@ -328,10 +341,13 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
     lps: list[list[float]] = [[] for _ in range(B)]
     rews: list[list[float]] = [[] for _ in range(B)]
     done = [False] * B
-    users_rep = [u for u in user_ids for _ in range(kk)]
+    live = list(range(B))  # original row of each batch row still decoding
+    live_users = list(user_ids)
     for _ in range(cfg.max_new_tokens):
+        n = len(live)
+        rows = torch.arange(n, device=device)
         logp = torch.log_softmax(logits, dim=-1)
-        top_lp, top_ids = logp.topk(kk, dim=-1)  # (B, k)
+        top_lp, top_ids = logp.topk(kk, dim=-1)  # (n, k)
         L = cache.get_seq_length()
         if path == "features":
             from analysis.features import select_hidden
@@ -339,48 +355,59 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
             out = base(
                 input_ids=top_ids,
                 attention_mask=_candidate_mask(attn, kk, out.last_hidden_state.dtype),
-                position_ids=next_pos[:, None].expand(B, kk),
+                position_ids=next_pos[:, None].expand(n, kk),
                 **{ckw: cache},
                 use_cache=True,
                 output_hidden_states=True,
             )
-            feats = select_hidden(out, layer).float().reshape(B * kk, -1)  # (B * k, H)
-            r = rm.reward(users_rep, feats.to(rm_dev)).reshape(B, kk).to(top_lp)
+            feats = select_hidden(out, layer).float().reshape(n * kk, -1)  # (n * k, H)
+            users_rep = [u for u in live_users for _ in range(kk)]
+            r = rm.reward(users_rep, feats.to(rm_dev)).reshape(n, kk).to(top_lp)
             r = torch.where(torch.isin(top_ids, stop_ids), prefix_r.to(r)[:, None], r)
         elif path == "text":
-            r = text_rewards(rm, tok, user_ids, prompts, gen_ids, top_ids, stops).to(top_lp)
+            r = text_rewards(
+                rm, tok, live_users, [prompts[b] for b in live], [gen_ids[b] for b in live], top_ids, stops
+            ).to(top_lp)
         else:
             r = torch.zeros_like(top_lp)
         s = top_lp + cfg.w * r
-        j = pick(s, cfg.mode, cfg.temperature, gens)  # (B,)
+        j = pick(s, cfg.mode, cfg.temperature, None if gens is None else [gens[b] for b in live])  # (n,)
         chosen = top_ids[rows, j]
         if path == "features":
             prefix_r = r[rows, j]
-        if path == "features":
             _keep_chosen(cache, L, j)
             logits = lm_logits(model, out.last_hidden_state[rows, j])
         else:
             out = base(
                 input_ids=chosen[:, None],
-                attention_mask=torch.cat([attn, attn.new_ones(B, 1)], dim=-1),
+                attention_mask=torch.cat([attn, attn.new_ones(n, 1)], dim=-1),
                 position_ids=next_pos[:, None],
                 **{ckw: cache},
                 use_cache=True,
             )
             logits = lm_logits(model, out.last_hidden_state[:, -1])
-        attn = torch.cat([attn, attn.new_ones(B, 1)], dim=-1)
+        attn = torch.cat([attn, attn.new_ones(n, 1)], dim=-1)
         next_pos = next_pos + 1
-        for b in range(B):
-            if done[b]:
-                continue
-            v = int(chosen[b])
-            gen_ids[b].append(v)
-            scores[b].append(float(s[b, j[b]]))
-            lps[b].append(float(top_lp[b, j[b]]))
-            rews[b].append(float(r[b, j[b]]) if path != "none" else float("nan"))
-            done[b] = v in stops
-        if all(done):
+        toks = chosen.tolist()
+        s_rows, lp_rows = s[rows, j].tolist(), top_lp[rows, j].tolist()
+        r_rows = r[rows, j].tolist()
+        for i, b in enumerate(live):
+            gen_ids[b].append(toks[i])
+            scores[b].append(s_rows[i])
+            lps[b].append(lp_rows[i])
+            rews[b].append(r_rows[i] if path != "none" else float("nan"))
+            done[b] = toks[i] in stops
+        keep = [i for i, b in enumerate(live) if not done[b]]
+        if not keep:
             break
+        if len(keep) < n:  # drop the rows that stopped (batch and cache)
+            idx = torch.tensor(keep, device=device)
+            cache.batch_select_indices(idx)
+            attn, next_pos, logits = attn[idx], next_pos[idx], logits[idx]
+            if path == "features":
+                prefix_r = prefix_r[idx]
+            live = [live[i] for i in keep]
+            live_users = [live_users[i] for i in keep]
 
     outs = []
     for b in range(B):

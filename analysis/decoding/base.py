@@ -169,15 +169,42 @@ def row_seed(seed: int, index: int, sample: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Mask (B, V) logits outside the smallest set whose probability reaches ``top_p``."""
+def nucleus_size(sorted_probs: torch.Tensor, top_p: float) -> int:
+    """How many of the descending ``sorted_probs`` the top-p (nucleus) set keeps: the smallest head
+    whose mass reaches ``top_p`` (the token that crosses it is kept; at least one token)."""
     if top_p >= 1.0:
-        return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cum = sorted_logits.softmax(-1).cumsum(-1)
-    drop = cum - sorted_logits.softmax(-1) >= top_p  # keep the token that crosses top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        return int(sorted_probs.numel())
+    return max(1, int(((sorted_probs.cumsum(0) - sorted_probs) < top_p).sum()))
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generators: Sequence[torch.Generator],
+    head: int = 64,
+) -> list[int]:
+    """One token per row of ``logits`` (B, V) from ``softmax(logits / temperature)`` restricted to its
+    top-p set, row b drawing with ``generators[b]`` on CPU.
+
+    The nucleus is read from the ``head`` most likely tokens when they hold at least ``top_p`` of
+    the mass (a full sort of the vocabulary otherwise), and the draw is over the nucleus only: the
+    same distribution as filtering the whole vocabulary, without a vocabulary-sized sort and draw
+    per row and step.
+    """
+    probs = (logits.float() / temperature).softmax(-1).cpu()
+    top, order = probs.topk(min(head, probs.shape[-1]), dim=-1)  # descending
+    out = []
+    for b, gen in enumerate(generators):
+        if top_p >= 1.0:
+            out.append(int(torch.multinomial(probs[b], 1, generator=gen)))
+            continue
+        p, o = top[b], order[b]
+        if float(p.sum()) < top_p:  # the nucleus reaches past the head
+            p, o = probs[b].sort(descending=True)
+        n = nucleus_size(p, top_p)
+        out.append(int(o[torch.multinomial(p[:n], 1, generator=gen)]))
+    return out
 
 
 # --------------------------------------------------------------------------- core loop
@@ -199,18 +226,23 @@ def _decode_batch(
 
     ``generators is None`` means greedy; otherwise row b samples with ``generators[b]``.
 
-    Two savings that do not change the result (up to float rounding):
+    Three savings that do not change the result (up to float rounding):
 
     - a token prefix shared by all rows (system prompt, instruction: often half the prompt) is
       run once and its KV cache repeated over the batch; the row-specific rest is left-padded
       after it, so padding sits *between* prefix and suffix and is masked out, and position ids
       ``cumsum(mask) - 1`` stay those of the unpadded row;
+    - identical prompts (the ``n`` samples of one prompt) are prefilled once and their cache rows
+      repeated;
     - rows that emitted EOS are dropped from the batch (and the cache) at once.
     """
     device = model_device(model)
     eos_t = torch.tensor(sorted(stop_token_ids(model, tok)), device=device)
     pad = pad_token_id(tok)
     bsz = len(prompt_ids)
+    uniq: dict[tuple, int] = {}  # distinct prompts (n samples of one prompt are prefilled once)
+    inv = torch.tensor([uniq.setdefault(tuple(s), len(uniq)) for s in prompt_ids], device=device)
+    distinct = [list(s) for s in uniq]
     cache = new_cache(model, reserve=max_new_tokens)
     kw = cache_kwarg(model)
     p = common_prefix_len(prompt_ids) if bsz > 1 else 0
@@ -219,13 +251,14 @@ def _decode_batch(
     if p:
         prefix = torch.tensor([prompt_ids[0][:p]], dtype=torch.long, device=device)  # (1, P)
         model(input_ids=prefix, use_cache=True, logits_to_keep=1, **{kw: cache})
-        cache.batch_repeat_interleave(bsz)
-    step_ids, suffix_mask = left_pad([s[p:] for s in prompt_ids], pad, device)  # (B, L - P)
-    mask = torch.cat([torch.ones((bsz, p), dtype=torch.long, device=device), suffix_mask], dim=1)  # (B, L)
+        cache.batch_repeat_interleave(len(distinct))
+    step_ids, suffix_mask = left_pad([s[p:] for s in distinct], pad, device)  # (U, L - P)
+    ones = torch.ones((len(distinct), p), dtype=torch.long, device=device)
+    mask = torch.cat([ones, suffix_mask], dim=1)  # (U, L)
     pos = positions_from_mask(mask)[:, p:]
     rows = list(range(bsz))  # original row of each live batch row
     out: list[list[int]] = [[] for _ in range(bsz)]
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         logits = (
             model(
                 input_ids=step_ids,
@@ -237,14 +270,15 @@ def _decode_batch(
             )
             .logits[:, -1, :]
             .float()
-        )  # (B_live, V)
+        )  # (B_live, V); at step 0 one row per distinct prompt
+        if step == 0 and len(distinct) < bsz:  # one row per prompt again: repeat the cache rows
+            cache.batch_select_indices(inv)
+            logits, mask, pos = logits[inv], mask[inv], pos[inv]
         if generators is None:
             nxt = logits.argmax(-1)  # (B_live,)
         else:
-            probs = _top_p_filter(logits / temperature, top_p).softmax(-1)
-            nxt = torch.stack(
-                [torch.multinomial(probs[b].cpu(), 1, generator=generators[r])[0] for b, r in enumerate(rows)]
-            ).to(device)
+            draws = sample_tokens(logits, temperature, top_p, [generators[r] for r in rows])
+            nxt = torch.tensor(draws, dtype=torch.long, device=device)
         finished = torch.isin(nxt, eos_t)  # (B_live,)
         done, toks = finished.tolist(), nxt.tolist()  # one transfer, not one per row
         for r, d, v in zip(rows, done, toks, strict=True):

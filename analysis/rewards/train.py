@@ -56,7 +56,9 @@ def train_bradley_terry_budgets(rm, train, val, cfg, budgets, progress: bool = F
     module = rm.module_
     module.train()
     groups = rm._param_groups() if hasattr(rm, "_param_groups") else [{"params": list(module.parameters())}]
-    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+    )  # one kernel per op for all tensors (CPU too)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(train)
     bs = min(cfg.batch_size, n)

@@ -87,29 +87,34 @@ class VPL(RewardModel):
 
     def _setup(self, train: PairTensors) -> None:
         self._train = train
-        self._rows = [torch.nonzero(train.uidx == u).flatten() for u in range(len(self.users_))]
+        rows = [torch.nonzero(train.uidx == u).flatten() for u in range(len(self.users_))]
+        width = max(1, max(len(r) for r in rows))
+        self._table = torch.zeros(len(rows), width, dtype=torch.long)  # (U, W): each user's train rows
+        self._count = torch.tensor([len(r) for r in rows])  # (U,)
+        for u, r in enumerate(rows):
+            self._table[u, : len(r)] = r
         self._gen = torch.Generator().manual_seed(self.config.seed + 1)
         self._kl = torch.zeros(())
 
     def _context(self, users: torch.Tensor, sample: bool):
-        """Stack context pairs for each user in ``users`` (G,): (G, C, H) x2 and mask (G, C)."""
+        """Stack context pairs for each user in ``users`` (G,): (G, C, H) x2 and mask (G, C).
+
+        Sampling draws ``context_size`` of each user's train pairs without replacement (the order
+        of uniform random keys); otherwise the first ``max_context`` pairs."""
         C = self.config.context_size if sample else self.config.max_context
-        picks = []
-        for u in users.tolist():
-            rows = self._rows[u]
-            if sample:
-                rows = rows[torch.randperm(len(rows), generator=self._gen)[:C]]
-            else:
-                rows = rows[:C]
-            picks.append(rows)
-        width = max(len(p) for p in picks)
-        H = self._train.chosen.shape[1]
-        xc, xr = torch.zeros(len(picks), width, H), torch.zeros(len(picks), width, H)
-        mask = torch.zeros(len(picks), width, dtype=torch.bool)
-        for g, rows in enumerate(picks):
-            xc[g, : len(rows)] = self._standardize(self._train.chosen[rows])
-            xr[g, : len(rows)] = self._standardize(self._train.rejected[rows])
-            mask[g, : len(rows)] = True
+        table, count = self._table[users], self._count[users]  # (G, W), (G,)
+        slot = torch.arange(table.shape[1])
+        if sample:  # random keys; empty slots sort last
+            keys = torch.rand(table.shape, generator=self._gen).masked_fill(slot >= count[:, None], 2.0)
+            order = keys.argsort(dim=1)[:, :C]
+        else:
+            order = slot[:C].expand(len(users), -1)
+        idx = table.gather(1, order)  # (G, C) rows of the train pairs
+        mask = order < count[:, None]
+        if not hasattr(self, "_std_pairs"):  # the training pairs standardized once, gathered per step
+            self._std_pairs = (self._standardize(self._train.chosen), self._standardize(self._train.rejected))
+        keep = mask[..., None]
+        xc, xr = (torch.where(keep, x[idx], 0.0) for x in self._std_pairs)
         return xc, xr, mask
 
     def _margin(self, data: PairTensors, idx: torch.Tensor, step: int) -> torch.Tensor:
@@ -147,7 +152,7 @@ class VPL(RewardModel):
                 [self.module_.decode(x, z.expand(len(x), -1)) for z in self.module_.z_mean]
             )  # (U, n)
         self.fit_log_.update(kl=float(kl), user_reward_spread=float(r.std(0).mean()) if len(r) > 1 else 0.0)
-        del self._train, self._rows, self._gen
+        del self._train, self._table, self._count, self._gen, self._std_pairs
 
     def _score(self, uidx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         zm = self.module_.z_mean

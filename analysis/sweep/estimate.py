@@ -55,9 +55,8 @@ def _work(task: Task, cfg: StudyConfig, n_users: int) -> tuple[float, float, flo
         if cfg.best_of_n > 0:  # samples, then one feature pass over them (shared by every RM)
             n = u * cfg.best_of_n
             parts.append((n * PROMPT_TOKENS + n * seq, math.ceil(n / bs) * mnt, 2 * n / bs))
-        b = min(8, bs)
-        for _ in range(len(p["w"]) * len(cfg.methods)):  # ARGS per (w, RM)
-            parts.append((u * PROMPT_TOKENS, math.ceil(u / b) * mnt * ARGS_STEP_COST, u / b))
+        for _ in range(len(p["w"]) * len(cfg.methods)):  # ARGS per (w, RM), batches of bs prompts
+            parts.append((u * PROMPT_TOKENS, math.ceil(u / bs) * mnt * ARGS_STEP_COST, u / bs))
         return tuple(float(sum(x)) for x in zip(*parts, strict=True))
     return 0.0, 0.0, 0.0
 
