@@ -42,20 +42,24 @@ PHASES = {
     "study1_dataset": "data and pairs",
     "user_tasks": "data and pairs",
     "synthetic_data": "data and pairs",
-    "attribute_pairs": "data and pairs",
     "preflamp_pairs": "Pref-LaMP pairs (base generations)",
     "features": "features",
     "pa_data": "policy-accuracy data (test pairs)",
     "train_rm": "train RMs",
     "rm_accuracy_row": "RM accuracy",
-    "policy_accuracy_table": "policy accuracy",
+    "policy_accuracy": "policy accuracy (per RM, with bootstrap)",
     "tau_table": "Kendall tau (bootstrap)",
     "generate_systems": "generations",
     "score_rows": "ROUGE scoring",
     "system_summary": "summaries (bootstrap)",
     "paired_comparison": "paired tests (bootstrap)",
 }
-STUDY_MODULES = ("analysis.studies.rm_policy", "analysis.studies.preflamp", "analysis.metrics")
+STUDY_MODULES = (
+    "analysis.studies.rm_policy",
+    "analysis.studies.preflamp",
+    "analysis.metrics",
+    "analysis.policy_accuracy",  # study 1 imports policy_accuracy at call time: the wrapped one
+)
 
 
 class StageTimer:

@@ -301,6 +301,24 @@ def test_stage_timer_counts_self_time_and_restores_functions(tmp_path, monkeypat
     assert got == {"phases": {"train RMs": 2.5, "features": 2.0}, "calls": {"train RMs": 2, "features": 1}}
 
 
+def test_every_phase_name_exists_in_the_timed_modules(tmp_path):
+    """Each PHASES entry wraps a real function of the study modules (a renamed function would
+    silently drop out of the report's timings), including study 1's per-RM policy accuracy."""
+    import importlib
+
+    from analysis import policy_accuracy, timings
+
+    mods = [importlib.import_module(m) for m in timings.STUDY_MODULES]
+    for name in timings.PHASES:
+        assert any(callable(getattr(m, name, None)) for m in mods), name
+    timer = timings.StageTimer(tmp_path / "t.json").start()
+    try:
+        assert hasattr(policy_accuracy.policy_accuracy, "__stage_timer_original__")
+    finally:
+        timer.stop()
+    assert not hasattr(policy_accuracy.policy_accuracy, "__stage_timer_original__")
+
+
 def test_two_runs_give_byte_identical_tables(tmp_path):
     """Determinism: notebook 02 (RMs, ARGS / best-of-n / ICL generations, ROUGE, bootstrap
     intervals, paired tests, findings) on a tiny model, run twice with a fresh cache each and a
