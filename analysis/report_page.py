@@ -69,11 +69,11 @@ def _study_number(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _claim_datasets(tables: Path, claim: str) -> str:
-    """The dataset(s) behind a claim that has one row: from its study's summary tables."""
+def _claim_datasets(tables: Path, claim: str) -> list[str]:
+    """The datasets of the study behind a claim that has one row: from its summary tables."""
     m = re.match(r"\s*(\d+)\.", claim)
     if not m:
-        return ""
+        return []
     for name in ("summary", "scale", "tau"):
         p = tables / f"study{m.group(1)}_{name}.csv"
         if p.exists():
@@ -81,8 +81,15 @@ def _claim_datasets(tables: Path, claim: str) -> str:
                 values = pd.read_csv(p, usecols=["dataset"])["dataset"].dropna().astype(str)
             except (ValueError, OSError):
                 continue
-            return ", ".join(dict.fromkeys(values))
-    return ""
+            return list(dict.fromkeys(values))
+    return []
+
+
+def _named_dataset(this_run: str, names: list[str]) -> str:
+    """The dataset a one-row claim was measured on: the one its ``this_run`` starts with
+    (``<dataset>: ...``, e.g. claim 2 on the main study-2 setting), else all of ``names``."""
+    lead = this_run.split(":", 1)[0].strip()
+    return lead if lead in names else ", ".join(names)
 
 
 def findings_rows(tables: str | Path) -> tuple[list[dict], list[str]]:
@@ -122,8 +129,13 @@ def findings_rows(tables: str | Path) -> tuple[list[dict], list[str]]:
         elif len(parts) == 1 and matches[0]:
             rows.append({**base, "dataset": ds or matches[0]["name"], "this_run": matches[0]["value"]})
         else:
+            run = "; ".join(parts)
             rows.append(
-                {**base, "dataset": ds or _claim_datasets(tables, claim), "this_run": "; ".join(parts)}
+                {
+                    **base,
+                    "dataset": ds or _named_dataset(run, _claim_datasets(tables, claim)),
+                    "this_run": run,
+                }
             )
     for i, row in enumerate(rows):
         row["first"] = i == 0 or rows[i - 1]["claim"] != row["claim"]

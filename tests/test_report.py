@@ -177,6 +177,20 @@ def test_findings_rows_split_datasets_and_take_the_latest_study(tmp_path):
     assert rows[3]["source"] == "study2_findings.csv" and "ROUGE-1 diff 0.001" in rows[3]["this_run"]
 
 
+def test_one_row_claim_names_the_setting_it_was_measured_on(tmp_path):
+    """Study 2's tables hold the main and the second setting; claim 2 is measured on the main one
+    only and says so at the start of ``this_run``: the page names that setting, not both."""
+    from analysis.report_page import findings_rows
+
+    t = tmp_path / "tables"
+    t.mkdir()
+    run = "news_category: rgd_a: RM acc 0.96; rgd_b: RM acc 0.82; ROUGE-1 diff -0.008, 34 users"
+    _findings_csv(t / "study2_findings.csv", [[C2, "p2", "rule 2", run, "inconclusive"]])
+    (t / "study2_summary.csv").write_text("system,dataset\nbase,news_category\nbase,synthetic\n")
+    rows, _ = findings_rows(t)
+    assert [(r["dataset"], r["this_run"]) for r in rows] == [("news_category", run)]
+
+
 def test_findings_csv_with_a_setting_column_gives_a_row_per_setting(tmp_path):
     import pandas as pd
 
