@@ -47,10 +47,9 @@ from tqdm.auto import tqdm
 
 from analysis.config import ConfigError
 from analysis.decoding.base import (
-    left_pad,
     model_device,
     new_cache,
-    positions_from_mask,
+    prefill_shared_prefix,
     row_seed,
     stop_token_ids,
 )
@@ -296,9 +295,8 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
 
     Two savings that leave every row's computation unchanged (up to float rounding): a token
     prefix shared by all prompts (system prompt, instruction) is run once and its KV cache
-    repeated over the batch (:func:`analysis.models.common_prefix_len`; padding then sits between
-    prefix and suffix, masked, with unpadded position ids), and rows that stopped are dropped
-    from the batch and the cache at once.
+    repeated over the batch (:func:`analysis.decoding.base.prefill_shared_prefix`, as greedy
+    decoding does), and rows that stopped are dropped from the batch and the cache at once.
     """
     from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
@@ -309,17 +307,13 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
     cache = new_cache(model)
     ckw = cache_kwarg(base)
     p = common_prefix_len(ids) if B > 1 else 0
-    if p >= 8:
-        base(input_ids=torch.tensor([ids[0][:p]], device=device), **{ckw: cache}, use_cache=True)
-        cache.batch_repeat_interleave(B)
-    else:
-        p = 0
-    input_ids, suffix_mask = left_pad([s[p:] for s in ids], pad_token_id(tok), device)
-    attn = torch.cat([suffix_mask.new_ones(B, p), suffix_mask], dim=1)  # (B, L): prefix + padded suffix
+    input_ids, attn, pos = prefill_shared_prefix(
+        model, cache, ids, p if p >= 8 else 0, pad_token_id(tok), device
+    )
     out = base(
         input_ids=input_ids,
         attention_mask=attn,
-        position_ids=positions_from_mask(attn)[:, p:],
+        position_ids=pos,
         **{ckw: cache},
         use_cache=True,
         output_hidden_states=path == "features",

@@ -145,6 +145,21 @@ class _ReservedLayer(DynamicLayer):
         self._kbuf = self._vbuf = None
 
 
+def prefill_shared_prefix(model, cache, seqs: list[list[int]], p: int, pad: int, device):
+    """Run the token prefix ``seqs[0][:p]`` that all ``seqs`` share once (when ``p > 0``) and repeat
+    its KV cache over the rows; return ``(suffix_ids (B, L - p), mask (B, L), position_ids
+    (B, L - p))`` for the row-specific rest, left-padded *after* the prefix (padding sits between
+    prefix and suffix, masked; positions ``cumsum(mask) - 1`` are those of the unpadded row)."""
+    if p:
+        base = model.base_model
+        prefix = torch.tensor([seqs[0][:p]], dtype=torch.long, device=device)  # (1, P)
+        base(input_ids=prefix, use_cache=True, **{cache_kwarg(base): cache})
+        cache.batch_repeat_interleave(len(seqs))
+    suffix, suffix_mask = left_pad([s[p:] for s in seqs], pad, device)
+    mask = torch.cat([suffix_mask.new_ones(len(seqs), p), suffix_mask], dim=1)
+    return suffix, mask, positions_from_mask(mask)[:, p:]
+
+
 def new_cache(model, reserve: int = 0) -> DynamicCache:
     """An empty KV cache laid out for ``model`` (sliding-window layers where the config has them);
     ``reserve > 0`` gives full-attention layers room for that many appended tokens without copies."""
@@ -248,14 +263,7 @@ def _decode_batch(
     p = common_prefix_len(prompt_ids) if bsz > 1 else 0
     if p < min_shared_prefix:
         p = 0
-    if p:
-        prefix = torch.tensor([prompt_ids[0][:p]], dtype=torch.long, device=device)  # (1, P)
-        model(input_ids=prefix, use_cache=True, logits_to_keep=1, **{kw: cache})
-        cache.batch_repeat_interleave(len(distinct))
-    step_ids, suffix_mask = left_pad([s[p:] for s in distinct], pad, device)  # (U, L - P)
-    ones = torch.ones((len(distinct), p), dtype=torch.long, device=device)
-    mask = torch.cat([ones, suffix_mask], dim=1)  # (U, L)
-    pos = positions_from_mask(mask)[:, p:]
+    step_ids, mask, pos = prefill_shared_prefix(model, cache, distinct, p, pad, device)  # U rows
     rows = list(range(bsz))  # original row of each live batch row
     out: list[list[int]] = [[] for _ in range(bsz)]
     for step in range(max_new_tokens):

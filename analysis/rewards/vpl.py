@@ -86,7 +86,8 @@ class VPL(RewardModel):
         return _VPL(dim, n_users, self.config)
 
     def _setup(self, train: PairTensors) -> None:
-        self._train = train
+        # the training pairs standardized once (buffers are set before _setup), gathered per step
+        self._std_pairs = (self._standardize(train.chosen), self._standardize(train.rejected))
         rows = [torch.nonzero(train.uidx == u).flatten() for u in range(len(self.users_))]
         width = max(1, max(len(r) for r in rows))
         self._table = torch.zeros(len(rows), width, dtype=torch.long)  # (U, W): each user's train rows
@@ -111,8 +112,6 @@ class VPL(RewardModel):
             order = slot[:C].expand(len(users), -1)
         idx = table.gather(1, order)  # (G, C) rows of the train pairs
         mask = order < count[:, None]
-        if not hasattr(self, "_std_pairs"):  # the training pairs standardized once, gathered per step
-            self._std_pairs = (self._standardize(self._train.chosen), self._standardize(self._train.rejected))
         keep = mask[..., None]
         xc, xr = (torch.where(keep, x[idx], 0.0) for x in self._std_pairs)
         return xc, xr, mask
@@ -152,7 +151,7 @@ class VPL(RewardModel):
                 [self.module_.decode(x, z.expand(len(x), -1)) for z in self.module_.z_mean]
             )  # (U, n)
         self.fit_log_.update(kl=float(kl), user_reward_spread=float(r.std(0).mean()) if len(r) > 1 else 0.0)
-        del self._train, self._table, self._count, self._gen, self._std_pairs
+        del self._std_pairs, self._table, self._count, self._gen
 
     def _score(self, uidx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         zm = self.module_.z_mean
