@@ -402,9 +402,14 @@ def per_user_mean(values: torch.Tensor, uidx: torch.Tensor, n_users: int) -> tor
 
 
 def gather_user_param(table: torch.Tensor, uidx: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
-    """Rows of ``table`` (U, ...) for ``uidx`` (N,), with ``fallback`` (...) where uidx == -1."""
+    """Rows of ``table`` (U, ...) for ``uidx`` (N,), with ``fallback`` (...) where uidx == -1.
+
+    ``index_select``, not ``table[uidx]``: the backward of advanced indexing on CPU accumulates
+    with atomic adds across threads (``index_put_(accumulate=True)``), so with 2+ threads the
+    gradient of a (users x features) table, and every RM trained from it, changed in the last bits
+    from run to run; ``index_select``'s backward (``index_add_``) sums in a fixed order."""
     known = uidx >= 0
-    rows = table[uidx.clamp(min=0)]
+    rows = torch.index_select(table, 0, uidx.clamp(min=0))
     if bool(known.all()):
         return rows
     shape = (-1,) + (1,) * (rows.dim() - 1)
