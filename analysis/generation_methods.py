@@ -248,13 +248,21 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
 
 
 def register_rgd_method(
-    name: str, rm, *, rm_id: str, decoder: str = "args", replace: bool = False, **defaults
+    name: str,
+    rm,
+    *,
+    rm_id: str,
+    decoder: str = "args",
+    replace: bool = False,
+    fn: GenerateFn | None = None,
+    **defaults,
 ) -> GenerationMethod:
     """Register ``name`` as RGD with ``rm``; ``rm_id`` (e.g. the RM folder) enters the cache key.
 
     Accepted params are the decoder's config fields (batch size excluded: the runner batches;
     ``max_new_tokens`` comes from the runner like for every method), with ``defaults``
-    overriding the config defaults, plus ``rm``.
+    overriding the config defaults, plus ``rm``. ``fn``: the method function when it is not
+    :func:`rgd_method` (e.g. the studies' ARGS for several RMs in one pass, same params and rows).
     """
     if decoder == "args":
         from analysis.decoding.args import ArgsConfig as cfg_cls
@@ -267,7 +275,7 @@ def register_rgd_method(
     params = {**base, **defaults, "rm": str(rm_id)}
     return register_method(
         name,
-        rgd_method(rm, decoder),
+        fn or rgd_method(rm, decoder),
         defaults=params,
         description=f"{decoder} with RM {rm_id}",
         replace=replace,

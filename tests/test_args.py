@@ -401,3 +401,60 @@ def test_text_path_scores_a_stop_candidate_as_the_prefix(tiny_lm):
     finally:
         model.generation_config.eos_token_id = old
     assert fast.tokens == ref.tokens and fast.step_rewards == pytest.approx(ref.step_rewards)
+
+
+def _same_outputs(a, b):
+    assert [o.tokens for o in a] == [o.tokens for o in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.finished == y.finished and x.text == y.text
+        assert x.step_scores == pytest.approx(y.step_scores, abs=1e-4)
+        assert x.step_logprobs == pytest.approx(y.step_logprobs, abs=1e-4)
+        assert x.step_rewards == pytest.approx(y.step_rewards, abs=1e-4)
+        assert (math.isnan(x.reward) and math.isnan(y.reward)) or x.reward == pytest.approx(
+            y.reward, abs=1e-4
+        )
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_multi_rm_args_equals_one_run_per_rm(tiny_lm, mode):
+    """ARGS with several RMs at once (shared cache rows while their tokens agree, split when they
+    differ) gives each RM exactly its own ARGS run: tokens, scores, rewards; with a stop token that
+    ends some decodings early, in both modes and with batches smaller than the prompt list."""
+    from analysis.decoding.args import args_generate_multi
+
+    model, tok = tiny_lm
+    # the same head at two scales agrees on some steps and not on others; a third RM differs
+    rms = [LinearRM(model, scale=1.0, seed=0), LinearRM(model, scale=3.0, seed=0), LinearRM(model, seed=5)]
+    users = _users(rms[0], 4)
+    kw = dict(w=1.0, k=5, max_new_tokens=10, mode=mode, temperature=1.5, seed=3)
+    first = args_generate(model, tok, rms[1], PROMPTS, users, batch_size=4, **kw)
+    stop = first[1].tokens[2]
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    try:
+        alone = [args_generate(model, tok, rm, PROMPTS, users, batch_size=4, **kw) for rm in rms]
+        multi = args_generate_multi(model, tok, rms, PROMPTS, users, batch_size=3, **kw)
+    finally:
+        model.generation_config.eos_token_id = old
+    assert len(multi) == len(rms)
+    for a, m in zip(alone, multi, strict=True):
+        _same_outputs(a, m)
+    toks = [[o.tokens for o in a] for a in alone]
+    assert toks[0] != toks[1] != toks[2]  # the RMs disagree somewhere: rows were split
+    assert any(toks[0][b][:1] == toks[1][b][:1] for b in range(len(PROMPTS)))  # ...after sharing
+    assert any(o.finished and len(o.tokens) < 10 for a in alone for o in a)  # some stopped early
+
+
+@pytest.mark.filterwarnings("ignore:.*unseen by the reward model")
+def test_multi_rm_args_falls_back_to_separate_runs_off_the_fast_path(tiny_lm):
+    """Text RMs (the oracle) cannot share candidate features: each RM runs on its own."""
+    from analysis.decoding.args import args_generate_multi
+
+    model, tok = tiny_lm
+    users = ["user00", "user01"]
+    oracle = OracleRM(make_synthetic_users(n_users=2, n_profile=(4, 4), n_test=1, seed=0))
+    lin = LinearRM(model)
+    kw = dict(w=2.0, k=4, max_new_tokens=6, batch_size=2)
+    multi = args_generate_multi(model, tok, [oracle, lin], PROMPTS[:2], users, **kw)
+    _same_outputs(multi[0], args_generate(model, tok, oracle, PROMPTS[:2], users, **kw))
+    _same_outputs(multi[1], args_generate(model, tok, lin, PROMPTS[:2], users, **kw))

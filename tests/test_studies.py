@@ -161,6 +161,7 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(base, "generate_greedy", boom)
     monkeypatch.setattr("analysis.decoding.args.args_generate", boom)
+    monkeypatch.setattr("analysis.decoding.args.args_generate_multi", boom)
     monkeypatch.setattr(base, "generate_sample", boom)
     sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
     scale, tests = sc["scale"], sc["tests"]
@@ -527,3 +528,45 @@ def test_claim2_uses_the_main_setting_only():
     assert f["verdict"] == "supported"
     f = findings(decoupling=summ.iloc[::-1].reset_index(drop=True), generations=gens).iloc[1]
     assert f["this_run"].startswith("synthetic: ") and "5 users" in f["this_run"]
+
+
+def test_study_args_of_all_rms_in_one_pass_equals_args_per_rm(tiny_dir, tmp_path):
+    """The studies' ARGS systems (every RM in one pass, shared_args) give the rows of one
+    args_generate run per RM: texts and rewards."""
+    from analysis.data.tasks import zero_shot_prompt
+    from analysis.decoding.args import args_generate
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.datasets import preflamp_pairs, synthetic_data
+    from analysis.studies.generations import generate_systems
+    from analysis.studies.models import get_model
+    from analysis.studies.rms import features, train_rm
+
+    cfg = _cfg(tiny_dir, best_of_n=0, sampled_base=False, icl_k=[])
+    cache = StudyCache(str(tmp_path))
+    model, tok = get_model(cfg)
+    tasks = synthetic_data(cfg).tasks
+    feats = features(cfg, model, tok, preflamp_pairs(cfg, tasks, model, tok, cache), cache)
+    rms = {m: train_rm(feats, m, 0, 30, cache, "k") for m in ("shared_bt", "per_user_bt", "lore")}
+    rows = [
+        r for r in generate_systems(cfg, model, tok, tasks, cache, "tiny", rms, [2.0]) if r["kind"] == "rgd"
+    ]
+    prompts = [zero_shot_prompt(cfg.task, t.test_input) for t in tasks]
+    users = [t.user_id for t in tasks]
+    texts = {}
+    for m, rm in rms.items():
+        ref = args_generate(
+            model,
+            tok,
+            rm,
+            prompts,
+            users,
+            w=2.0,
+            k=cfg.k,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+        )
+        got = [r for r in rows if r["method"] == m]
+        assert [r["text"] for r in got] == [o.text for o in ref], m
+        assert np.allclose([r["reward"] for r in got], [o.reward for o in ref], atol=1e-4, equal_nan=True)
+        texts[m] = [o.text for o in ref]
+    assert len({tuple(t) for t in texts.values()}) > 1  # the RMs steer differently: rows were split

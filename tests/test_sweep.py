@@ -190,6 +190,7 @@ def _study_tables(cfg, cache, monkeypatch) -> dict[str, pd.DataFrame]:
     ]:
         monkeypatch.setattr(mod, name, boom)
     monkeypatch.setattr("analysis.decoding.args.args_generate", boom)
+    monkeypatch.setattr("analysis.decoding.args.args_generate_multi", boom)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s1 = rm_vs_policy_accuracy(cfg, cache, progress=False)

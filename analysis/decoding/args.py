@@ -497,3 +497,213 @@ def args_generate(
             )
         )
     return outs
+
+
+# --------------------------------------------------------------------------- several RMs at once
+
+
+def args_generate_multi(
+    model,
+    tok,
+    rms: Sequence,
+    prompts: Sequence[str | list[dict]],
+    user_ids: Sequence[str],
+    *,
+    w: float = 1.0,
+    k: int = 10,
+    max_new_tokens: int = 32,
+    mode: str = "greedy",
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[list[ArgsOutput]]:
+    """ARGS with each of ``rms`` on the same prompts: ``out[i]`` is what
+    ``args_generate(model, tok, rms[i], prompts, user_ids, ...)`` returns (same decoding rule,
+    same per-prompt sampling generators), computed in one pass.
+
+    The RMs' decodings of one prompt share a KV-cache row while their tokens agree (always at
+    the first step; RMs of one study agree on about half of all later steps): the k candidates
+    of a shared row go through the policy once and every RM scores the same candidate features,
+    and a row is split (its cache copied) only when the RMs pick different tokens. On the study's
+    real authors (5 RMs, k = 10) that halves the candidate rows; the results equal separate runs
+    up to float rounding (batch composition), which the tests check token for token.
+
+    Only for RMs on the shared-backbone fast path (feature RMs of this policy, one feature
+    layer); otherwise (text RMs, a separate backbone, ``w = 0``) each RM runs on its own through
+    :func:`args_generate`.
+    """
+    rms = list(rms)
+    kw = dict(w=w, k=k, max_new_tokens=max_new_tokens, mode=mode, temperature=temperature, seed=seed)
+    cfg = ArgsConfig(**kw, batch_size=batch_size).validate()
+    prompts, user_ids = aligned_inputs(prompts, user_ids)
+    paths = [reward_path(rm, model, cfg.w) for rm in rms]
+    layers = {rm.backbone.layer for rm, p in zip(rms, paths, strict=True) if p == "features"}
+    if not rms or set(paths) != {"features"} or len(layers) != 1:
+        return [
+            args_generate(model, tok, rm, prompts, user_ids, **kw, batch_size=batch_size, progress=progress)
+            for rm in rms
+        ]
+    for rm in rms:
+        warn_unknown_users(rm, user_ids)
+    layer = layers.pop()
+    outs: list[list[ArgsOutput]] = [[] for _ in rms]
+    starts = range(0, len(prompts), cfg.batch_size)
+    for i in tqdm(starts, desc=f"ARGS x{len(rms)} RMs w={cfg.w} k={cfg.k}", disable=not progress):
+        idx = range(i, min(i + cfg.batch_size, len(prompts)))
+        gens = [[prompt_generator(cfg.seed, b) for b in idx] for _ in rms]  # each RM its own draws
+        got = _args_batch_multi(
+            model,
+            tok,
+            rms,
+            prompts[i : idx.stop],
+            user_ids[i : idx.stop],
+            cfg,
+            layer,
+            stop_token_ids(model, tok),
+            gens,
+        )
+        for r, o in enumerate(got):
+            outs[r].extend(o)
+    return outs
+
+
+@torch.no_grad()
+def _args_batch_multi(model, tok, rms, prompts, user_ids, cfg: ArgsConfig, layer: int, stops, gens):
+    """One batch of :func:`args_generate_multi`: a "member" is one (RM, prompt) decoding; a cache
+    row holds one (prompt, generated tokens) history and the members currently on it (at most one
+    per RM). Returns one list of ArgsOutput per RM, prompts in input order."""
+    from analysis.features import select_hidden
+    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
+
+    device = model_device(model)
+    base = model.base_model
+    R, B, k = len(rms), len(prompts), cfg.k
+    ids = [encode_prompt(tok, p) for p in prompts]
+    cache = new_cache(model)
+    ckw = cache_kwarg(base)
+    p = common_prefix_len(ids) if B > 1 else 0
+    input_ids, attn, pos = prefill_shared_prefix(
+        model, cache, ids, p if p >= 8 else 0, pad_token_id(tok), device
+    )
+    out = base(
+        input_ids=input_ids,
+        attention_mask=attn,
+        position_ids=pos,
+        **{ckw: cache},
+        use_cache=True,
+        output_hidden_states=True,
+    )
+    check_full_attention_cache(cache)
+    devs = [rm_device(rm) for rm in rms]
+    last = select_hidden(out, layer)[:, -1].float()
+    # member m = r * B + b; prefix_r: r_u(x, y_{<t}) of each member's current prefix (stop candidates)
+    prefix_r = torch.cat(
+        [rm.reward(list(user_ids), last.to(d)).float().cpu() for rm, d in zip(rms, devs, strict=True)]
+    )
+    logits = lm_logits(model, out.last_hidden_state[:, -1])  # (rows, V)
+    next_pos = attn.sum(-1)
+    kk = min(k, logits.shape[-1])
+    stop_ids = torch.tensor(sorted(stops), dtype=torch.long, device=device)
+    M = R * B
+    gen_ids: list[list[int]] = [[] for _ in range(M)]
+    scores: list[list[float]] = [[] for _ in range(M)]
+    lps: list[list[float]] = [[] for _ in range(M)]
+    rews: list[list[float]] = [[] for _ in range(M)]
+    done = [False] * M
+    row_prompt = list(range(B))  # prompt of each cache row
+    row_members = [[r * B + b for r in range(R)] for b in range(B)]  # live members on each row
+    for _ in range(cfg.max_new_tokens):
+        n = len(row_prompt)
+        logp = torch.log_softmax(logits, dim=-1)
+        top_lp, top_ids = logp.topk(kk, dim=-1)  # (n, k)
+        L = cache.get_seq_length()
+        out = base(
+            input_ids=top_ids,
+            attention_mask=_candidate_mask(attn, kk, out.last_hidden_state.dtype),
+            position_ids=next_pos[:, None].expand(n, kk),
+            **{ckw: cache},
+            use_cache=True,
+            output_hidden_states=True,
+        )
+        feats = select_hidden(out, layer).float()  # (n, k, H)
+        is_stop = torch.isin(top_ids, stop_ids).cpu()
+        top_lp_c, top_ids_l = top_lp.float().cpu(), top_ids.tolist()
+        # every RM scores the candidates of the rows its members are on (one call per RM)
+        mem_row: dict[int, int] = {m: i for i, ms in enumerate(row_members) for m in ms}
+        choice: dict[int, tuple[int, float, float]] = {}  # member -> (j, score, reward)
+        for r, rm in enumerate(rms):
+            ms = [m for m in range(r * B, (r + 1) * B) if m in mem_row]
+            if not ms:
+                continue
+            rows = [mem_row[m] for m in ms]
+            users = [user_ids[row_prompt[i]] for i in rows for _ in range(kk)]
+            rr = rm.reward(users, feats[rows].reshape(len(rows) * kk, -1).to(devs[r])).float().cpu()
+            rr = rr.reshape(len(rows), kk)
+            rr = torch.where(is_stop[rows], prefix_r[ms][:, None], rr)
+            s = top_lp_c[rows] + cfg.w * rr
+            j = pick(s, cfg.mode, cfg.temperature, None if gens is None else [gens[r][m - r * B] for m in ms])
+            for q, m in enumerate(ms):
+                jq = int(j[q])
+                choice[m] = (jq, float(s[q, jq]), float(rr[q, jq]))
+        # the next cache rows: one per (row, chosen candidate) that still has a live member
+        new_src, new_j, new_members = [], [], []
+        at: dict[tuple[int, int], int] = {}
+        for i, ms in enumerate(row_members):
+            for m in ms:
+                jq, sc, rw = choice[m]
+                tokv = top_ids_l[i][jq]
+                gen_ids[m].append(tokv)
+                scores[m].append(sc)
+                lps[m].append(float(top_lp_c[i, jq]))
+                rews[m].append(rw)
+                prefix_r[m] = rw
+                if tokv in stops:
+                    done[m] = True
+                    continue
+                if (i, jq) not in at:
+                    at[(i, jq)] = len(new_src)
+                    new_src.append(i)
+                    new_j.append(jq)
+                    new_members.append([])
+                new_members[at[(i, jq)]].append(m)
+        if not new_src:
+            break
+        src = torch.tensor(new_src, device=device)
+        jt = torch.tensor(new_j, device=device)
+        hidden = out.last_hidden_state[src, jt]  # (n', H): final-norm state of each kept candidate
+        if new_src == list(range(n)):  # no split, no row left: keep each row's chosen K/V in place
+            _keep_chosen(cache, L, jt)
+        else:
+            for lay in cache.layers:
+                for name in ("keys", "values"):
+                    t = getattr(lay, name)  # (n, heads, L + k, head_dim)
+                    setattr(lay, name, torch.cat([t[src, :, :L], t[src, :, L + jt].unsqueeze(2)], dim=2))
+            attn, next_pos = attn[src], next_pos[src]
+        logits = lm_logits(model, hidden)
+        attn = torch.cat([attn, attn.new_ones(len(new_src), 1)], dim=-1)
+        next_pos = next_pos + 1
+        row_prompt = [row_prompt[i] for i in new_src]
+        row_members = new_members
+
+    outs: list[list[ArgsOutput]] = []
+    for r in range(R):
+        per = []
+        for b in range(B):
+            m = r * B + b
+            body = gen_ids[m][:-1] if done[m] else gen_ids[m]
+            per.append(
+                ArgsOutput(
+                    user_id=user_ids[b],
+                    prompt=prompts[b],
+                    tokens=gen_ids[m],
+                    text=tok.decode(gen_ids[m], skip_special_tokens=True),
+                    step_scores=scores[m],
+                    step_logprobs=lps[m],
+                    step_rewards=rews[m],
+                    reward=rews[m][len(body) - 1] if body else float("nan"),
+                    finished=done[m],
+                )
+            )
+        outs.append(per)
+    return outs

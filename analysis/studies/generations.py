@@ -8,7 +8,8 @@ under ``<cache>/generations/``, resumable):
 - ``icl_k{k}``: greedy decoding with ``k`` retrieved profile examples in the prompt (method
   ``icl``; retriever and rendering from the config, recorded in every row).
 - ``rgd_{method}_w{w}``: ARGS (:func:`analysis.decoding.args.args_generate`) with the method's
-  RM, weight ``w`` and top-``k`` candidates (:func:`analysis.generation.register_rgd_method`).
+  RM, weight ``w`` and top-``k`` candidates (:func:`analysis.generation.register_rgd_method`),
+  all RMs in one pass (:func:`shared_args`).
 - ``bon_{method}_n{n}``: best-of-n with the method's RM (``n = cfg.best_of_n``; 0 disables),
   every RM re-ranking ONE shared set of samples (:func:`shared_sample_bon`).
 
@@ -128,6 +129,32 @@ def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
             else {"text": drawn[i][0], "reward": None}
             for i in range(len(tasks))
         ]
+
+    return generate
+
+
+def shared_args(cfg: StudyConfig, rms: dict, method: str, memo: dict):
+    """A runner method: ARGS with the RM of ``method``, computed for EVERY RM of ``rms`` in one
+    pass (:func:`analysis.decoding.args.args_generate_multi`: the RMs share cache rows while
+    their tokens agree) and memoised in ``memo``, so the other RMs' systems are memo hits. Same
+    rows as one ARGS run per RM (tested); the memo key is the prompts and decoding params, so
+    each w (and each resumed subset of tasks) is its own pass over all RMs."""
+
+    def generate(model, tok, tasks, params):
+        from analysis.decoding.args import ArgsConfig, args_generate_multi
+        from analysis.generation import base_prompt
+
+        prompts = [base_prompt(params["task"], t) for t in tasks]
+        users = [t.user_id for t in tasks]
+        kw = {k: params[k] for k in ArgsConfig.__dataclass_fields__ if k in params and k != "batch_size"}
+        key = key_hash([prompts, users, sorted(kw.items()), params["batch_size"]])
+        if key not in memo:
+            names = list(rms)
+            outs = args_generate_multi(
+                model, tok, [rms[m] for m in names], prompts, users, batch_size=params["batch_size"], **kw
+            )
+            memo[key] = dict(zip(names, outs, strict=True))
+        return [{"text": o.text, "reward": float(o.reward)} for o in memo[key][method]]
 
     return generate
 
@@ -260,11 +287,13 @@ def _generate_shard(
             )
             specs.append(MethodSpec(name, system=f"bon_{method}_n{n}"))
             kinds[f"bon_{method}_n{n}"] = ("bon", method, np.nan, np.nan)
+    args_memo: dict = {}  # ARGS of every RM in one pass (shared_args)
     for w in w_values:
         for method, rm in rms.items():
             rm_id = getattr(rm, "study_key_", rm.method)
             name = f"study_args_{method}"
-            register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=cfg.k, replace=True)
+            fn = shared_args(cfg, rms, method, args_memo)
+            register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=cfg.k, replace=True, fn=fn)
             specs.append(MethodSpec(name, {"w": w}, system=f"rgd_{method}_w{w:g}"))
             kinds[f"rgd_{method}_w{w:g}"] = ("rgd", method, np.nan, w)
     rows = []
