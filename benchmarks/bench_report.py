@@ -12,7 +12,7 @@ notebooks' ``time_stages``), one ``stage`` line per section, and ``report_second
 wall time of the whole report including kernel starts and the HTML export.
 
 Unlike the other benchmarks this one reports absolute seconds (the goal is a budget: <= 10 minutes
-for `make report` on the 2-core dev machine, of which about 2.5 are the virtual environment).
+for `make report` on the 2-core dev machine, of which about 1.2 are the virtual environment).
 The notebooks use the config's thread count (``threads``), as `make report` does.
 """
 
