@@ -111,6 +111,25 @@ class ArgsOutput:
     reward: float
     finished: bool
 
+    @classmethod
+    def from_steps(
+        cls, tok, user_id, prompt, tokens, scores, logprobs, rewards, finished: bool
+    ) -> ArgsOutput:
+        """One decoding from its per-step records; ``reward``: the last step before the stop token
+        (the one rule of cached, multi-RM and reference ARGS)."""
+        body = tokens[:-1] if finished else tokens
+        return cls(
+            user_id=user_id,
+            prompt=prompt,
+            tokens=tokens,
+            text=tok.decode(tokens, skip_special_tokens=True),
+            step_scores=scores,
+            step_logprobs=logprobs,
+            step_rewards=rewards,
+            reward=rewards[len(body) - 1] if body else float("nan"),
+            finished=finished,
+        )
+
 
 # --------------------------------------------------------------------------- shared helpers
 
@@ -289,6 +308,44 @@ def check_full_attention_cache(cache) -> None:
             )
 
 
+def _prefill(model, tok, prompts, hidden: bool):
+    """Run ``prompts`` (left-padded, their shared token prefix once) into a new cache: returns
+    ``(cache, cache keyword, outputs, 2D attention mask)``; ``hidden``: with all hidden states."""
+    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
+
+    base = model.base_model
+    ids = [encode_prompt(tok, p) for p in prompts]
+    cache = new_cache(model)
+    ckw = cache_kwarg(base)
+    p = common_prefix_len(ids) if len(ids) > 1 else 0
+    input_ids, attn, pos = prefill_shared_prefix(
+        model, cache, ids, p if p >= 8 else 0, pad_token_id(tok), model_device(model)
+    )
+    out = base(
+        input_ids=input_ids,
+        attention_mask=attn,
+        position_ids=pos,
+        **{ckw: cache},
+        use_cache=True,
+        output_hidden_states=hidden,
+    )
+    return cache, ckw, out, attn
+
+
+def _candidate_pass(base, cache, ckw: str, top_ids, attn, next_pos, dtype):
+    """The k candidates of every row as one forward of k query positions on the cache (each sees
+    the row's non-pad prefix and itself: :func:`_candidate_mask`), with all hidden states."""
+    n, kk = top_ids.shape
+    return base(
+        input_ids=top_ids,
+        attention_mask=_candidate_mask(attn, kk, dtype),
+        position_ids=next_pos[:, None].expand(n, kk),
+        **{ckw: cache},
+        use_cache=True,
+        output_hidden_states=True,
+    )
+
+
 @torch.no_grad()
 def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, layer: int, stops, gens):
     """Decode one batch of prompts. Returns a list of ArgsOutput in input order.
@@ -298,26 +355,10 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
     repeated over the batch (:func:`analysis.decoding.base.prefill_shared_prefix`, as greedy
     decoding does), and rows that stopped are dropped from the batch and the cache at once.
     """
-    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
-
     device = model_device(model)
     base = model.base_model
     B, k = len(prompts), cfg.k
-    ids = [encode_prompt(tok, p) for p in prompts]
-    cache = new_cache(model)
-    ckw = cache_kwarg(base)
-    p = common_prefix_len(ids) if B > 1 else 0
-    input_ids, attn, pos = prefill_shared_prefix(
-        model, cache, ids, p if p >= 8 else 0, pad_token_id(tok), device
-    )
-    out = base(
-        input_ids=input_ids,
-        attention_mask=attn,
-        position_ids=pos,
-        **{ckw: cache},
-        use_cache=True,
-        output_hidden_states=path == "features",
-    )
+    cache, ckw, out, attn = _prefill(model, tok, prompts, hidden=path == "features")
     rm_dev = rm_device(rm)
     if path == "features":
         check_full_attention_cache(cache)
@@ -346,14 +387,7 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
         if path == "features":
             from analysis.features import select_hidden
 
-            out = base(
-                input_ids=top_ids,
-                attention_mask=_candidate_mask(attn, kk, out.last_hidden_state.dtype),
-                position_ids=next_pos[:, None].expand(n, kk),
-                **{ckw: cache},
-                use_cache=True,
-                output_hidden_states=True,
-            )
+            out = _candidate_pass(base, cache, ckw, top_ids, attn, next_pos, out.last_hidden_state.dtype)
             feats = select_hidden(out, layer).float().reshape(n * kk, -1)  # (n * k, H)
             users_rep = [u for u in live_users for _ in range(kk)]
             r = rm.reward(users_rep, feats.to(rm_dev)).reshape(n, kk).to(top_lp)
@@ -403,23 +437,10 @@ def _args_batch(model, tok, rm, prompts, user_ids, cfg: ArgsConfig, path: str, l
             live = [live[i] for i in keep]
             live_users = [live_users[i] for i in keep]
 
-    outs = []
-    for b in range(B):
-        body = gen_ids[b][:-1] if done[b] else gen_ids[b]
-        outs.append(
-            ArgsOutput(
-                user_id=user_ids[b],
-                prompt=prompts[b],
-                tokens=gen_ids[b],
-                text=tok.decode(gen_ids[b], skip_special_tokens=True),
-                step_scores=scores[b],
-                step_logprobs=lps[b],
-                step_rewards=rews[b],
-                reward=rews[b][len(body) - 1] if body else float("nan"),
-                finished=done[b],
-            )
-        )
-    return outs
+    return [
+        ArgsOutput.from_steps(tok, user_ids[b], prompts[b], gen_ids[b], scores[b], lps[b], rews[b], done[b])
+        for b in range(B)
+    ]
 
 
 def args_generate(
@@ -574,26 +595,11 @@ def _args_batch_multi(model, tok, rms, prompts, user_ids, cfg: ArgsConfig, layer
     row holds one (prompt, generated tokens) history and the members currently on it (at most one
     per RM). Returns one list of ArgsOutput per RM, prompts in input order."""
     from analysis.features import select_hidden
-    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
     device = model_device(model)
     base = model.base_model
     R, B, k = len(rms), len(prompts), cfg.k
-    ids = [encode_prompt(tok, p) for p in prompts]
-    cache = new_cache(model)
-    ckw = cache_kwarg(base)
-    p = common_prefix_len(ids) if B > 1 else 0
-    input_ids, attn, pos = prefill_shared_prefix(
-        model, cache, ids, p if p >= 8 else 0, pad_token_id(tok), device
-    )
-    out = base(
-        input_ids=input_ids,
-        attention_mask=attn,
-        position_ids=pos,
-        **{ckw: cache},
-        use_cache=True,
-        output_hidden_states=True,
-    )
+    cache, ckw, out, attn = _prefill(model, tok, prompts, hidden=True)
     check_full_attention_cache(cache)
     devs = [rm_device(rm) for rm in rms]
     last = select_hidden(out, layer)[:, -1].float()
@@ -618,14 +624,7 @@ def _args_batch_multi(model, tok, rms, prompts, user_ids, cfg: ArgsConfig, layer
         logp = torch.log_softmax(logits, dim=-1)
         top_lp, top_ids = logp.topk(kk, dim=-1)  # (n, k)
         L = cache.get_seq_length()
-        out = base(
-            input_ids=top_ids,
-            attention_mask=_candidate_mask(attn, kk, out.last_hidden_state.dtype),
-            position_ids=next_pos[:, None].expand(n, kk),
-            **{ckw: cache},
-            use_cache=True,
-            output_hidden_states=True,
-        )
+        out = _candidate_pass(base, cache, ckw, top_ids, attn, next_pos, out.last_hidden_state.dtype)
         feats = select_hidden(out, layer).float()  # (n, k, H)
         is_stop = torch.isin(top_ids, stop_ids).cpu()
         top_lp_c, top_ids_l = top_lp.float().cpu(), top_ids.tolist()
@@ -686,24 +685,12 @@ def _args_batch_multi(model, tok, rms, prompts, user_ids, cfg: ArgsConfig, layer
         row_prompt = [row_prompt[i] for i in new_src]
         row_members = new_members
 
-    outs: list[list[ArgsOutput]] = []
-    for r in range(R):
-        per = []
-        for b in range(B):
-            m = r * B + b
-            body = gen_ids[m][:-1] if done[m] else gen_ids[m]
-            per.append(
-                ArgsOutput(
-                    user_id=user_ids[b],
-                    prompt=prompts[b],
-                    tokens=gen_ids[m],
-                    text=tok.decode(gen_ids[m], skip_special_tokens=True),
-                    step_scores=scores[m],
-                    step_logprobs=lps[m],
-                    step_rewards=rews[m],
-                    reward=rews[m][len(body) - 1] if body else float("nan"),
-                    finished=done[m],
-                )
+    return [
+        [
+            ArgsOutput.from_steps(
+                tok, user_ids[b], prompts[b], gen_ids[m], scores[m], lps[m], rews[m], done[m]
             )
-        outs.append(per)
-    return outs
+            for b, m in enumerate(range(r * B, (r + 1) * B))
+        ]
+        for r in range(R)
+    ]

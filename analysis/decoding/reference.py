@@ -76,18 +76,7 @@ def _reference_one(model, tok, rm, prompt, user_id, cfg: ArgsConfig, path, layer
         if v in stops:
             finished = True
             break
-    body = gen_ids[:-1] if finished else gen_ids
-    return ArgsOutput(
-        user_id=user_id,
-        prompt=prompt,
-        tokens=gen_ids,
-        text=tok.decode(gen_ids, skip_special_tokens=True),
-        step_scores=scores,
-        step_logprobs=lps,
-        step_rewards=rews,
-        reward=rews[len(body) - 1] if body else float("nan"),
-        finished=finished,
-    )
+    return ArgsOutput.from_steps(tok, user_id, prompt, gen_ids, scores, lps, rews, finished)
 
 
 def reference_args(
