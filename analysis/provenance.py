@@ -37,6 +37,7 @@ CODE_MODULES = (
     "__init__.py",
     "config.py",
     "cpu_linear.py",
+    "cpu_share.py",  # the report's thread schedule: a product's last bits depend on the thread count
     "errors.py",
     "evaluation.py",
     "feature_cache.py",

@@ -17,18 +17,29 @@ Layout of one run (design section 7)::
 A failed notebook stops the run: its partly executed notebook is kept with the error, earlier
 outputs stay, the error is printed, and the exit status is non-zero. ``index.html`` is rewritten
 when the run starts and after every notebook, so it shows a run that is still going.
+
+Each notebook runs in its own child process (its kernel inherits that child's environment: the
+notebook name for the timings, the files of :mod:`analysis.cpu_share`). Notebooks run in order;
+one that calls :func:`analysis.cpu_share.handoff` lets the next one start alongside it (notebook
+01 does once the model passes that notebook 02 reads are cached), the two sharing the CPU at one
+thread each on a fixed schedule (:mod:`analysis.cpu_share`). At most two run at once, and nothing
+new starts after a failure.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import cpu_share
 from analysis import provenance as prov
 from analysis.errors import ConfigError
 from analysis.io import write_json, write_text
@@ -80,18 +91,76 @@ def write_index(run_dir: Path, status: dict) -> Path:
     return write_page(run_dir, status)
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str):
-    """Set an environment variable for the enclosed block (the notebook's kernel inherits it)."""
-    old = os.environ.get(name)
-    os.environ[name] = value
+@dataclass
+class _Job:
+    """One notebook running in a child process."""
+
+    book: Path
+    proc: subprocess.Popen
+    t0: float
+    handoff_file: Path
+    ended_file: Path  # created when this notebook has ended (the next one's claim_cpu waits for it)
+    error_file: Path
+    alongside: bool = False  # the next notebook was started next to this one (after its hand-off)
+
+
+POLL_SECONDS = 0.25
+
+
+def _launch(
+    book: Path, run_dir: Path, params: dict, progress: bool, control: Path, previous: _Job | None
+) -> _Job:
+    """Start ``book`` in a child process (see :func:`_execute_child`); ``previous``: the notebook
+    still running next to it (None: its cpu_share.claim_cpu returns at once)."""
+    job = _Job(
+        book,
+        None,  # type: ignore[arg-type]
+        time.time(),
+        control / f"{book.stem}.handoff",
+        control / f"{book.stem}.ended",
+        control / f"{book.stem}.error",
+    )
+    previous_ended = previous.ended_file if previous is not None else control / f"{book.stem}.start"
+    if previous is None:
+        write_text(previous_ended, "")
+    env = {
+        **os.environ,
+        NOTEBOOK_ENV: book.stem,  # time_stages names its file after it
+        cpu_share.HANDOFF_ENV: str(job.handoff_file),
+        cpu_share.PREVIOUS_ENV: str(previous_ended),
+    }
+    spec = {
+        "book": str(book),
+        "out": str(run_dir / book.name),
+        "params": params,
+        "cwd": str(run_dir),
+        "progress": progress,
+        "error_file": str(job.error_file),
+    }
+    code = "import sys; from analysis.report import _execute_child; _execute_child(sys.argv[1])"
+    job.proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)], env=env)
+    return job
+
+
+def _execute_child(spec_json: str) -> None:
+    """Child process: execute one notebook with papermill; on failure write the error and exit 1
+    (papermill keeps the partly executed notebook with the error)."""
+    import papermill as pm
+
+    spec = json.loads(spec_json)
     try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+        pm.execute_notebook(
+            spec["book"],
+            spec["out"],
+            parameters=spec["params"],
+            cwd=spec["cwd"],
+            kernel_name="python3",
+            progress_bar=spec["progress"],
+            log_output=False,
+        )
+    except Exception as exc:
+        write_text(Path(spec["error_file"]), str(exc).strip() or type(exc).__name__)
+        raise SystemExit(1) from None
 
 
 def _record_stages(run_dir: Path, book: Path, entry: dict) -> None:
@@ -120,6 +189,33 @@ def _dtype_used(cfg) -> dict:
     }
 
 
+def _finish(job: _Job, run_dir: Path, status: dict, status_path: Path, html_export: bool) -> str | None:
+    """Record a finished notebook (status, seconds, sections, HTML); return the error message of
+    a failed one (None when it succeeded)."""
+    book = job.book
+    entry = status["notebooks"][book.name]
+    seconds = round(time.time() - job.t0, 1)
+    if job.proc.returncode != 0:
+        err = job.error_file.read_text() if job.error_file.exists() else f"exit status {job.proc.returncode}"
+        entry.update(status="failed", seconds=seconds, error=err.strip()[-2000:])
+        _record_stages(run_dir, book, entry)
+        write_json(status_path, status)
+        if html_export and (run_dir / book.name).exists():
+            export_html(run_dir / book.name)
+        write_index(run_dir, status)
+        return f"notebook {book.name} failed (outputs so far kept in {run_dir}):\n{err}"
+    entry.update(status="ok", seconds=seconds)
+    _record_stages(run_dir, book, entry)
+    if html_export:
+        t1 = time.time()
+        export_html(run_dir / book.name)
+        entry["html_seconds"] = round(time.time() - t1, 1)
+    write_json(status_path, status)
+    write_index(run_dir, status)
+    print(f"[report] {book.stem}: ok in {entry['seconds']} s", flush=True)
+    return None
+
+
 def run_report(
     preset: str = "embedded",
     overrides: dict | None = None,
@@ -132,9 +228,8 @@ def run_report(
     html_export: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Execute the notebooks in order; return the run folder. Raises RuntimeError on a failed notebook."""
-    import papermill as pm
-
+    """Execute the notebooks in order (a notebook that hands off runs alongside the next: see the
+    module docstring); return the run folder. Raises RuntimeError on a failed notebook."""
     from analysis.config import check_runnable, load_config
 
     cfg = load_config(preset, overrides, path=config_path)  # validate before any work
@@ -189,48 +284,60 @@ def run_report(
     }
     write_index(run_dir, status)
     t_run = time.time()
+    todo = []
     for book in books:
         entry = status["notebooks"][book.name]
         if resume and entry.get("status") == "ok" and (run_dir / book.name).exists():
             print(f"[report] {book.stem}: done in an earlier attempt, skipped", flush=True)
-            continue
-        print(f"[report] running {book.stem} ...", flush=True)
-        t0 = time.time()
-        entry.clear()
-        entry.update(status="running")
-        write_json(status_path, status)
-        write_index(run_dir, status)
-        (run_dir / TIMINGS_DIR / f"{book.stem}.json").unlink(missing_ok=True)  # an earlier attempt's
-        try:
-            with _env(NOTEBOOK_ENV, book.stem):  # the kernel inherits it: time_stages names its file
-                pm.execute_notebook(
-                    str(book),
-                    str(run_dir / book.name),
-                    parameters=params,
-                    cwd=str(run_dir),
-                    kernel_name="python3",
-                    progress_bar=progress,
-                    log_output=False,
+        else:
+            todo.append(book)
+    running: list[_Job] = []
+    failed: list[str] = []
+    control = Path(tempfile.mkdtemp(prefix="analysis-report-"))
+    try:
+        while running or (todo and not failed):
+            last = running[-1] if running else None
+            if (
+                todo
+                and not failed
+                and (
+                    last is None or (len(running) == 1 and not last.alongside and last.handoff_file.exists())
                 )
-        except Exception as exc:  # papermill keeps the partly executed notebook with the error
-            entry.update(status="failed", seconds=round(time.time() - t0, 1), error=str(exc).strip()[-2000:])
-            _record_stages(run_dir, book, entry)
-            write_json(status_path, status)
-            if html_export and (run_dir / book.name).exists():
-                export_html(run_dir / book.name)
-            write_index(run_dir, status)
-            raise RuntimeError(
-                f"notebook {book.name} failed (outputs so far kept in {run_dir}):\n{exc}"
-            ) from exc
-        entry.update(status="ok", seconds=round(time.time() - t0, 1))
-        _record_stages(run_dir, book, entry)
-        if html_export:
-            t1 = time.time()
-            export_html(run_dir / book.name)
-            entry["html_seconds"] = round(time.time() - t1, 1)
-        write_json(status_path, status)
-        write_index(run_dir, status)
-        print(f"[report] {book.stem}: ok in {entry['seconds']} s", flush=True)
+            ):
+                book = todo.pop(0)
+                if last is not None:
+                    last.alongside = True
+                    print(
+                        f"[report] {last.book.stem} handed off: {book.stem} starts alongside it "
+                        "(one thread each: analysis.cpu_share)",
+                        flush=True,
+                    )
+                print(f"[report] running {book.stem} ...", flush=True)
+                entry = status["notebooks"][book.name]
+                entry.clear()
+                entry.update(status="running")
+                (run_dir / TIMINGS_DIR / f"{book.stem}.json").unlink(missing_ok=True)  # an earlier attempt's
+                write_json(status_path, status)
+                write_index(run_dir, status)
+                running.append(_launch(book, run_dir, params, progress, control, last))
+                continue
+            done = [j for j in running if j.proc.poll() is not None]
+            if not done:
+                time.sleep(POLL_SECONDS)
+                continue
+            for job in done:
+                running.remove(job)
+                write_text(job.ended_file, "")  # the next notebook's claim_cpu may go on
+                error = _finish(job, run_dir, status, status_path, html_export)
+                if error:
+                    failed.append(error)
+    finally:
+        for job in running:  # interrupted (Ctrl-C): stop the children too
+            job.proc.terminate()
+            job.proc.wait()
+        shutil.rmtree(control, ignore_errors=True)
+    if failed:
+        raise RuntimeError(failed[0])
     status["total_seconds"] = round(time.time() - t_run, 1)
     write_json(status_path, status)
     provenance["finished"] = dt.datetime.now().isoformat(timespec="seconds")

@@ -241,7 +241,7 @@ def run_state(status: dict) -> tuple[str, str]:
         )
     running = [stem[k] for k, s in states.items() if s == "running"]
     done = sum(s == "ok" for s in states.values())
-    now = f"{running[0]} is running; " if running else ""
+    now = f"{' and '.join(running)} {'is' if len(running) == 1 else 'are'} running; " if running else ""
     return "running", (
         f"In progress: {now}{done} of {len(states)} notebooks done. This page is rewritten after each "
         "notebook (it reloads every 30 s); claims of studies not yet run show 'not measured'."

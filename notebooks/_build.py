@@ -159,8 +159,14 @@ def nb02():
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
                 "import dataclasses\n\nimport pandas as pd\n\n"
+                "from analysis.cpu_share import claim_cpu, share_cpu\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
+                "# in a report, notebook 01 hands off before its RM populations and this notebook runs next to it:\n"
+                "# the main setting on one thread, then (once 01 has ended) all threads; a fixed schedule, so the\n"
+                "# numbers never depend on timing (analysis.cpu_share). Outside a report both calls do nothing.\n"
+                "share_cpu()\n"
                 "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w)\n"
+                "claim_cpu()\n"
                 "# the same study in each second setting (e.g. the synthetic world), labelled by dataset;\n"
                 "# ARGS at rgd_w only there (the inspector's extra weights are for the main setting)\n"
                 "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache)\n"

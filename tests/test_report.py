@@ -69,6 +69,69 @@ def test_failed_notebook_stops_run_and_keeps_earlier_outputs(tmp_path, books):
     assert all(v["status"] == "ok" for v in status["notebooks"].values())
 
 
+_WAIT = (
+    "import pathlib, time\n"
+    "from analysis import cpu_share\n"
+    "def wait(cond, what):\n"
+    "    t = time.time()\n"
+    "    while not cond():\n"
+    "        assert time.time() - t < 120, what\n"
+    "        time.sleep(0.1)\n"
+)
+
+
+def test_a_notebook_that_hands_off_runs_alongside_the_next(tmp_path, books):
+    """01 calls cpu_share.handoff(): 02 starts while 01 still runs (01 waits for it) and shares the
+    CPU on one thread until its claim_cpu(), which waits for 01 to end; 01 goes on with one
+    thread; 03 starts only after 02 (which never hands off) has ended."""
+    _notebook(
+        books / "01_a.ipynb",
+        _WAIT + "import torch\ntorch.set_num_threads(2)\nassert cpu_share.handoff()\n"
+        "assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1\n"
+        "wait(lambda: pathlib.Path(output_dir, 'b_started').exists(), '02 did not start alongside 01')\n"
+        "time.sleep(1)\n"
+        "pathlib.Path(output_dir, 'a_done').write_text('1')",
+    )
+    _notebook(
+        books / "02_b.ipynb",
+        _WAIT + "import torch\ntorch.set_num_threads(2)\nassert cpu_share.share_cpu()\n"
+        "assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1\n"
+        "pathlib.Path(output_dir, 'b_started').write_text('1')\n"
+        "assert not pathlib.Path(output_dir, 'a_done').exists()\n"
+        "assert cpu_share.claim_cpu(timeout=120)  # returns once 01 has ended\n"
+        "assert pathlib.Path(output_dir, 'a_done').exists()\n"
+        "assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2\n"
+        "pathlib.Path(output_dir, 'b_done').write_text('1')",
+    )
+    _notebook(
+        books / "03_c.ipynb",
+        "import pathlib\nfrom analysis import cpu_share\nassert pathlib.Path(output_dir, 'b_done').exists()\n"
+        "assert cpu_share.claim_cpu(timeout=5)  # nothing runs next to it: returns at once",
+    )
+    run = run_report(output_root=tmp_path / "r", notebook_dir=books, progress=False, run_id="x")
+    status = json.loads((run / "status.json").read_text())
+    assert [v["status"] for v in status["notebooks"].values()] == ["ok"] * 3
+
+
+def test_a_failure_after_the_handoff_lets_the_running_notebook_end_and_starts_nothing(tmp_path, books):
+    _notebook(
+        books / "01_a.ipynb",
+        _WAIT + "cpu_share.handoff()\n"
+        "wait(lambda: pathlib.Path(output_dir, 'b_started').exists(), '02 did not start')\n"
+        "raise RuntimeError('boom after the hand-off')",
+    )
+    _notebook(
+        books / "02_b.ipynb",
+        "import pathlib, time\npathlib.Path(output_dir, 'b_started').write_text('1')\ntime.sleep(2)",
+    )
+    _notebook(books / "03_c.ipynb", "print('never')")
+    with pytest.raises(RuntimeError, match="01_a.ipynb failed"):
+        run_report(output_root=tmp_path / "r", notebook_dir=books, progress=False, run_id="x")
+    status = json.loads((tmp_path / "r" / "x" / "status.json").read_text())
+    assert [v["status"] for v in status["notebooks"].values()] == ["failed", "ok", "pending"]
+    assert "boom after the hand-off" in status["notebooks"]["01_a.ipynb"]["error"]
+
+
 def test_only_filters_and_rejects_unknown(books):
     assert [b.name for b in list_notebooks(books, ["02"])] == ["02_b.ipynb"]
     with pytest.raises(ValueError, match="no notebook matches"):

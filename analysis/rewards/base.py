@@ -13,10 +13,16 @@ decoding-time features get the same transform) and train with the Bradley-Terry 
 Unknown users (no training pairs) never get NaN: with ``unknown_user="fallback"`` (default) each
 method documents its fallback (the population mean of the per-user parameters); with
 ``unknown_user="error"`` a :class:`~analysis.data.records.DataError` names them.
+
+Fitting runs on :data:`TRAIN_THREADS` CPU threads whatever the process's torch setting: with two
+threads some backward reductions are split differently (shared_bt and vpl then differ in the last
+bits), so an RM would depend on ``cfg.threads`` or on the report's thread schedule
+(:mod:`analysis.cpu_share`). One thread is also no slower here: the steps are small.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +38,23 @@ from analysis.io import atomic_open, read_json, write_json
 
 FORMAT_VERSION = 1
 UNKNOWN_USER = ("fallback", "error")
+
+TRAIN_THREADS = 1  # CPU threads of every fit (see the module docstring)
+
+
+@contextlib.contextmanager
+def training_threads(n: int | None = None):
+    """Run the enclosed block on ``n`` (default :data:`TRAIN_THREADS`) torch CPU threads, restoring
+    the previous setting after."""
+    n = TRAIN_THREADS if n is None else int(n)
+    old = torch.get_num_threads()
+    if old != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 @dataclass
@@ -122,9 +145,10 @@ class RewardModel:
         """Train on ``train`` pairs (early stopping on ``val`` when given); returns ``self``."""
         from analysis.rewards.train import train_bradley_terry
 
-        tr, va = self._prepare_fit(train, val)
-        self.fit_log_ = train_bradley_terry(self, tr, va, self.config)
-        return self._finish_fit(tr, train)
+        with training_threads():
+            tr, va = self._prepare_fit(train, val)
+            self.fit_log_ = train_bradley_terry(self, tr, va, self.config)
+            return self._finish_fit(tr, train)
 
     def fit_budgets(
         self, train: PairFeatures, val: PairFeatures | None, budgets: Sequence[int]
@@ -141,21 +165,24 @@ class RewardModel:
 
         budgets = sorted({int(b) for b in budgets})
         self.config = dataclasses.replace(self.config, steps=budgets[-1])
-        tr, va = self._prepare_fit(train, val)
-        snaps = train_bradley_terry_budgets(self, tr, va, self.config, budgets)
-        out = {}
-        for b, (state, log) in snaps.items():
-            # training leftovers with a graph (e.g. VPL's last KL term) cannot be deep-copied: detach
-            memo = {
-                id(v): v.detach() for v in vars(self).values() if torch.is_tensor(v) and v.grad_fn is not None
-            }
-            rm = copy.deepcopy(self, memo)
-            rm.config = dataclasses.replace(self.config, steps=b)
-            if state is not None:
-                rm.module_.load_state_dict(state)
-            rm.module_.eval()
-            rm.fit_log_ = log
-            out[b] = rm._finish_fit(tr, train)
+        with training_threads():
+            tr, va = self._prepare_fit(train, val)
+            snaps = train_bradley_terry_budgets(self, tr, va, self.config, budgets)
+            out = {}
+            for b, (state, log) in snaps.items():
+                # training leftovers with a graph (e.g. VPL's last KL term) cannot be deep-copied: detach
+                memo = {
+                    id(v): v.detach()
+                    for v in vars(self).values()
+                    if torch.is_tensor(v) and v.grad_fn is not None
+                }
+                rm = copy.deepcopy(self, memo)
+                rm.config = dataclasses.replace(self.config, steps=b)
+                if state is not None:
+                    rm.module_.load_state_dict(state)
+                rm.module_.eval()
+                rm.fit_log_ = log
+                out[b] = rm._finish_fit(tr, train)
         return out
 
     def _prepare_fit(self, train: PairFeatures, val: PairFeatures | None):

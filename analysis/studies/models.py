@@ -10,7 +10,10 @@ _MODELS: dict[tuple, tuple] = {}
 
 
 def get_model(cfg: StudyConfig, name: str | None = None):
-    """``(model, tok)`` for ``name`` (default: the policy model), loaded once per process."""
+    """``(model, tok)`` for ``name`` (default: the policy model), loaded once per process; torch uses
+    ``cfg.threads`` threads, one while the kernel shares the CPU with another notebook of a report
+    (:func:`analysis.cpu_share.thread_limit`)."""
+    from analysis.cpu_share import thread_limit
     from analysis.models import load_model
 
     name = name or cfg.policy_model
@@ -25,7 +28,7 @@ def get_model(cfg: StudyConfig, name: str | None = None):
             threads=cfg.threads,
             trust_remote_code=cfg.trust_remote_code,
         )
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(thread_limit(cfg.threads))
     return _MODELS[key]
 
 

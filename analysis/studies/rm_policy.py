@@ -324,12 +324,24 @@ def rm_vs_policy_accuracy(
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
     ``cache_dir``; a rerun after an interruption resumes.
     """
+    from analysis.cpu_share import handoff
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
-    for ds in datasets or cfg.datasets:
-        inputs = study1_inputs(cfg, ds, cache)
+    names = list(datasets or cfg.datasets)
+    # The policy model's passes of every dataset first (cached), the Pref-LaMP datasets first: they
+    # are what studies 2-3 read from here (pairs, base generations, features). Once they are
+    # cached, on CPU, the report runner may start the next notebook alongside this one
+    # (analysis.cpu_share: one thread each; the RM populations are small single-threaded steps).
+    # Not on a GPU: the next notebook would load a second model into its memory.
+    pref = [d for d in names if d.endswith("_preflamp")]
+    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in pref}
+    if cfg.device == "cpu":
+        handoff()
+    all_inputs.update({ds: study1_inputs(cfg, ds, cache) for ds in names if ds not in all_inputs})
+    for ds in names:
+        inputs = all_inputs[ds]
         feats, fkey = inputs["feats"], inputs["fkey"]
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
         raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
