@@ -2,10 +2,10 @@
 
 The report runner (:func:`analysis.report.run_report`) runs the notebooks one after the other,
 except that a notebook may call :func:`handoff` once everything the *next* notebook reads from the
-study cache is written (notebook 01 does, after the Pref-LaMP datasets' model passes): the runner
-then starts the next notebook while this one finishes its remaining work (study 1's other
-datasets and its RM populations, mostly small single-threaded steps), so the second core is
-not left idle.
+study cache is written (notebook 01 does once the pairs and features of the Pref-LaMP dataset
+that notebook 02 reads before its :func:`claim_cpu` are cached): the runner then starts the next
+notebook while this one finishes its remaining work (study 1's other datasets and its RM
+populations, mostly small single-threaded steps), so the second core is not left idle.
 
 Two processes of two torch threads each on two cores stall each other (OpenMP threads wait for
 one another: a generation run took 3x as long next to a one-thread job, measured here); one thread

@@ -18,6 +18,7 @@ Conventions (design section 2):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -144,8 +145,7 @@ def two_level_ci(
     if values.size > _FEW_VALUES:  # e.g. ROUGE: the weight-based exact form
         boots = two_level_boot_means(users, x, n_boot=n_boot, seed=seed)
     else:  # accuracies (0, 0.5, 1): exact and vectorised over replicates and users
-        rng = _rng(seed)
-        c = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)  # (B, U) user copies
+        c, rng = _user_copies(seed, n_users, n_boot)  # (B, U) user copies
         freq = np.zeros((n_users, values.size))
         np.add.at(freq, (codes, v_idx), 1.0)
         left = c * n_u[None, :]  # item draws of each drawn user, multinomial over its values
@@ -161,6 +161,25 @@ def two_level_ci(
         boots = (total / n_u[None, :]).sum(axis=1) / n_users
     lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return mean, float(min(lo, mean)), float(max(hi, mean))
+
+
+@functools.lru_cache(maxsize=16)
+def _user_copies_cached(seed: int, n_users: int, n_boot: int) -> tuple[np.ndarray, dict]:
+    rng = _rng(seed)
+    c = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
+    c.setflags(write=False)
+    return c, rng.bit_generator.state
+
+
+def _user_copies(seed: int, n_users: int, n_boot: int) -> tuple[np.ndarray, np.random.Generator]:
+    """The user draws of :func:`two_level_ci` ((B, U) copies of each user per replicate) and the
+    generator in the state right after them. They depend on (seed, n_users, n_boot) only, and every
+    RM of a dataset asks for the same ones (hundreds of calls per study): drawn once, then the
+    generator is restored to that state, so the results are exactly those of drawing each time."""
+    c, state = _user_copies_cached(int(seed), int(n_users), int(n_boot))
+    rng = _rng(seed)
+    rng.bit_generator.state = state
+    return c, rng
 
 
 def per_user_means(user_ids: Sequence, values) -> dict:

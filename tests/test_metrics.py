@@ -136,3 +136,21 @@ def test_two_level_interval_stays_in_range_and_matches_the_exact_resample():
     assert 0.0 <= lo <= mean <= hi <= 1.0
     exact = np.quantile(two_level_boot_means(users, acc, n_boot=4000, seed=2), [0.025, 0.975])
     assert abs(lo - exact[0]) < 0.05 and abs(hi - exact[1]) < 0.05
+
+
+def test_two_level_ci_reuses_its_user_draws_without_changing_a_result():
+    """The (seed, n_users, n_boot) user draws are cached across calls (every RM of a dataset asks
+    for the same ones); a call gives the same interval with a cold and a warm cache, in any order."""
+    from analysis.metrics import _user_copies_cached, two_level_ci
+
+    rng = np.random.default_rng(3)
+    data = [
+        ([f"u{i % n}" for i in range(5 * n)], rng.integers(0, 3, 5 * n) / 2.0) for n in (4, 7, 4)
+    ]  # accuracies 0, 0.5, 1: the binomial path
+    _user_copies_cached.cache_clear()
+    cold = []
+    for users, x in data:
+        _user_copies_cached.cache_clear()
+        cold.append(two_level_ci(users, x, n_boot=300, seed=5))
+    warm = [two_level_ci(users, x, n_boot=300, seed=5) for users, x in data]
+    assert warm == cold and _user_copies_cached.cache_info().hits >= 1

@@ -330,13 +330,13 @@ def rm_vs_policy_accuracy(
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
     names = list(datasets or cfg.datasets)
-    # The policy model's passes of every dataset first (cached), the Pref-LaMP datasets first: they
-    # are what studies 2-3 read from here (pairs, base generations, features). Once they are
-    # cached, on CPU, the report runner may start the next notebook alongside this one
-    # (analysis.cpu_share: one thread each; the RM populations are small single-threaded steps).
-    # Not on a GPU: the next notebook would load a second model into its memory.
-    pref = [d for d in names if d.endswith("_preflamp")]
-    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in pref}
+    # The policy model's passes of every dataset first (cached), starting with the Pref-LaMP dataset
+    # of cfg.preflamp_source: what notebook 02 reads before its cpu_share.claim_cpu() (pairs, base
+    # generations, features). Once it is cached, on CPU, the report runner starts notebook 02
+    # alongside this one (analysis.cpu_share: one thread each; the other datasets and the RM
+    # populations go on here). Not on a GPU: notebook 02 would load a second model into its memory.
+    main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
+    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in main}
     if cfg.device == "cpu":
         handoff()
     all_inputs.update({ds: study1_inputs(cfg, ds, cache) for ds in names if ds not in all_inputs})
