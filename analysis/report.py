@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -332,9 +333,13 @@ def run_report(
                 if error:
                     failed.append(error)
     finally:
-        for job in running:  # interrupted (Ctrl-C): stop the children too
-            job.proc.terminate()
-            job.proc.wait()
+        for job in running:  # interrupted: stop the children too (SIGINT: papermill shuts its kernel down)
+            job.proc.send_signal(signal.SIGINT)
+            try:
+                job.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                job.proc.kill()
+                job.proc.wait()
         shutil.rmtree(control, ignore_errors=True)
     if failed:
         raise RuntimeError(failed[0])
