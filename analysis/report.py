@@ -146,6 +146,10 @@ def _launch(
 def _execute_child(spec_json: str) -> None:
     """Child process: execute one notebook with papermill; on failure write the error and exit 1
     (papermill keeps the partly executed notebook with the error)."""
+    # jsonschema (imported by nbformat) loads its optional rfc3987_syntax format checker when it is
+    # installed (JupyterLab's dependencies bring it), which builds a grammar at import: 4 s per
+    # notebook here. Notebook validation never checks string formats, so the child goes without it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     import papermill as pm
 
     spec = json.loads(spec_json)

@@ -211,7 +211,9 @@ def format_timings(status: dict) -> str:
             lines.append(
                 "      study phases (self time): " + ", ".join(f"{p} {s:.1f}" for p, s in phases.items())
             )
-    lines.append(f"  notebooks total: {total:.1f} s")
+    lines.append(
+        f"  notebooks total: {total:.1f} s (a sum: notebooks that ran alongside each other count in full)"
+    )
     if status.get("total_seconds") is not None:
         lines.append(f"  report total (wall, with HTML export): {status['total_seconds']:.1f} s")
     return "\n".join(lines)
