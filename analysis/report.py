@@ -94,15 +94,28 @@ def write_index(run_dir: Path, status: dict) -> Path:
 
 @dataclass
 class _Job:
-    """One notebook running in a child process."""
+    """One notebook running in a child process; its control files live in ``control``."""
 
     book: Path
-    proc: subprocess.Popen
-    t0: float
-    handoff_file: Path
-    ended_file: Path  # created when this notebook has ended (the next one's claim_cpu waits for it)
-    error_file: Path
+    control: Path
+    t0: float = 0.0
+    proc: subprocess.Popen | None = None
     alongside: bool = False  # the next notebook was started next to this one (after its hand-off)
+
+    def _file(self, kind: str) -> Path:
+        return self.control / f"{self.book.stem}.{kind}"
+
+    @property
+    def handoff_file(self) -> Path:  # the kernel creates it: the next notebook may start
+        return self._file("handoff")
+
+    @property
+    def ended_file(self) -> Path:  # created when this notebook has ended (the next one's claim_cpu waits)
+        return self._file("ended")
+
+    @property
+    def error_file(self) -> Path:  # the child writes a failed notebook's error here
+        return self._file("error")
 
 
 POLL_SECONDS = 0.25
@@ -113,15 +126,8 @@ def _launch(
 ) -> _Job:
     """Start ``book`` in a child process (see :func:`_execute_child`); ``previous``: the notebook
     still running next to it (None: its cpu_share.claim_cpu returns at once)."""
-    job = _Job(
-        book,
-        None,  # type: ignore[arg-type]
-        time.time(),
-        control / f"{book.stem}.handoff",
-        control / f"{book.stem}.ended",
-        control / f"{book.stem}.error",
-    )
-    previous_ended = previous.ended_file if previous is not None else control / f"{book.stem}.start"
+    job = _Job(book, control, time.time())
+    previous_ended = previous.ended_file if previous is not None else job._file("start")
     if previous is None:
         write_text(previous_ended, "")
     env = {
