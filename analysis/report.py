@@ -84,6 +84,19 @@ def export_html(executed: Path) -> Path:
     return out
 
 
+def warm_html_export() -> float:
+    """Export an empty notebook to memory; returns the seconds taken. The first export of a
+    process loads nbconvert, its templates and highlighters (~7 s here, later ones ~1 s); the runner
+    pays that while the first kernel starts (its imports use one core), not after notebook 01, when
+    notebook 02 runs on both cores."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    t0 = time.time()
+    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+    return time.time() - t0
+
+
 def write_index(run_dir: Path, status: dict) -> Path:
     """``index.html`` of the run (:func:`analysis.report_page.write_index`; imported here lazily:
     the page reads the figure captions of :mod:`analysis.plots`, which imports matplotlib)."""
@@ -305,6 +318,7 @@ def run_report(
     running: list[_Job] = []
     failed: list[str] = []
     control = Path(tempfile.mkdtemp(prefix="analysis-report-"))
+    warmed = False  # warm_html_export() done
     try:
         while running or (todo and not failed):
             last = running[-1] if running else None
@@ -331,6 +345,9 @@ def run_report(
                 write_json(status_path, status)
                 write_index(run_dir, status)
                 running.append(_launch(book, run_dir, params, progress, control, last))
+                if html_export and not warmed:
+                    warmed = True
+                    warm_html_export()
                 continue
             done = [j for j in running if j.proc.poll() is not None]
             if not done:

@@ -35,10 +35,16 @@ def books(tmp_path):
     return d
 
 
-def test_report_runs_notebooks_in_order_with_outputs(tmp_path, books):
+def test_report_runs_notebooks_in_order_with_outputs(tmp_path, books, monkeypatch):
+    import analysis.report as report
+
+    warmed = []
+    real_warm = report.warm_html_export
+    monkeypatch.setattr(report, "warm_html_export", lambda: warmed.append(real_warm()))
     run = run_report(
         overrides={"seeds": [5]}, output_root=tmp_path / "reports", notebook_dir=books, progress=False
     )
+    assert len(warmed) == 1  # nbconvert loaded once, while the first notebook starts
     assert (run / "01_a.ipynb").exists() and (run / "02_b.ipynb").exists()
     assert (run / "01_a.html").exists() and (run / "index.html").exists()
     assert (tmp_path / "reports" / "latest").resolve() == run
