@@ -73,14 +73,19 @@ def _point_latest(root: Path, run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
+def _html(nb) -> str:
+    """A notebook node as standalone HTML (nbconvert)."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter().from_notebook_node(nb)[0]
+
+
 def export_html(executed: Path) -> Path:
     """Executed notebook -> standalone HTML next to it (nbconvert)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     out = executed.with_suffix(".html")
-    write_text(out, body)
+    write_text(out, _html(nbformat.read(executed, as_version=4)))
     return out
 
 
@@ -90,10 +95,9 @@ def warm_html_export() -> float:
     pays that while the first kernel starts (its imports use one core), not after notebook 01, when
     notebook 02 runs on both cores."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     t0 = time.time()
-    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+    _html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
     return time.time() - t0
 
 
