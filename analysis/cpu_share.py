@@ -1,11 +1,16 @@
-"""Two notebooks of one report sharing the CPU: :func:`handoff`, :func:`share_cpu`, :func:`claim_cpu`.
+"""Two notebooks of one report sharing the CPU: :func:`handoff`, :func:`share_cpu`,
+:func:`inputs_ready`, :func:`wait_for_inputs`, :func:`claim_cpu`.
 
 The report runner (:func:`analysis.report.run_report`) runs the notebooks one after the other,
-except that a notebook may call :func:`handoff` once everything the *next* notebook reads from the
-study cache is written (notebook 01 does once the pairs and features of the Pref-LaMP dataset
-that notebook 02 reads before its :func:`claim_cpu` are cached): the runner then starts the next
-notebook while this one finishes its remaining work (study 1's other datasets and its RM
-populations, mostly small single-threaded steps), so the second core is not left idle.
+except that a notebook may call :func:`handoff`: the runner then starts the next notebook next to
+it, one thread each. Notebook 01 hands off as soon as its study starts, so notebooks 01 and 02 run
+side by side from the first minute: two one-thread processes get ~1.4x the work of one
+two-thread process done here (a decode batch of real prompts: 27 s per process alone or side by
+side, 19 s on two threads). What both need (the Pref-LaMP pairs' base generations) they split
+chunk by chunk through the study cache (:func:`analysis.data.preflamp.base_generations`). What
+only notebook 01 computes and notebook 02 reads (the Pref-LaMP features) notebook 02 waits for
+(:func:`wait_for_inputs`, after its work that needs no reward model) until notebook 01 has
+called :func:`inputs_ready` (or has ended).
 
 Two processes of two torch threads each on two cores stall each other (OpenMP threads wait for
 one another: a generation run took 3x as long next to a one-thread job, measured here); one thread
@@ -19,10 +24,12 @@ on timing. Hence a fixed schedule:
 - :func:`claim_cpu` (the later notebook, at a fixed point after that): wait until the earlier
   notebook has ended, then go back to the kernel's own thread count.
 
-The runner tells each kernel two file paths through environment variables: the one it touches to
-hand off, and the one that exists once the notebook before it has ended (at once when none runs
-next to it). Outside the runner (no environment variables) every function here does nothing, and
-:func:`thread_limit` is the identity.
+:func:`inputs_ready` and :func:`wait_for_inputs` only order work; they never change a thread count.
+
+The runner tells each kernel four file paths through environment variables: the ones it touches
+to hand off and to say its inputs are ready, and the ones that exist once the notebook before it
+has ended or is ready (at once when none runs next to it). Outside the runner (no environment
+variables) every function here does nothing, and :func:`thread_limit` is the identity.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from pathlib import Path
 
 HANDOFF_ENV = "ANALYSIS_HANDOFF_FILE"  # path: created when the next notebook may start
 PREVIOUS_ENV = "ANALYSIS_PREVIOUS_ENDED_FILE"  # path: exists once the notebook before this one ended
+READY_ENV = "ANALYSIS_READY_FILE"  # path: created when what the next notebook reads is cached
+PREVIOUS_READY_ENV = "ANALYSIS_PREVIOUS_READY_FILE"  # path: exists once the notebook before is ready
 POLL_SECONDS = 0.5
 
 _state: dict = {"limit": None, "before": None}
@@ -76,6 +85,39 @@ def share_cpu() -> bool:
     return True
 
 
+def inputs_ready() -> bool:
+    """Tell the notebook after this one that what it reads from the study cache is written (its
+    :func:`wait_for_inputs` returns). Returns whether a runner was told."""
+    path = os.environ.get(READY_ENV)
+    if not path:
+        return False
+    from analysis.io import write_text
+
+    write_text(Path(path), f"{time.time():.3f}\n")
+    return True
+
+
+def _wait_for_any(paths: list[str], timeout: float | None, waiting: str, failed: str) -> None:
+    t0 = time.monotonic()
+    if not any(Path(p).exists() for p in paths):
+        print(f"[cpu] waiting for the previous notebook {waiting}", flush=True)
+    while not any(Path(p).exists() for p in paths):
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"the previous notebook did not {failed} within {timeout} s")
+        time.sleep(POLL_SECONDS)
+
+
+def wait_for_inputs(timeout: float | None = None) -> bool:
+    """Under the report runner: wait until the notebook before this one has written what this one
+    reads (its :func:`inputs_ready`) or has ended. Returns whether it waited for a runner; raises
+    TimeoutError after ``timeout`` seconds (None: no limit). The thread count is left as it is."""
+    paths = [p for p in (os.environ.get(PREVIOUS_READY_ENV), os.environ.get(PREVIOUS_ENV)) if p]
+    if not paths:
+        return False
+    _wait_for_any(paths, timeout, "to cache what this one reads", "cache what this one reads")
+    return True
+
+
 def claim_cpu(timeout: float | None = None) -> bool:
     """Under the report runner: wait until the notebook before this one has ended, then return to
     this kernel's own thread count (the one before :func:`share_cpu`). Returns whether it waited
@@ -85,13 +127,7 @@ def claim_cpu(timeout: float | None = None) -> bool:
         return False
     import torch
 
-    t0 = time.monotonic()
-    if not Path(path).exists():
-        print("[cpu] waiting for the previous notebook to end before using every thread", flush=True)
-    while not Path(path).exists():
-        if timeout is not None and time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"the previous notebook did not end within {timeout} s")
-        time.sleep(POLL_SECONDS)
+    _wait_for_any([path], timeout, "to end before using every thread", "end")
     if _state["limit"] is not None and _state["before"] is not None:
         torch.set_num_threads(_state["before"])
     _state["limit"] = None

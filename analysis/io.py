@@ -60,3 +60,72 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+# --------------------------------------------------------------------------- claims
+# Two processes that need the same cached results (two notebooks of a report, sweep workers) split
+# the work through claim files: whoever creates a piece's claim computes it, the other skips it and
+# later reads it from the cache (or takes it over when its claimant is gone).
+
+
+def claim_is_stale(path: str | os.PathLike, max_age: float = 6 * 3600.0) -> bool:
+    """Whether the claim at ``path`` was left by a process that no longer runs: its pid is gone on
+    this host, or (another host's claim, whose process cannot be checked) it is older than
+    ``max_age`` seconds. A claim being written (no pid yet) or already gone is not stale."""
+    import socket
+    import time
+
+    try:
+        pid, host = Path(path).read_text().split()
+        age = time.time() - os.path.getmtime(path)
+    except (FileNotFoundError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return age > max_age
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def claimed(path: str | os.PathLike) -> Iterator[bool]:
+    """Try to claim a piece of work: yields True if this process created the claim file ``path``
+    (exclusively; a stale claim, :func:`claim_is_stale`, is taken over), False if another process
+    holds it. The claim is removed when the block ends, also on an error (so others take over).
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "piece.claim"
+    >>> with claimed(p) as mine, claimed(p) as again:
+    ...     mine, again
+    (True, False)
+    >>> p.exists()
+    False
+    """
+    import socket
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = False
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not claim_is_stale(path):
+                break
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()} {socket.gethostname()}\n")
+        mine = True
+        break
+    try:
+        yield mine
+    finally:
+        if mine:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

@@ -21,8 +21,9 @@ when the run starts and after every notebook, so it shows a run that is still go
 Each notebook runs in its own child process (its kernel inherits that child's environment: the
 notebook name for the timings, the files of :mod:`analysis.cpu_share`). Notebooks run in order;
 one that calls :func:`analysis.cpu_share.handoff` lets the next one start alongside it (notebook
-01 does once the model passes that notebook 02 reads are cached), the two sharing the CPU at one
-thread each on a fixed schedule (:mod:`analysis.cpu_share`). At most two run at once, and nothing
+01 does as its study starts; notebook 02 waits for the Pref-LaMP features that notebook 01
+caches before it trains reward models), the two sharing the CPU at one thread each on a fixed
+schedule (:mod:`analysis.cpu_share`). At most two run at once, and nothing
 new starts after a failure.
 """
 
@@ -131,6 +132,10 @@ class _Job:
         return self._file("ended")
 
     @property
+    def ready_file(self) -> Path:  # the kernel creates it: what the next notebook reads is cached
+        return self._file("ready")
+
+    @property
     def error_file(self) -> Path:  # the child writes a failed notebook's error here
         return self._file("error")
 
@@ -152,6 +157,8 @@ def _launch(
         NOTEBOOK_ENV: book.stem,  # time_stages names its file after it
         cpu_share.HANDOFF_ENV: str(job.handoff_file),
         cpu_share.PREVIOUS_ENV: str(previous_ended),
+        cpu_share.READY_ENV: str(job.ready_file),
+        cpu_share.PREVIOUS_READY_ENV: str(previous.ready_file if previous is not None else previous_ended),
     }
     spec = {
         "book": str(book),

@@ -124,9 +124,11 @@ def nb01():
                 'save_figure(fig, out, "study1_tau_by_w")\n'
                 "plt.show()"
             ),
-            new_markdown_cell("## Findings"),
+            new_markdown_cell("## Findings (claim 1; notebooks 02 and 03 add claims 2 and 3)"),
             new_code_cell(
-                'table = findings(tau=tau, tables_dir=out / "tables", w=cfg.rgd_w)\n'
+                "# from this study alone: in a report notebook 02 runs next to this one, so whether its\n"
+                "# tables exist yet would depend on timing\n"
+                "table = findings(tau=tau, w=cfg.rgd_w)\n"
                 'write_table(table, out, "study1_findings", settings_columns(cfg))\n'
                 'display(table.style.hide(axis="index"))'
             ),
@@ -159,15 +161,13 @@ def nb02():
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
                 "import dataclasses\n\nimport pandas as pd\n\n"
-                "from analysis.cpu_share import claim_cpu, share_cpu\n"
+                "from analysis.cpu_share import share_cpu\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
-                "# in a report, notebook 01 hands off once this setting's pairs and features are cached, and this\n"
-                "# notebook runs next to it: the main setting on one thread, then (once 01 has ended) all threads;\n"
-                "# a fixed schedule, so the numbers never depend on timing (analysis.cpu_share). Outside a report\n"
-                "# both calls do nothing.\n"
+                "# in a report this notebook runs next to notebook 01 from the start, both on one thread (a fixed\n"
+                "# schedule, so the numbers never depend on timing: analysis.cpu_share); before it trains RMs it\n"
+                "# waits for the Pref-LaMP features that 01 caches. Outside a report share_cpu() does nothing.\n"
                 "share_cpu()\n"
                 "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w)\n"
-                "claim_cpu()\n"
                 "# the same study in each second setting (e.g. the synthetic world), labelled by dataset;\n"
                 "# ARGS at rgd_w only there (the inspector's extra weights are for the main setting)\n"
                 "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache)\n"
@@ -194,6 +194,8 @@ def nb02():
             new_code_cell('display(res["comparisons"].round(4))'),
             new_markdown_cell("## Findings"),
             new_code_cell(
+                "from analysis.cpu_share import claim_cpu\n\n"
+                "claim_cpu()  # in a report: wait until notebook 01 (running next to this one) has written its tables\n"
                 'table = findings(decoupling=res["summary"], tables_dir=out / "tables", w=cfg.rgd_w)\n'
                 'write_table(table, out, "study2_findings", settings_columns(cfg))\n'
                 'display(table.style.hide(axis="index"))'

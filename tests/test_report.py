@@ -87,15 +87,18 @@ _WAIT = (
 
 
 def test_a_notebook_that_hands_off_runs_alongside_the_next(tmp_path, books):
-    """01 calls cpu_share.handoff(): 02 starts while 01 still runs (01 waits for it) and shares the
-    CPU on one thread until its claim_cpu(), which waits for 01 to end; 01 goes on with one
-    thread; 03 starts only after 02 (which never hands off) has ended."""
+    """01 calls cpu_share.handoff(): 02 starts while 01 still runs, both on one thread; 02's
+    wait_for_inputs() returns once 01 has called inputs_ready(), its claim_cpu() once 01 has ended
+    (then all threads); 03 starts only after both ended (02 never hands off), and waits for nothing."""
     _notebook(
         books / "01_a.ipynb",
         _WAIT + "import torch\ntorch.set_num_threads(2)\nassert cpu_share.handoff()\n"
         "assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1\n"
         "wait(lambda: pathlib.Path(output_dir, 'b_started').exists(), '02 did not start alongside 01')\n"
         "time.sleep(1)\n"
+        "pathlib.Path(output_dir, 'a_ready').write_text('1')\n"
+        "assert cpu_share.inputs_ready()\n"
+        "wait(lambda: pathlib.Path(output_dir, 'b_done').exists(), '02 did not go on')\n"
         "pathlib.Path(output_dir, 'a_done').write_text('1')",
     )
     _notebook(
@@ -103,16 +106,19 @@ def test_a_notebook_that_hands_off_runs_alongside_the_next(tmp_path, books):
         _WAIT + "import torch\ntorch.set_num_threads(2)\nassert cpu_share.share_cpu()\n"
         "assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1\n"
         "pathlib.Path(output_dir, 'b_started').write_text('1')\n"
-        "assert not pathlib.Path(output_dir, 'a_done').exists()\n"
+        "assert not pathlib.Path(output_dir, 'a_ready').exists()\n"
+        "assert cpu_share.wait_for_inputs(timeout=120)  # returns once 01 is ready\n"
+        "assert pathlib.Path(output_dir, 'a_ready').exists() and torch.get_num_threads() == 1\n"
+        "pathlib.Path(output_dir, 'b_done').write_text('1')\n"
         "assert cpu_share.claim_cpu(timeout=120)  # returns once 01 has ended\n"
         "assert pathlib.Path(output_dir, 'a_done').exists()\n"
-        "assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2\n"
-        "pathlib.Path(output_dir, 'b_done').write_text('1')",
+        "assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2",
     )
     _notebook(
         books / "03_c.ipynb",
-        "import pathlib\nfrom analysis import cpu_share\nassert pathlib.Path(output_dir, 'b_done').exists()\n"
-        "assert cpu_share.claim_cpu(timeout=5)  # nothing runs next to it: returns at once",
+        "import pathlib\nfrom analysis import cpu_share\n"
+        "assert pathlib.Path(output_dir, 'a_done').exists() and pathlib.Path(output_dir, 'b_done').exists()\n"
+        "assert cpu_share.wait_for_inputs(timeout=5)  # nothing runs next to it: returns at once",
     )
     run = run_report(output_root=tmp_path / "r", notebook_dir=books, progress=False, run_id="x")
     status = json.loads((run / "status.json").read_text())

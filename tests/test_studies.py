@@ -570,3 +570,38 @@ def test_study_args_of_all_rms_in_one_pass_equals_args_per_rm(tiny_dir, tmp_path
         assert np.allclose([r["reward"] for r in got], [o.reward for o in ref], atol=1e-4, equal_nan=True)
         texts[m] = [o.text for o in ref]
     assert len({tuple(t) for t in texts.values()}) > 1  # the RMs steer differently: rows were split
+
+
+def test_systems_without_rms_first_then_all_equal_one_call_and_samples_are_drawn_once(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """preflamp_run generates base, sampled base and ICL before the features (rms={}), then every
+    system: the rows equal one call with every RM, and best-of-n reuses the samples on disk."""
+    import analysis.decoding.base as dbase
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.datasets import preflamp_pairs, synthetic_data
+    from analysis.studies.generations import generate_systems, train_pair_ids
+    from analysis.studies.models import get_model
+    from analysis.studies.rms import features, train_rm
+
+    cfg = _cfg(tiny_dir, best_of_n=3)
+    model, tok = get_model(cfg)
+    tasks = synthetic_data(cfg).tasks
+    once = StudyCache(str(tmp_path / "once"))
+    pairs = preflamp_pairs(cfg, tasks, model, tok, once)
+    feats = features(cfg, model, tok, pairs, once)
+    rms = {m: train_rm(feats, m, 0, 30, once, "k") for m in ("shared_bt", "per_user_bt")}
+    ids = train_pair_ids(pairs)
+    want = generate_systems(cfg, model, tok, tasks, once, "tiny", rms, [1.0], train_ids=ids)
+
+    drawn = []
+    real = dbase.generate_sample
+    monkeypatch.setattr(dbase, "generate_sample", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    split = StudyCache(str(tmp_path / "split"))
+    first = generate_systems(cfg, model, tok, tasks, split, "tiny", {}, [1.0], train_ids=ids)
+    assert {r["kind"] for r in first} == {"base", "base_sampled", "icl"} and len(drawn) == 1
+    got = generate_systems(cfg, model, tok, tasks, split, "tiny", rms, [1.0], train_ids=ids)
+    assert len(drawn) == 1  # best-of-n ranked the samples drawn for the sampled base
+    key = ["system", "user_id", "test_id", "text", "prompt"]
+    assert [[r[k] for k in key] for r in got] == [[r[k] for k in key] for r in want]
+    assert np.allclose([r["reward"] for r in got], [r["reward"] for r in want], equal_nan=True)

@@ -17,7 +17,8 @@ the generation target scored by ROUGE; it never appears in a pair.
 
 Base generations are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
 by ``(model_id, prompt)``; the cache is rewritten atomically after each chunk, so an interrupted
-build resumes where it stopped.
+build resumes where it stopped, and two processes building the same pairs split the chunks
+between them (:func:`base_generations`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,18 @@ class GenerationCache:
     def get(self, model_id: str, prompt: str) -> str | None:
         return self.rows.get((model_id, prompt))
 
+    def refresh(self) -> None:
+        """Read rows another process has written since (the file is replaced atomically)."""
+        self._read()
+
+    def claim_path(self, model_id: str, prompts: list[str]) -> Path:
+        """The claim file of generating ``prompts`` for ``model_id`` (:func:`base_generations`)."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps([model_id, prompts]).encode()).hexdigest()[:20]
+        return self.path.parent / f"{self.path.name}.claims" / f"{digest}.claim"
+
     def put_many(self, model_id: str, prompts: list[str], responses: list[str]) -> None:
         new = dict(zip(((model_id, p) for p in prompts), responses, strict=True))
         self.rows.update(new)
@@ -99,27 +112,86 @@ def base_generations(
     cache_path: str | os.PathLike | None = None,
     model_id: str = "",
     chunk_size: int = 96,
+    poll_seconds: float = 0.5,
 ) -> dict[str, str]:
     """``{prompt: generation}``: from the cache where present, else ``generate_fn`` in chunks of
     ``chunk_size`` prompts (each chunk is cached when it finishes: a killed run resumes there; large
-    enough for full decode batches, which ``generate_fn`` buckets by length)."""
+    enough for full decode batches, which ``generate_fn`` buckets by length).
+
+    Chunks are fixed slices of the distinct prompts in order, so every caller of the same list
+    cuts the same chunks (and batches), whatever is cached already. With a ``cache_path``, two
+    processes building the same pairs at once (two notebooks of a report) share the work: each
+    chunk is claimed (:func:`analysis.io.claimed`) by one of them, and a process that finds a
+    chunk claimed goes on with the next one, then waits for the other's chunks to reach the
+    cache (taking a chunk over if its claimant has gone). Only the missing prompts of a partly
+    cached chunk are generated.
+    """
+    import time
+
+    from analysis.io import claim_is_stale, claimed
+
     cache = GenerationCache(cache_path)
-    todo = list(dict.fromkeys(p for p in prompts if cache.get(model_id, p) is None))
+    unique = list(dict.fromkeys(prompts))
+    chunks = [unique[s : s + chunk_size] for s in range(0, len(unique), chunk_size)]
+
+    def missing(chunk: list[str]) -> list[str]:
+        return [p for p in chunk if cache.get(model_id, p) is None]
+
+    todo = [c for c in chunks if missing(c)]
     if todo and generate_fn is None:
         where = f" in cache {cache.path}" if cache.path else ""
         raise ConfigError(
-            f"{len(todo)} prompts have no cached base generation{where} for model_id={model_id!r} "
-            "and no generate_fn was given"
+            f"{sum(len(missing(c)) for c in todo)} prompts have no cached base generation{where} for "
+            f"model_id={model_id!r} and no generate_fn was given"
         )
-    for start in tqdm(range(0, len(todo), chunk_size), desc="base generations", disable=not todo):
-        chunk = todo[start : start + chunk_size]
-        out = list(generate_fn(chunk))
-        if len(out) != len(chunk) or not all(isinstance(o, str) for o in out):
-            raise ConfigError(
-                f"generate_fn returned {len(out)} items for {len(chunk)} prompts (need one string each)"
-            )
-        cache.put_many(model_id, chunk, out)
+
+    def run(chunk: list[str]) -> bool:
+        """Generate what ``chunk`` lacks if this process can claim it; False if another holds it."""
+        if cache.path is None:
+            rest = missing(chunk)
+            _generate_into(cache, model_id, rest, generate_fn)
+            return True
+        with claimed(cache.claim_path(model_id, chunk)) as mine:
+            if mine:
+                cache.refresh()  # the other process may have written it meanwhile
+                _generate_into(cache, model_id, missing(chunk), generate_fn)
+            return mine
+
+    bar = tqdm(total=len(todo), desc="base generations", unit="chunk", disable=not todo)
+    waiting = []
+    for chunk in todo:
+        if run(chunk):
+            bar.update()
+        else:
+            waiting.append(chunk)
+    while waiting:  # chunks another process claimed: wait for its rows (or take over from it)
+        time.sleep(poll_seconds)
+        still = []
+        for chunk in waiting:
+            path = cache.claim_path(model_id, chunk)
+            held = path.exists() and not claim_is_stale(path)
+            if held:
+                still.append(chunk)
+                continue
+            cache.refresh()  # the claim is released after the rows are written: read them now
+            if missing(chunk) and not run(chunk):
+                still.append(chunk)
+                continue
+            bar.update()
+        waiting = still
+    bar.close()
     return {p: cache.get(model_id, p) for p in prompts}
+
+
+def _generate_into(cache: GenerationCache, model_id: str, prompts: list[str], generate_fn) -> None:
+    if not prompts:
+        return
+    out = list(generate_fn(prompts))
+    if len(out) != len(prompts) or not all(isinstance(o, str) for o in out):
+        raise ConfigError(
+            f"generate_fn returned {len(out)} items for {len(prompts)} prompts (need one string each)"
+        )
+    cache.put_many(model_id, prompts, out)
 
 
 def other_user_negatives(profiles: dict[str, list[ProfileItem]]) -> dict[tuple[str, str], str]:

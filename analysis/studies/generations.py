@@ -64,10 +64,13 @@ def rouge_f(
     return [float(x) for x in out["rouge1"]], [float(x) for x in out["rougeL"]]
 
 
-def draw_samples(cfg: StudyConfig, model, tok, tasks, params: dict, n: int, samples: dict) -> tuple:
+def draw_samples(
+    cfg: StudyConfig, model, tok, tasks, params: dict, n: int, samples: dict, cache: StudyCache | None = None
+) -> tuple:
     """``(prompts, texts)``: ``n`` samples per task's zero-shot prompt at ``cfg.sample_temperature``
     / ``cfg.sample_top_p`` (seeded per (prompt, sample), as :func:`analysis.decoding.best_of_n.best_of_n`),
-    drawn once per task list and memoised in ``samples``."""
+    drawn once per task list and memoised in ``samples`` and, with a ``cache``, on disk (kind
+    ``samples``), so a later call (the reward-guided systems after the others) draws nothing."""
     from analysis.decoding.base import generate_sample
     from analysis.generation import base_prompt
 
@@ -76,32 +79,36 @@ def draw_samples(cfg: StudyConfig, model, tok, tasks, params: dict, n: int, samp
         [prompts, n, cfg.seed, params["max_new_tokens"], cfg.sample_temperature, cfg.sample_top_p]
     )
     if memo not in samples:
-        samples[memo] = generate_sample(
-            model,
-            tok,
-            prompts,
-            n=n,
-            temperature=cfg.sample_temperature,
-            top_p=cfg.sample_top_p,
-            seed=cfg.seed,
-            max_new_tokens=params["max_new_tokens"],
-            batch_size=params["batch_size"],
-            progress=True,
-        )
+
+        def draw():
+            return generate_sample(
+                model,
+                tok,
+                prompts,
+                n=n,
+                temperature=cfg.sample_temperature,
+                top_p=cfg.sample_top_p,
+                seed=cfg.seed,
+                max_new_tokens=params["max_new_tokens"],
+                batch_size=params["batch_size"],
+                progress=True,
+            )
+
+        samples[memo] = cache.json("samples", [model_key(model), memo], draw) if cache else draw()
     return prompts, samples[memo]
 
 
-def shared_sample_base(cfg: StudyConfig, n: int, samples: dict):
+def shared_sample_base(cfg: StudyConfig, n: int, samples: dict, cache: StudyCache | None = None):
     """A runner method: the "sampled base" system, sample 0 of the shared best-of-``n`` samples
     (equal to :func:`analysis.decoding.best_of_n.sample_base`: same settings and seeds; tested)."""
 
     def generate(model, tok, tasks, params):
-        return [d[0] for d in draw_samples(cfg, model, tok, tasks, params, n, samples)[1]]
+        return [d[0] for d in draw_samples(cfg, model, tok, tasks, params, n, samples, cache)[1]]
 
     return generate
 
 
-def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
+def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict, cache: StudyCache | None = None):
     """A runner method: best-of-n with ``rm`` over ONE set of samples shared by every RM (design 3.2).
 
     ``n`` samples per prompt (:func:`draw_samples`: ``cfg.sample_temperature`` and
@@ -113,7 +120,7 @@ def shared_sample_bon(cfg: StudyConfig, store, rm, n: int, samples: dict):
     """
 
     def generate(model, tok, tasks, params):
-        prompts, drawn = draw_samples(cfg, model, tok, tasks, params, n, samples)
+        prompts, drawn = draw_samples(cfg, model, tok, tasks, params, n, samples, cache)
         flat = [(i, j) for i in range(len(tasks)) for j in range(n) if drawn[i][j].strip()]
         feats = store.get(
             [prompts[i] for i, _ in flat], [drawn[i][j] for i, j in flat], batch_size=params["batch_size"]
@@ -266,7 +273,7 @@ def _generate_shard(
     if cfg.sampled_base:
         register_method(
             "study_sampled_base",
-            shared_sample_base(cfg, max(n, 1), samples),
+            shared_sample_base(cfg, max(n, 1), samples, cache),
             defaults={"n_drawn": max(n, 1), **sampling},
             description="one sample of the base policy (sample 0 of best-of-n's samples)",
             replace=True,
@@ -280,7 +287,7 @@ def _generate_shard(
             name = f"study_bon_{method}"
             register_method(
                 name,
-                shared_sample_bon(cfg, store, rm, n, samples),
+                shared_sample_bon(cfg, store, rm, n, samples, cache),
                 defaults={"n": n, **sampling, "rm": rm_id},
                 description=f"best-of-{n} over shared samples with RM {rm_id}",
                 replace=True,

@@ -27,12 +27,17 @@ from analysis.studies.models import get_model, model_size_b
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 
 
-def preflamp_inputs(cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None) -> dict:
+def preflamp_inputs(
+    cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None, before_features=None
+) -> dict:
     """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
-    task): ``model, tok, tasks, pairs, feats, fkey``."""
+    task): ``model, tok, tasks, pairs, feats, fkey``. ``before_features(model, tok, tasks,
+    pairs)``, if given, runs between the pairs and the features."""
     model, tok = get_model(cfg, model_name)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
+    if before_features is not None:
+        before_features(model, tok, tasks, pairs)
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
@@ -52,8 +57,21 @@ def preflamp_run(
 ) -> dict[str, pd.DataFrame]:
     """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
     method) and ``generations`` (one row per user task x system; see
-    :mod:`analysis.studies.generations`)."""
-    inputs = preflamp_inputs(cfg, model_name, cache, tasks)
+    :mod:`analysis.studies.generations`).
+
+    The systems without a reward model (base, sampled base, ICL; cached) are generated first,
+    before the features: in a report, notebook 01 computes the Pref-LaMP features meanwhile, and
+    :func:`analysis.cpu_share.wait_for_inputs` then waits for them instead of computing them twice.
+    """
+    from analysis.cpu_share import wait_for_inputs
+
+    ws = w_values or [cfg.rgd_w]
+
+    def rm_free_first(model, tok, tasks, pairs):
+        generate_systems(cfg, model, tok, tasks, cache, model_name, {}, ws, train_ids=train_pair_ids(pairs))
+        wait_for_inputs()
+
+    inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first)
     model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
     pairs = inputs["pairs"]
@@ -75,9 +93,7 @@ def preflamp_run(
         )
         rms[m] = rm
     train_ids = train_pair_ids(pairs)  # ICL parity (cfg.icl_pool)
-    rows = generate_systems(
-        cfg, model, tok, tasks, cache, model_name, rms, w_values or [cfg.rgd_w], train_ids=train_ids
-    )
+    rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, ws, train_ids=train_ids)
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
     return {"rm": pd.DataFrame(rm_rows), "generations": gens}

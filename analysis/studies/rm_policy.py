@@ -324,21 +324,23 @@ def rm_vs_policy_accuracy(
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
     ``cache_dir``; a rerun after an interruption resumes.
     """
-    from analysis.cpu_share import handoff
+    from analysis.cpu_share import handoff, inputs_ready
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
     names = list(datasets or cfg.datasets)
-    # The policy model's passes of every dataset first (cached), starting with the Pref-LaMP dataset
-    # of cfg.preflamp_source: what notebook 02 reads before its cpu_share.claim_cpu() (pairs, base
-    # generations, features). Once it is cached, on CPU, the report runner starts notebook 02
-    # alongside this one (analysis.cpu_share: one thread each; the other datasets and the RM
-    # populations go on here). Not on a GPU: notebook 02 would load a second model into its memory.
-    main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
-    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in main}
+    # On CPU the report runner starts notebook 02 next to this one now (analysis.cpu_share: one
+    # thread each; not on a GPU, where notebook 02 would load a second model into its memory).
+    # The policy model's passes of every dataset come first (cached), starting with the Pref-LaMP
+    # dataset of cfg.preflamp_source: notebook 02 builds the same pairs meanwhile (the two split
+    # the base generations, analysis.data.preflamp.base_generations) and reads its features once
+    # inputs_ready() says they are cached; the other datasets and the RM populations go on here.
     if cfg.device == "cpu":
         handoff()
+    main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
+    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in main}
+    inputs_ready()
     all_inputs.update({ds: study1_inputs(cfg, ds, cache) for ds in names if ds not in all_inputs})
     for ds in names:
         inputs = all_inputs[ds]
