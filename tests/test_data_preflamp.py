@@ -228,7 +228,10 @@ def test_a_chunk_claimed_by_another_is_read_from_the_cache_or_taken_over_when_it
             )
         )
         t.start()
-        time.sleep(0.5)
+        deadline = time.time() + 30
+        while not calls and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
         assert calls == [["q2", "q3"]] and t.is_alive()  # chunk 1 done, waiting for chunk 0
         GenerationCache(path).put_many("m", prompts[:2], ["theirs 0", "theirs 1"])
     t.join(30)
