@@ -11,6 +11,17 @@ def _reset():
     cpu_share._state.update(limit=None, before=None)
 
 
+@pytest.fixture()
+def two_threads():
+    """A kernel on two torch threads with a fresh cpu_share state; both restored afterwards."""
+    _reset()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    _reset()
+    torch.set_num_threads(before)
+
+
 def test_outside_the_runner_nothing_changes(monkeypatch):
     monkeypatch.delenv(cpu_share.HANDOFF_ENV, raising=False)
     monkeypatch.delenv(cpu_share.PREVIOUS_ENV, raising=False)
@@ -23,64 +34,45 @@ def test_outside_the_runner_nothing_changes(monkeypatch):
     assert torch.get_num_threads() == before and cpu_share.thread_limit(2) == 2
 
 
-def test_wait_for_inputs_returns_once_the_previous_notebook_is_ready_or_has_ended(tmp_path, monkeypatch):
+def test_wait_for_inputs_returns_once_the_previous_notebook_is_ready_or_has_ended(
+    tmp_path, monkeypatch, two_threads
+):
     ready, ended = tmp_path / "01.ready", tmp_path / "01.ended"
     monkeypatch.setenv(cpu_share.PREVIOUS_READY_ENV, str(ready))
     monkeypatch.setenv(cpu_share.PREVIOUS_ENV, str(ended))
     monkeypatch.setattr(cpu_share, "POLL_SECONDS", 0.01)
-    _reset()
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert cpu_share.share_cpu()
-        assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
-        with pytest.raises(TimeoutError, match="did not cache what this one reads"):
-            cpu_share.wait_for_inputs(timeout=0.1)
-        monkeypatch.setenv(cpu_share.READY_ENV, str(ready))  # "notebook 01" says its inputs are cached
-        assert cpu_share.inputs_ready() and ready.exists()
-        assert cpu_share.wait_for_inputs(timeout=5)
-        ready.unlink()
-        ended.write_text("")  # ended without saying so (e.g. it failed): waiting ends too
-        assert cpu_share.wait_for_inputs(timeout=5)
-        assert torch.get_num_threads() == 1  # waiting never changes the thread count
-    finally:
-        _reset()
-        torch.set_num_threads(before)
+    assert cpu_share.share_cpu()
+    assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
+    with pytest.raises(TimeoutError, match="did not cache what this one reads"):
+        cpu_share.wait_for_inputs(timeout=0.1)
+    monkeypatch.setenv(cpu_share.READY_ENV, str(ready))  # "notebook 01" says its inputs are cached
+    assert cpu_share.inputs_ready() and ready.exists()
+    assert cpu_share.wait_for_inputs(timeout=5)
+    ready.unlink()
+    ended.write_text("")  # ended without saying so (e.g. it failed): waiting ends too
+    assert cpu_share.wait_for_inputs(timeout=5)
+    assert torch.get_num_threads() == 1  # waiting never changes the thread count
 
 
-def test_handoff_marks_and_keeps_this_kernel_on_one_thread(tmp_path, monkeypatch):
+def test_handoff_marks_and_keeps_this_kernel_on_one_thread(tmp_path, monkeypatch, two_threads):
     marker = tmp_path / "handoff"
     monkeypatch.setenv(cpu_share.HANDOFF_ENV, str(marker))
-    _reset()
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert cpu_share.handoff()
-        assert marker.exists() and torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
-    finally:
-        _reset()
-        torch.set_num_threads(before)
+    assert cpu_share.handoff()
+    assert marker.exists() and torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
 
 
-def test_share_then_claim_waits_for_the_previous_notebook(tmp_path, monkeypatch):
+def test_share_then_claim_waits_for_the_previous_notebook(tmp_path, monkeypatch, two_threads):
     ended = tmp_path / "01.ended"
     monkeypatch.setenv(cpu_share.PREVIOUS_ENV, str(ended))
     monkeypatch.setattr(cpu_share, "POLL_SECONDS", 0.01)
-    _reset()
-    before = torch.get_num_threads()
+    assert cpu_share.share_cpu()
+    assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
     try:
-        torch.set_num_threads(2)
-        assert cpu_share.share_cpu()
-        assert torch.get_num_threads() == 1 and cpu_share.thread_limit(2) == 1
-        try:
-            cpu_share.claim_cpu(timeout=0.1)
-            raise AssertionError("claim_cpu returned while the previous notebook runs")
-        except TimeoutError:
-            pass
-        assert torch.get_num_threads() == 1  # still shared
-        ended.write_text("")
-        assert cpu_share.claim_cpu(timeout=5)
-        assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2
-    finally:
-        _reset()
-        torch.set_num_threads(before)
+        cpu_share.claim_cpu(timeout=0.1)
+        raise AssertionError("claim_cpu returned while the previous notebook runs")
+    except TimeoutError:
+        pass
+    assert torch.get_num_threads() == 1  # still shared
+    ended.write_text("")
+    assert cpu_share.claim_cpu(timeout=5)
+    assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2

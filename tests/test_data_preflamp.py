@@ -163,7 +163,10 @@ def test_chunks_are_fixed_slices_whatever_is_cached(tmp_path):
     )
     assert calls == [["p0", "p1", "p2", "p3"], ["p6", "p7"], ["p8", "p9"]]
     assert got == {p: f"gen:{p}" for p in prompts}
-    assert not list((tmp_path / "gen.jsonl.claims").glob("*"))  # every claim released
+    from filelock import FileLock
+
+    for lock in (tmp_path / "gen.jsonl.locks").glob("*"):  # every chunk's lock released
+        FileLock(str(lock)).acquire(timeout=0).lock.release()
 
 
 def test_two_processes_split_the_chunks_and_each_prompt_is_generated_once(tmp_path):
@@ -206,15 +209,15 @@ def test_a_chunk_claimed_by_another_is_read_from_the_cache_or_taken_over_when_it
     import threading
     import time
 
+    from filelock import FileLock
+
     from analysis.data.preflamp import GenerationCache, base_generations
-    from analysis.io import claimed
 
     prompts = [f"q{i}" for i in range(4)]
     path = tmp_path / "gen.jsonl"
-    claim = GenerationCache(path).claim_path("m", prompts[:2])
+    claim = GenerationCache(path).lock_path("m", prompts[:2])
     calls, out = [], {}
-    with claimed(claim) as mine:  # "another process" holds chunk 0
-        assert mine
+    with FileLock(str(claim), timeout=0):  # "another process" holds chunk 0
         t = threading.Thread(
             target=lambda: out.update(
                 base_generations(
@@ -237,29 +240,11 @@ def test_a_chunk_claimed_by_another_is_read_from_the_cache_or_taken_over_when_it
     t.join(30)
     assert calls == [["q2", "q3"]] and out["q0"] == "theirs 0"  # read, not generated again
 
-    # a claim whose process has ended (killed before it wrote anything) is taken over
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
+    # a process killed while it held a chunk (before it wrote anything): the chunk is taken over
     other = [f"r{i}" for i in range(2)]
-    stale = GenerationCache(path).claim_path("m", other)
-    import socket
-
-    stale.write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")
+    stale = GenerationCache(path).lock_path("m", other)
+    code = f"import os; from filelock import FileLock; FileLock({str(stale)!r}).acquire(); os._exit(9)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     calls.clear()
     got = base_generations(other, _recording_fn(calls), cache_path=path, model_id="m", chunk_size=2)
-    assert calls == [other] and got == {p: f"gen:{p}" for p in other} and not stale.exists()
-
-
-def test_another_hosts_claim_goes_stale_only_by_age(tmp_path):
-    import os
-
-    from analysis.io import claim_is_stale
-
-    p = tmp_path / "x.claim"
-    p.write_text("1 some-other-host\n")
-    assert not claim_is_stale(p)  # its process cannot be checked: assumed alive while young
-    os.utime(p, (1, 1))
-    assert claim_is_stale(p)
-    p.write_text(f"{os.getpid()} \n")  # being written (no host yet): never stale
-    assert not claim_is_stale(p) and not claim_is_stale(tmp_path / "missing.claim")
+    assert calls == [other] and got == {p: f"gen:{p}" for p in other}

@@ -18,7 +18,7 @@ the generation target scored by ROUGE; it never appears in a pair.
 Base generations are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
 by ``(model_id, prompt)``; the cache is rewritten atomically after each chunk, so an interrupted
 build resumes where it stopped, and two processes building the same pairs split the chunks
-between them (:func:`base_generations`).
+between them through per-chunk file locks (:func:`base_generations`).
 """
 
 from __future__ import annotations
@@ -79,13 +79,15 @@ class GenerationCache:
         """Read rows another process has written since (the file is replaced atomically)."""
         self._read()
 
-    def claim_path(self, model_id: str, prompts: list[str]) -> Path:
-        """The claim file of generating ``prompts`` for ``model_id`` (:func:`base_generations`)."""
+    def lock_path(self, model_id: str, prompts: list[str]) -> Path:
+        """The lock file of generating ``prompts`` for ``model_id`` (:func:`base_generations`)."""
         import hashlib
         import json
 
         digest = hashlib.sha256(json.dumps([model_id, prompts]).encode()).hexdigest()[:20]
-        return self.path.parent / f"{self.path.name}.claims" / f"{digest}.claim"
+        folder = self.path.parent / f"{self.path.name}.locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{digest}.lock"
 
     def put_many(self, model_id: str, prompts: list[str], responses: list[str]) -> None:
         new = dict(zip(((model_id, p) for p in prompts), responses, strict=True))
@@ -120,15 +122,13 @@ def base_generations(
 
     Chunks are fixed slices of the distinct prompts in order, so every caller of the same list
     cuts the same chunks (and batches), whatever is cached already. With a ``cache_path``, two
-    processes building the same pairs at once (two notebooks of a report) share the work: each
-    chunk is claimed (:func:`analysis.io.claimed`) by one of them, and a process that finds a
-    chunk claimed goes on with the next one, then waits for the other's chunks to reach the
-    cache (taking a chunk over if its claimant has gone). Only the missing prompts of a partly
-    cached chunk are generated.
+    processes building the same pairs at once (two notebooks of a report) share the work: a chunk
+    is generated under its own file lock (:meth:`GenerationCache.lock_path`), taken without
+    waiting on a first pass (a chunk the other process holds is skipped), waited for on a second
+    one, then read from the cache. The operating system releases the lock of a process that dies,
+    so nothing waits on a lost chunk. Only the missing prompts of a partly cached chunk are generated.
     """
-    import time
-
-    from analysis.io import claim_is_stale, claimed
+    from filelock import FileLock, Timeout
 
     cache = GenerationCache(cache_path)
     unique = list(dict.fromkeys(prompts))
@@ -145,40 +145,34 @@ def base_generations(
             f"model_id={model_id!r} and no generate_fn was given"
         )
 
-    def run(chunk: list[str]) -> bool:
-        """Generate what ``chunk`` lacks if this process can claim it; False if another holds it."""
+    def run(chunk: list[str], wait: bool) -> bool:
+        """Generate what ``chunk`` lacks under its lock; False if another process holds it and
+        ``wait`` is off."""
         if cache.path is None:
-            rest = missing(chunk)
-            _generate_into(cache, model_id, rest, generate_fn)
+            _generate_into(cache, model_id, missing(chunk), generate_fn)
             return True
-        with claimed(cache.claim_path(model_id, chunk)) as mine:
-            if mine:
-                cache.refresh()  # the other process may have written it meanwhile
-                _generate_into(cache, model_id, missing(chunk), generate_fn)
-            return mine
+        lock = FileLock(str(cache.lock_path(model_id, chunk)), poll_interval=poll_seconds)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return False
+        try:
+            cache.refresh()  # the other process may have written it meanwhile
+            _generate_into(cache, model_id, missing(chunk), generate_fn)
+        finally:
+            lock.release()
+        return True
 
     bar = tqdm(total=len(todo), desc="base generations", unit="chunk", disable=not todo)
-    waiting = []
+    held = []
     for chunk in todo:
-        if run(chunk):
+        if run(chunk, wait=False):
             bar.update()
         else:
-            waiting.append(chunk)
-    while waiting:  # chunks another process claimed: wait for its rows (or take over from it)
-        time.sleep(poll_seconds)
-        still = []
-        for chunk in waiting:
-            path = cache.claim_path(model_id, chunk)
-            held = path.exists() and not claim_is_stale(path)
-            if held:
-                still.append(chunk)
-                continue
-            cache.refresh()  # the claim is released after the rows are written: read them now
-            if missing(chunk) and not run(chunk):
-                still.append(chunk)
-                continue
-            bar.update()
-        waiting = still
+            held.append(chunk)
+    for chunk in held:  # chunks the other process was generating: wait for it, then read them
+        run(chunk, wait=True)
+        bar.update()
     bar.close()
     return {p: cache.get(model_id, p) for p in prompts}
 
