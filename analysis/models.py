@@ -246,10 +246,16 @@ def load_model(
     except OSError as exc:
         raise ModelError(f"cannot load model '{name_or_path}' from {path}: {exc}") from exc
     model.to(device).eval()
-    if model.device.type == "cpu":  # few-row products (decoding) take a faster weight layout
+    if (
+        model.device.type == "cpu"
+    ):  # faster few-row products, grouped-head attention, warm pages: same numbers
+        from analysis.cpu_attention import use_cpu_gqa_attention
         from analysis.cpu_linear import enable_small_batch_linear
+        from analysis.cpu_memory import keep_freed_memory
 
         enable_small_batch_linear(model)
+        use_cpu_gqa_attention(model)
+        keep_freed_memory()
     _ensure_pad(tok, model)
     return model, tok
 

@@ -36,7 +36,9 @@ CODE_PACKAGES = ("data", "rewards", "decoding", "studies")
 CODE_MODULES = (
     "__init__.py",
     "config.py",
+    "cpu_attention.py",
     "cpu_linear.py",
+    "cpu_memory.py",  # memory placement only, but it runs every CPU computation
     "cpu_share.py",  # the report's thread schedule: a product's last bits depend on the thread count
     "errors.py",
     "evaluation.py",

@@ -18,8 +18,12 @@ sample index)``, so a sample does not depend on which other prompts share its ba
 Speed (``benchmarks/bench_batched_generation.py``): only the last position is projected to the
 vocabulary (``logits_to_keep=1``), a token prefix common to the whole batch (system prompt,
 instruction) is run once and its KV cache repeated, rows that finished are dropped from the
-batch and the cache, and the KV cache appends into reserved room instead of being copied every
-step. The generation runner feeds it length-bucketed chunks (:mod:`analysis.generation`). Batched and one-at-a-time results agree (tested on three architectures and
+batch and the cache, and the KV cache appends into room reserved once per batch instead of
+being copied every step (repeating the prefix rows and dropping finished rows happen inside that
+buffer). The generation runner feeds it length-bucketed chunks (:mod:`analysis.generation`).
+On CPU, ``load_model`` adds column-blocked linears, grouped-head attention and warm pages
+(:mod:`analysis.cpu_linear`, :mod:`analysis.cpu_attention`, :mod:`analysis.cpu_memory`), which
+change no number. Batched and one-at-a-time results agree (tested on three architectures and
 on SmolLM2; greedy near-ties could in principle flip through float rounding).
 
 Example
@@ -36,6 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from transformers import DynamicCache
@@ -111,7 +116,10 @@ class _ReservedLayer(DynamicLayer):
     ``DynamicLayer`` concatenates on every step (a copy of the whole cache per token, per
     layer); this layer writes the new keys/values into spare capacity and exposes
     ``keys``/``values`` as views of the filled part (the same numbers, so the same results).
-    Batch selection / repetition give plain tensors again; the next update re-reserves.
+    Repeating the batch (a shared prefix) copies once, straight into a new buffer with room left;
+    keeping a subset of rows in order (finished rows dropped) moves the kept rows forward inside
+    the buffer, so neither re-reserves on the next step. Other selections (repeats, a new order)
+    give plain tensors again and the next update re-reserves.
     """
 
     def __init__(self, reserve: int):
@@ -137,12 +145,41 @@ class _ReservedLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        super().batch_repeat_interleave(repeats)
-        self._kbuf = self._vbuf = None
+        n = self.get_seq_length()
+        if n == 0 or self._kbuf is None:
+            super().batch_repeat_interleave(repeats)
+            self._kbuf = self._vbuf = None
+            return
+        bufs = []
+        for filled in (self.keys, self.values):
+            b, *mid, _, d = filled.shape
+            buf = filled.new_empty((b * repeats, *mid, n + self.reserve, d))
+            buf.view(b, repeats, *mid, n + self.reserve, d)[..., :n, :] = filled[:, None]
+            bufs.append(buf)
+        self._kbuf, self._vbuf = bufs
+        self.keys, self.values = self._kbuf[..., :n, :], self._vbuf[..., :n, :]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        super().batch_select_indices(indices)
-        self._kbuf = self._vbuf = None
+        n = self.get_seq_length()
+        keep = indices.tolist()
+        in_place = (
+            n > 0
+            and self._kbuf is not None
+            and all(a < b for a, b in pairwise([-1, *keep]))  # strictly ascending from 0 on
+            and (not keep or keep[-1] < self._kbuf.shape[0])
+        )
+        if not in_place:
+            super().batch_select_indices(indices)
+            self._kbuf = self._vbuf = None
+            return
+        m = len(keep)
+        first = next((i for i, j in enumerate(keep) if i != j), m)  # rows before it stay where they are
+        if first < m:
+            moved = indices[first:].to(self._kbuf.device)
+            for buf in (self._kbuf, self._vbuf):
+                buf[first:m, ..., :n, :] = buf[..., :n, :].index_select(0, moved)
+        self._kbuf, self._vbuf = self._kbuf[:m], self._vbuf[:m]
+        self.keys, self.values = self._kbuf[..., :n, :], self._vbuf[..., :n, :]
 
 
 def prefill_shared_prefix(model, cache, seqs: list[list[int]], p: int, pad: int, device):
@@ -258,11 +295,14 @@ def _decode_batch(
     uniq: dict[tuple, int] = {}  # distinct prompts (n samples of one prompt are prefilled once)
     inv = torch.tensor([uniq.setdefault(tuple(s), len(uniq)) for s in prompt_ids], device=device)
     distinct = [list(s) for s in uniq]
-    cache = new_cache(model, reserve=max_new_tokens)
     kw = cache_kwarg(model)
     p = common_prefix_len(prompt_ids) if bsz > 1 else 0
     if p < min_shared_prefix:
         p = 0
+    # room for every token after the first update (the shared prefix, or whole prompts), so the
+    # buffer is reserved once per batch (and once more when the prefix rows are repeated)
+    longest = max(len(s) for s in prompt_ids)
+    cache = new_cache(model, reserve=max_new_tokens + (longest - p if p else 0))
     step_ids, mask, pos = prefill_shared_prefix(model, cache, distinct, p, pad, device)  # U rows
     rows = list(range(bsz))  # original row of each live batch row
     out: list[list[int]] = [[] for _ in range(bsz)]
