@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
@@ -28,22 +29,18 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 
-_applied: bool | None = None
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
-    """Set glibc's malloc thresholds for this process once (idempotent); return whether they are set
-    (False where the C library is not glibc or refuses the values)."""
-    global _applied
-    if _applied is None:
-        _applied = False
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(None)
-                libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl's mallopt ignores these)
-                _applied = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-                )
-            except (OSError, AttributeError):
-                _applied = False
-    return _applied
+    """Set glibc's malloc thresholds for this process once (later calls return the first answer);
+    return whether they are set (False where the C library is not glibc or refuses the values)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl's mallopt ignores these)
+    except (OSError, AttributeError):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )

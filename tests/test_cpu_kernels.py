@@ -16,6 +16,7 @@ from analysis.cpu_attention import NAME, use_cpu_gqa_attention
 from analysis.cpu_linear import BLOCK, column_blocks, enable_small_batch_linear
 from analysis.decoding.base import _ReservedLayer, generate_greedy, left_pad, positions_from_mask
 from analysis.models import build_tiny_model, encode_prompt, pad_token_id
+from analysis.rewards.base import training_threads  # n torch threads inside a block, restored after
 
 PROMPTS = [
     "Write a headline for the following news article: the council approved the budget",
@@ -23,18 +24,6 @@ PROMPTS = [
     "Write a headline for the following news article: the team won the final after extra time",
     "why is the river high",
 ]
-
-
-class _threads:
-    def __init__(self, n: int):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
 
 
 # --------------------------------------------------------------------------- column blocks
@@ -47,7 +36,7 @@ def test_column_blocks_equal_the_transposed_copy_bit_for_bit_on_one_thread(n_in,
     enable_small_batch_linear(torch.nn.Sequential(lin))
     assert lin.weight_b.shape == (n_out // BLOCK, n_in, BLOCK)
     assert "weight_b" not in lin.state_dict()
-    with _threads(1):
+    with training_threads(1):
         for rows in range(1, 49):
             x = torch.randn(rows, n_in)
             assert torch.equal(lin(x), torch.mm(x, lin.weight_t) + lin.bias), rows
@@ -63,11 +52,11 @@ def test_column_blocks_are_used_for_2_to_max_rows_on_one_thread_only():
     enable_small_batch_linear(torch.nn.Sequential(lin), max_rows=8)
     lin.weight_b = torch.zeros_like(lin.weight_b)
     bias_only = lin.bias.expand(8, -1)
-    with _threads(1):
+    with training_threads(1):
         assert torch.equal(lin(torch.randn(8, 32)), bias_only)  # blocks
         assert not torch.equal(lin(torch.randn(1, 32)), bias_only[:1])  # one row: weight_t
         assert not torch.equal(lin(torch.randn(9, 32)), lin.bias.expand(9, -1))  # > max_rows: the weight
-    with _threads(2):
+    with training_threads(2):
         assert not torch.equal(lin(torch.randn(8, 32)), bias_only)  # weight_t: its own two-thread numbers
 
 
@@ -240,7 +229,7 @@ def test_smollm2_speed_paths_change_no_number(smollm2):
             del model.forward
         return tokens, logits
 
-    with _threads(1):
+    with training_threads(1):
         fast = run()
         blocks = [m.weight_b for m in linears]
         try:
