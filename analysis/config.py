@@ -42,7 +42,7 @@ class StudyConfig:
     )  # study 3: models across sizes
     model_sizes_b: dict[str, float] = field(default_factory=lambda: {"smollm2-135m-instruct": 0.135})
     device: str = "cpu"  # cpu | cuda | cuda:N
-    dtype: str = "auto"  # one of analysis.models.DTYPES; auto: bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else float32 (models.resolve_dtype)
+    dtype: str = "auto"  # one of analysis.models.DTYPES; auto: float32 on CPU (any CPU), bfloat16 (else float16) on CUDA (models.resolve_dtype)
     threads: int = 2  # torch.set_num_threads on CPU
     trust_remote_code: bool = False  # never on unless asked for
     feature_layer: int = -1  # hidden layer giving phi(x, y) (index into hidden_states)

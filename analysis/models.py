@@ -35,7 +35,7 @@ EMBEDDED_LMS = {
 CACHE_ENV = "ANALYSIS_CACHE_DIR"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", *DTYPES)  # "auto": see resolve_dtype
-CPU_BF16_ENV = "ANALYSIS_CPU_BF16"  # "1" / "0" forces the CPU bfloat16 detection (tests, odd VMs)
+CPU_BF16_ENV = "ANALYSIS_CPU_BF16"  # "1" / "0" forces the CPU bfloat16 detection (provenance, tests)
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 /proc/cpuinfo flags of native bf16 matmul
 
 
@@ -150,8 +150,9 @@ def resolve_model_path(name_or_path: str) -> str:
 def cpu_bf16_supported(cpuinfo: str | None = None) -> bool:
     r"""Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX; on Arm the ``bf16`` feature).
 
-    Without native support bfloat16 is emulated and slower than float32, so ``dtype: auto`` only
-    picks it here. Sources, first hit wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU
+    Recorded in provenance (``cpu_native_bf16``) and printed by ``analysis info``; it does not
+    change what ``dtype: auto`` picks (float32 on every CPU, :func:`resolve_dtype`). Without native
+    support an explicitly asked bfloat16 is emulated, slower than float32. Sources, first hit wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU
     capability string (``AMX``/``BF16`` in it), the ``flags``/``Features`` lines of
     ``/proc/cpuinfo`` (or of ``cpuinfo``, for tests). Anything unreadable counts as "no".
 
@@ -186,11 +187,12 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> str:
     """The dtype name actually used for ``dtype`` on ``device`` (``auto`` resolved, others as given).
 
     ``auto``: on CUDA bfloat16 where the GPU supports it, else float16 (the rule the ``paper``
-    preset's bfloat16 follows); on CPU bfloat16 where :func:`cpu_bf16_supported`, else float32
-    (emulated bfloat16 is slower than float32); float32 on any other device (e.g. ``mps``).
+    preset's bfloat16 follows); float32 on the CPU, whatever it supports (bfloat16's 8-bit mantissa
+    changes the studies' numbers and verdicts, so one CPU answer needs one CPU dtype; bfloat16 only
+    when asked, ``dtype: bfloat16``), and on any other device (e.g. ``mps``).
 
-    >>> resolve_dtype("float32", "cpu")
-    'float32'
+    >>> resolve_dtype("float32", "cpu"), resolve_dtype("auto", "cpu"), resolve_dtype("bfloat16", "cpu")
+    ('float32', 'float32', 'bfloat16')
     """
     if dtype != "auto":
         if dtype not in DTYPES:
@@ -198,8 +200,6 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> str:
         return dtype
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
-    if device == "cpu":
-        return "bfloat16" if cpu_bf16_supported() else "float32"
     return "float32"
 
 

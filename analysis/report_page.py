@@ -7,6 +7,9 @@ renders while a run is going (it then says so and reloads itself every 30 s). To
 1. the findings table (``class="findings"``): one row per claim and dataset/setting with the
    paper's number, this run's number with its interval, the verdict and the rule that gave it,
    from the run's ``tables/study*_findings.csv`` (:func:`findings_rows`);
+   a run computed on the CPU in a dtype other than float32 (``--set dtype=bfloat16``) says so in
+   the header and in the table's caption (:func:`precision_note`): its numbers are not comparable
+   with float32 runs, the CPU default;
 2. each figure at full width with its one-line reading (:data:`analysis.plots.FIGURE_CAPTIONS`);
 3. the notebooks (HTML and ipynb, status, seconds, sections), the tables, the settings (model,
    dtype, seeds, ROUGE stemming, code version, git commit) and where the time went.
@@ -50,11 +53,35 @@ color:#912018} .v-inconclusive{background:#fef0c7;color:#93370d}
 figure{margin:1.2em 0 2em 0} figure img{width:100%;height:auto;border:1px solid #eee}
 figcaption{margin-top:.4em} code{background:#f3f3f3;padding:0 3px;border-radius:3px}
 table.settings td:first-child{width:22%;color:#444} ul.tables{columns:3;padding-left:1.2em}
+.state.precision{background:#fde8e8;margin-top:.4em} table.findings caption{caption-side:top;text-align:left;
+padding:.4em .8em;margin-bottom:.3em;background:#fde8e8;border-radius:4px}
 """
 
 
 def _e(x) -> str:
     return html.escape("" if x is None else str(x))
+
+
+def precision_note(dtype: dict) -> str:
+    """One sentence when the run computed on the CPU in another dtype than float32, else "".
+
+    ``dtype`` is provenance's record (``setting``, ``used``, ``device``). float32 is what
+    ``dtype: auto`` runs on every CPU; bfloat16 keeps 8 bits of mantissa (relative rounding up to
+    2^-8 per operation), which moves taus and can flip verdicts, so such a run is labelled.
+
+    >>> precision_note({"setting": "auto", "used": "float32", "device": "cpu"})
+    ''
+    >>> precision_note({"setting": "bfloat16", "used": "bfloat16", "device": "cpu"})[:58]
+    'This run computed in bfloat16 on the CPU (dtype=bfloat16):'
+    """
+    used, device = str(dtype.get("used") or ""), str(dtype.get("device") or "")
+    if device != "cpu" or used in ("", "float32"):
+        return ""
+    return (
+        f"This run computed in {used} on the CPU (dtype={dtype.get('setting', used)}): its numbers are "
+        "not comparable with float32 runs (the CPU default, dtype auto); lower precision moves the taus "
+        "and can change verdicts."
+    )
 
 
 def _read_json(path: Path) -> dict:
@@ -161,7 +188,8 @@ def _verdict_html(v: str) -> str:
     return f'<span class="verdict v-{_e(v.replace(" ", "-"))}">{_e(v)}</span>'
 
 
-def findings_html(run_dir: Path) -> str:
+def findings_html(run_dir: Path, note: str = "") -> str:
+    """The findings table; ``note`` (e.g. :func:`precision_note`) becomes its caption."""
     rows, sources = findings_rows(run_dir / "tables")
     if not rows:
         return (
@@ -186,7 +214,9 @@ def findings_html(run_dir: Path) -> str:
         body.append(f'<tr class="{"claim-start" if r["first"] else "sub"}">{"".join(cells)}</tr>')
     links = ", ".join(f'<a href="tables/{_e(s)}">{_e(s)}</a>' for s in sources)
     return (
-        '<table class="findings"><thead><tr><th>claim</th><th>dataset / setting</th><th>paper</th>'
+        '<table class="findings">'
+        + (f'<caption class="precision">{_e(note)}</caption>' if note else "")
+        + "<thead><tr><th>claim</th><th>dataset / setting</th><th>paper</th>"
         "<th>this run (interval)</th><th>verdict</th><th>rule</th></tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>"
         '<p class="muted">Verdicts come from intervals, never from point estimates; a claim\'s row is '
@@ -335,6 +365,8 @@ def write_index(run_dir: str | Path, status: dict) -> Path:
     run_dir = Path(run_dir)
     prov = _read_json(run_dir / "provenance.json")
     state, sentence = run_state(status)
+    note = precision_note(prov.get("dtype", {}))
+    note_html = f'<p class="state precision"><b>{_e(note)}</b></p>' if note else ""
     refresh = '<meta http-equiv="refresh" content="30">' if state == "running" else ""
     title = f"Report {run_dir.name}"
     page = f"""<!doctype html>
@@ -343,10 +375,11 @@ def write_index(run_dir: str | Path, status: dict) -> Path:
 <h1>Personalized alignment analysis: run {_e(run_dir.name)}</h1>
 <p class="state {state}">{_e(sentence)} Preset <b>{_e(status.get("preset", ""))}</b>, commit
 <code>{_e(str(status.get("git_commit", ""))[:12])}</code>, started {_e(status.get("started", ""))}.</p>
+{note_html}
 <nav class="muted"><a href="#findings">Findings</a><a href="#figures">Figures</a><a href="#notebooks">Notebooks</a>
 <a href="#tables">Tables</a><a href="#settings">Settings</a></nav>
 <h2 id="findings">Findings: did the paper's claims hold?</h2>
-{findings_html(run_dir)}
+{findings_html(run_dir, note)}
 <h2 id="figures">Figures</h2>
 {figures_html(run_dir)}
 <h2 id="notebooks">Notebooks</h2>

@@ -45,6 +45,17 @@ def test_explicit_folders_params_and_overrides(tmp_path, reports, capsys):
         open_run(params={"methods": ["nope"]}, quiet=True)
 
 
+def test_the_summary_line_names_the_dtype_and_labels_a_bf16_cpu_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ANALYSIS_CPU_BF16", "1")  # a native-bf16 CPU: auto is float32 all the same
+    open_run(output_dir=str(tmp_path / "a"))
+    out = capsys.readouterr().out
+    assert " dtype=float32 " in out and "NOTE" not in out
+    open_run(overrides={"dtype": "bfloat16"}, output_dir=str(tmp_path / "b"))
+    out = capsys.readouterr().out
+    assert " dtype=bfloat16 " in out and "NOTE: This run computed in bfloat16 on the CPU" in out
+    assert "not comparable with float32 runs" in out
+
+
 def test_run_writes_tables_and_figures_with_settings(tmp_path):
     import matplotlib
 

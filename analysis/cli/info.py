@@ -9,7 +9,7 @@ def cmd_info(args) -> int:
     """Versions, presets, embedded models and device."""
     from analysis import __version__, provenance
     from analysis.config import PRESETS, load_config
-    from analysis.models import cache_dir, embedded_status
+    from analysis.models import cache_dir, cpu_bf16_supported, embedded_status, resolve_dtype
 
     info = {
         "analysis": __version__,
@@ -20,6 +20,9 @@ def cmd_info(args) -> int:
         "embedded_models": embedded_status(),
         "cache_dir": str(cache_dir()),
         "device": provenance.device_info(),
+        # what the CPU could do natively ($ANALYSIS_CPU_BF16 forces it); dtype auto on CPU is float32 anyway
+        "cpu_native_bf16": cpu_bf16_supported(),
+        "cpu_dtype_auto": resolve_dtype("auto", "cpu"),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -40,6 +43,10 @@ def cmd_info(args) -> int:
     dev = info["device"]
     print(
         f"device: cuda={'yes ' + str(dev['cuda_devices']) if dev['cuda_available'] else 'no'}, cpu threads={dev['cpu_threads']}"
+    )
+    print(
+        f"cpu native bf16: {'yes' if info['cpu_native_bf16'] else 'no'}; dtype auto on cpu: "
+        f"{info['cpu_dtype_auto']} (bfloat16 only with dtype=bfloat16)"
     )
     return 0
 

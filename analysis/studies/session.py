@@ -80,8 +80,15 @@ def open_run(
         import pandas as pd
 
         pd.set_option("display.width", 200, "display.max_colwidth", 120)
+        from analysis.models import resolve_dtype
+        from analysis.report_page import precision_note
+
+        used = resolve_dtype(cfg.dtype, cfg.device)
         print(
-            f"preset={cfg.preset} policy={cfg.policy_model} models={cfg.models} "
+            f"preset={cfg.preset} policy={cfg.policy_model} models={cfg.models} dtype={used} "
             f"fingerprint={cfg.fingerprint()} output={out}"
         )
+        note = precision_note({"setting": cfg.dtype, "used": used, "device": cfg.device})
+        if note:
+            print(f"NOTE: {note}")
     return StudyRun(cfg=cfg, out=out, cache=cache)
