@@ -258,7 +258,7 @@ def test_cli_generate_and_policy_acc(tmp_path, capsys):
     model, tok = build_tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
-    model, tok = load_model(str(tmp_path / "lm"))
+    model, tok = load_model(str(tmp_path / "lm"), dtype="float32")  # the CLI's `auto`: float32 on CPU
     pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(6, 6), n_test=1, seed=0))
     rm = make_reward_model("per_user_bt", steps=30).fit(pair_features(model, tok, pairs, progress=False))
     rm.save(tmp_path / "rm")

@@ -168,7 +168,7 @@ def test_text_prefix_features_uses_decoded_prefixes(tiny_lm):
 def test_minilm_mean_pooled_separate_backbone_padding_invariant():
     from analysis.models import load_model
 
-    enc, etok = load_model("minilm-l6", threads=1)
+    enc, etok = load_model("minilm-l6", dtype="float32", threads=1)  # pinned: 1e-5 holds in float32
     spec = BackboneSpec("minilm-l6", -1, "separate", "mean")
     feat = TextFeaturizer(enc, etok, spec)
     both = feat(PROMPTS, RESPONSES)

@@ -210,7 +210,7 @@ def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
     model, tok = build_tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
-    model, tok = load_model(str(tmp_path / "lm"))
+    model, tok = load_model(str(tmp_path / "lm"), dtype="float32")  # the CLI's `auto`: float32 on CPU
     recs = [
         {"user_id": "u1", "prompt": "city council vote", "reference": "council votes on budget"},
         {"user_id": "u1", "prompt": "river bridge opens", "reference": "new bridge opens"},

@@ -4,6 +4,7 @@ extras); CI runs the README's test command and `make setup` installs the ray ext
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -48,6 +49,72 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make report" in readme
     assert "make test" in ci
+
+
+FAKE_PYTEST = """#!/bin/sh
+# stands in for `python -m pytest`: logs its environment and -m, exits with $FAKE_<the -m run>
+m=""; prev=""
+for x in "$@"; do [ "$prev" = -m ] && [ "$x" != pytest ] && m="$x"; prev="$x"; done
+echo "ANALYSIS_CPU_BF16=$ANALYSIS_CPU_BF16 HF_HUB_OFFLINE=$HF_HUB_OFFLINE -m=$m args=$*" >> "$FAKE_LOG"
+case "$m" in *"not bf16"*) exit "$FAKE_REST";; *) exit "$FAKE_BF16";; esac
+"""
+
+
+def _make_test(tmp_path, rest: int, bf16: int, *make_vars: str):
+    """Run `make test` with a fake python; return (the process, the log of pytest calls)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on PATH")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fake, log = tmp_path / "python", tmp_path / "log"
+    fake.write_text(FAKE_PYTEST)
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"  # the set-up is not remade (-o): only the test recipe runs
+    cmd = ["make", "-s", "-o", f"{venv}/.installed", "-o", f"{venv}/.installed-dev", "test"]
+    cmd += [f"VENV={venv}", f"PY={fake}", *make_vars]
+    env = {**os.environ, "FAKE_LOG": str(log), "FAKE_REST": str(rest), "FAKE_BF16": str(bf16)}
+    env.pop("ANALYSIS_CPU_BF16", None)
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return run, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize(
+    "rest, bf16, args, ok",
+    [
+        (0, 0, "", True),
+        (1, 0, "", False),
+        (0, 1, "", False),
+        (5, 0, "", False),  # the whole suite collecting nothing is a failure, in either run
+        (0, 5, "", False),
+        (5, 0, "tests/test_metrics.py", True),  # a subset without bf16 tests
+        (0, 5, "-k args", True),
+        (5, 5, "-k nothing", False),
+        (1, 5, "-x", False),
+    ],
+)
+def test_make_test_runs_the_bf16_set_apart_and_fails_on_failures_and_no_tests(tmp_path, rest, bf16, args, ok):
+    """`make test` (CI's command): the suite without the bf16 tests with ANALYSIS_CPU_BF16=0, then
+    the bf16 tests with ANALYSIS_CPU_BF16=1, ARGS passed to both; a failure or exit 5 fails it."""
+    run, calls = _make_test(tmp_path, rest, bf16, f"ARGS={args}")
+    assert (run.returncode == 0) is ok, run.stdout + run.stderr
+    tail = f" {args}" if args else ""
+    assert calls == [
+        f"ANALYSIS_CPU_BF16=0 HF_HUB_OFFLINE=1 -m=not bf16 args=-m pytest -q -m not bf16{tail}",
+        f"ANALYSIS_CPU_BF16=1 HF_HUB_OFFLINE=1 -m=bf16 args=-m pytest -q -m bf16{tail}",
+    ]
+
+
+def test_make_test_mark_narrows_both_runs_and_rejects_m_in_args(tmp_path):
+    run, calls = _make_test(tmp_path, 0, 0, "MARK=embedded")
+    assert run.returncode == 0 and [c.split(" args=")[0].split(" -m=")[1] for c in calls] == [
+        "(embedded) and not bf16",
+        "(embedded) and bf16",
+    ]
+    run, calls = _make_test(tmp_path / "m", 0, 0, "ARGS=-m embedded")
+    assert run.returncode != 0 and "MARK=" in run.stderr and calls == []
 
 
 def test_tree_is_ruff_clean():

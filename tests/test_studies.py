@@ -42,6 +42,9 @@ def _cfg(tiny_dir, **kw):
         "attribute_prompts": 30,
         "pair_test_frac": 0.2,
         "max_real_profile": 40,
+        # pinned, not `auto`: the known answers below (one shared sample set == best_of_n per RM,
+        # rows split by RM == one call per RM, resumable caches) are exact in float32
+        "dtype": "float32",
     }
     return load_config("embedded_synthetic", {**base, **kw})
 

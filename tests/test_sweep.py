@@ -34,6 +34,7 @@ SMALL = {
     "n_boot": 20,
     "threads": 1,
     "k": 3,
+    "dtype": "float32",  # pinned, not `auto`: the engines must write byte-identical caches
 }
 
 
