@@ -152,9 +152,10 @@ def cpu_bf16_supported(cpuinfo: str | None = None) -> bool:
 
     Recorded in provenance (``cpu_native_bf16``) and printed by ``analysis info``; it does not
     change what ``dtype: auto`` picks (float32 on every CPU, :func:`resolve_dtype`). Without native
-    support an explicitly asked bfloat16 is emulated, slower than float32. Sources, first hit wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU
-    capability string (``AMX``/``BF16`` in it), the ``flags``/``Features`` lines of
-    ``/proc/cpuinfo`` (or of ``cpuinfo``, for tests). Anything unreadable counts as "no".
+    support an explicitly asked bfloat16 is emulated, slower than float32. Sources, first hit
+    wins: ``$ANALYSIS_CPU_BF16`` (``1``/``0``), torch's CPU capability string (``AMX``/``BF16``
+    in it), the ``flags``/``Features`` lines of ``/proc/cpuinfo`` (or of ``cpuinfo``, for
+    tests). Anything unreadable counts as "no".
 
     >>> cpu_bf16_supported("flags\t: fpu sse avx512f avx512_bf16 amx_tile\n")
     True

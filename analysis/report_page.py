@@ -66,8 +66,8 @@ def precision_note(dtype: dict) -> str:
     """One sentence when the run computed on the CPU in another dtype than float32, else "".
 
     ``dtype`` is provenance's record (``setting``, ``used``, ``device``). float32 is what
-    ``dtype: auto`` runs on every CPU; bfloat16 keeps 8 bits of mantissa (relative rounding up to
-    2^-8 per operation), which moves taus and can flip verdicts, so such a run is labelled.
+    ``dtype: auto`` runs on every CPU; bfloat16 keeps an 8-bit significand (relative rounding up to
+    2^-9 per operation), which moves taus and can flip verdicts, so such a run is labelled.
 
     >>> precision_note({"setting": "auto", "used": "float32", "device": "cpu"})
     ''
