@@ -76,10 +76,13 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
 
 def base_generate_fn(cfg: StudyConfig, model, tok):
     from analysis.decoding.base import generate_greedy
+    from analysis.settings import generation_config
+
+    gen = generation_config(cfg)
 
     def fn(prompts: list[str]) -> list[str]:
         return generate_greedy(
-            model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
+            model, tok, prompts, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size
         )
 
     return fn
@@ -131,7 +134,9 @@ def attribute_pairs(
     from analysis.data.synthetic import make_items
     from analysis.data.tasks import zero_shot_prompt
     from analysis.decoding.base import generate_sample
+    from analysis.settings import generation_config
 
+    gen = generation_config(cfg)
     data = synthetic_data(cfg)
     items = (
         list(data.items.values())
@@ -156,8 +161,8 @@ def attribute_pairs(
             n=n_samples,
             temperature=1.0,
             seed=cfg.seed,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
+            max_new_tokens=gen.max_new_tokens,
+            batch_size=gen.batch_size,
             progress=True,
         ),
     )

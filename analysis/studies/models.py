@@ -15,19 +15,14 @@ def get_model(cfg: StudyConfig, name: str | None = None):
     (:func:`analysis.cpu_share.thread_limit`)."""
     from analysis.cpu_share import thread_limit
     from analysis.models import load_model
+    from analysis.settings import model_kwargs
 
     name = name or cfg.policy_model
     key = (name, cfg.device, cfg.dtype)
     if key not in _MODELS:
         if len(_MODELS) >= 1:  # keep one model in memory (study 3 walks through sizes)
             _MODELS.clear()
-        _MODELS[key] = load_model(
-            name,
-            device=cfg.device,
-            dtype=cfg.dtype,
-            threads=cfg.threads,
-            trust_remote_code=cfg.trust_remote_code,
-        )
+        _MODELS[key] = load_model(name, **model_kwargs(cfg))
     torch.set_num_threads(thread_limit(cfg.threads))
     return _MODELS[key]
 

@@ -59,30 +59,22 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
 
     from analysis.io import atomic_open, read_json, write_json
     from analysis.policy_accuracy import PAData, SideData, prepare_pa_data
+    from analysis.settings import pa_data_kwargs
 
-    policy = "policy" in cfg.pa_variants  # the top-k candidate pass is only needed by the policy variant
+    kw = pa_data_kwargs(cfg)  # the top-k candidate pass only when the policy variant needs it
     key = key_hash(
         {
             "feat": fkey,
             "pairs": [p.pair_id for p in test_pairs],
-            "k": cfg.k,
-            "layer": cfg.feature_layer,
-            "bs": cfg.batch_size,
-            **({} if policy else {"policy": False}),
+            "k": kw["k"],
+            "layer": kw["layer"],
+            "bs": kw["batch_size"],
+            **({} if kw["policy"] else {"policy": False}),
         }
     )
     tens, meta = cache.root / "pa_data" / f"{key}.safetensors", cache.root / "pa_data" / f"{key}.json"
     if not (tens.exists() and meta.exists()):
-        data = prepare_pa_data(
-            model,
-            tok,
-            test_pairs,
-            layer=cfg.feature_layer,
-            k=cfg.k,
-            policy=policy,
-            batch_size=cfg.batch_size,
-            progress=progress,
-        )
+        data = prepare_pa_data(model, tok, test_pairs, **kw, progress=progress)
         flat = {
             f"{side}.{f}": getattr(getattr(data, side), f).contiguous()
             for side in ("chosen", "rejected")
@@ -151,7 +143,9 @@ def rm_points(
     first use). Both frames are returned as read back from the cache, so a fresh and a resumed
     (or swept) run assemble identical study tables."""
     from analysis.policy_accuracy import policy_accuracy
+    from analysis.settings import policy_accuracy_config
 
+    pac = policy_accuracy_config(cfg)
     m, s, b, norm = rm_spec
     model, tok, feats, fkey = inputs["model"], inputs["tok"], inputs["feats"], inputs["fkey"]
     key = {
@@ -200,10 +194,11 @@ def rm_points(
         res = policy_accuracy(
             rm,
             inputs["pa_data"],
-            ws=list(cfg.w_values),
-            variants=list(cfg.pa_variants),
-            n_boot=cfg.n_boot,
-            seed=cfg.seed,
+            ws=pac.ws,
+            variants=pac.variants,
+            temperature=pac.temperature,
+            n_boot=pac.n_boot,
+            seed=pac.seed,
             tok=tok,
         )
         pa = res.summary.rename(
