@@ -605,3 +605,84 @@ def test_systems_without_rms_first_then_all_equal_one_call_and_samples_are_drawn
     key = ["system", "user_id", "test_id", "text", "prompt"]
     assert [[r[k] for k in key] for r in got] == [[r[k] for k in key] for r in want]
     assert np.allclose([r["reward"] for r in got], [r["reward"] for r in want], equal_nan=True)
+
+
+class _Recorder:
+    """A study schedule that records its calls (analysis.studies.schedule)."""
+
+    def __init__(self):
+        self.log = []
+
+    def threads(self, threads):
+        self.log.append(("threads", threads))
+        return 1
+
+    def started(self, device):
+        self.log.append(("started", device))
+
+    def inputs_ready(self):
+        self.log.append(("inputs_ready",))
+
+    def wait_for_inputs(self):
+        self.log.append(("wait_for_inputs",))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_study1_tells_its_schedule_when_it_starts_and_when_the_preflamp_inputs_are_cached(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """The Pref-LaMP dataset of ``preflamp_source`` is built first, then ``inputs_ready``, then the rest."""
+    from analysis.studies import rm_policy
+
+    rec = _Recorder()
+
+    def inputs(cfg, ds, cache, schedule):
+        assert schedule is rec
+        rec.log.append(("inputs", ds))
+        if ds != "synthetic_preflamp":
+            raise _Stop
+
+    monkeypatch.setattr(rm_policy, "study1_inputs", inputs)
+    cfg = _cfg(tiny_dir, datasets=["synthetic_style_swap", "synthetic_preflamp"])
+    with pytest.raises(_Stop):
+        rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False, schedule=rec)
+    assert rec.log == [
+        ("started", "cpu"),
+        ("inputs", "synthetic_preflamp"),
+        ("inputs_ready",),
+        ("inputs", "synthetic_style_swap"),
+    ]
+
+
+def test_studies_2_3_wait_for_their_inputs_after_the_systems_without_rms(tiny_dir, tmp_path, monkeypatch):
+    """preflamp_run: the model's threads from the schedule, the RM-free systems, then
+    ``wait_for_inputs``, then the features (which study 1 may have cached meanwhile)."""
+    import torch
+
+    from analysis.studies import preflamp
+
+    rec = _Recorder()
+    monkeypatch.setattr(preflamp, "preflamp_pairs", lambda *a, **k: [])
+    monkeypatch.setattr(
+        preflamp,
+        "generate_systems",
+        lambda cfg, m, t, tasks, c, name, rms, ws, **k: rec.log.append(("rm-free", rms)),
+    )
+
+    def features(*a, **k):
+        rec.log.append(("features",))
+        raise _Stop
+
+    monkeypatch.setattr(preflamp, "features", features)
+    cfg = _cfg(tiny_dir)
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(_Stop):
+            preflamp_decoupling(cfg, str(tmp_path), tasks=[], progress=False, schedule=rec)
+        assert torch.get_num_threads() == 1  # what the schedule said
+    finally:
+        torch.set_num_threads(before)
+    assert rec.log == [("threads", cfg.threads), ("rm-free", {}), ("wait_for_inputs",), ("features",)]

@@ -25,15 +25,21 @@ from analysis.studies.generations import (
 )
 from analysis.studies.models import get_model, model_size_b
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
+from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 
 def preflamp_inputs(
-    cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None, before_features=None
+    cfg: StudyConfig,
+    model_name: str,
+    cache: StudyCache,
+    tasks=None,
+    before_features=None,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict:
     """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
     task): ``model, tok, tasks, pairs, feats, fkey``. ``before_features(model, tok, tasks,
     pairs)``, if given, runs between the pairs and the features."""
-    model, tok = get_model(cfg, model_name)
+    model, tok = get_model(cfg, model_name, schedule)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     if before_features is not None:
@@ -53,25 +59,30 @@ def preflamp_rm(cfg: StudyConfig, inputs: dict, method: str, cache: StudyCache):
 
 
 def preflamp_run(
-    cfg: StudyConfig, model_name: str, cache: StudyCache, *, tasks=None, w_values=None, progress: bool = True
+    cfg: StudyConfig,
+    model_name: str,
+    cache: StudyCache,
+    *,
+    tasks=None,
+    w_values=None,
+    progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
     """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
     method) and ``generations`` (one row per user task x system; see
     :mod:`analysis.studies.generations`).
 
     The systems without a reward model (base, sampled base, ICL; cached) are generated first,
-    before the features: in a report, notebook 01 computes the Pref-LaMP features meanwhile, and
-    :func:`analysis.cpu_share.wait_for_inputs` then waits for them instead of computing them twice.
+    before the features: a runner may have study 1 compute the Pref-LaMP features meanwhile, and
+    ``schedule.wait_for_inputs()`` then waits for them instead of computing them twice.
     """
-    from analysis.cpu_share import wait_for_inputs
-
     ws = w_values or [cfg.rgd_w]
 
     def rm_free_first(model, tok, tasks, pairs):
         generate_systems(cfg, model, tok, tasks, cache, model_name, {}, ws, train_ids=train_pair_ids(pairs))
-        wait_for_inputs()
+        schedule.wait_for_inputs()
 
-    inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first)
+    inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first, schedule=schedule)
     model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
     pairs = inputs["pairs"]
@@ -118,8 +129,9 @@ def preflamp_decoupling(
     w_values: list[float] | None = None,
     tasks=None,
     progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
-    """Study 2 on the policy model. Returns tidy frames:
+    """Study 2 on the policy model (``schedule``: :func:`preflamp_run`). Returns tidy frames:
 
     - ``summary``: one row per system (kind ``base`` / ``icl`` / ``bon`` (best-of-n) / ``rgd``
       (ARGS)): method, label, rm_acc[_lo,_hi] (the method's RM; NaN for base and ICL),
@@ -135,7 +147,9 @@ def preflamp_decoupling(
     cache = StudyCache(cache_dir)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     ws = sorted({float(cfg.rgd_w), *(w_values or [])})
-    run = preflamp_run(cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress)
+    run = preflamp_run(
+        cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress, schedule=schedule
+    )
     gens = run["generations"]
     main = gens[(gens["kind"] != "rgd") | np.isclose(gens["w"].astype(float), cfg.rgd_w)]
     summ = system_summary(main, cfg)
@@ -169,9 +183,14 @@ def preflamp_decoupling(
 
 
 def icl_vs_rgd_scale(
-    cfg: StudyConfig, cache_dir: str | None = None, *, tasks=None, progress: bool = True
+    cfg: StudyConfig,
+    cache_dir: str | None = None,
+    *,
+    tasks=None,
+    progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
-    """Study 3 across ``cfg.models``. Returns tidy frames:
+    """Study 3 across ``cfg.models`` (``schedule``: :func:`preflamp_run`). Returns tidy frames:
 
     - ``scale``: one row per (model, system) for base, each ICL k and the best RGD configuration
       (the ARGS or best-of-n system with the highest mean ROUGE-1 on this model: selected on the
@@ -186,7 +205,9 @@ def icl_vs_rgd_scale(
     tasks = tasks if tasks is not None else user_tasks(cfg)
     scale_rows, tests, all_gens = [], [], []
     for name in tqdm(cfg.models, desc="models", disable=not progress):
-        run = preflamp_run(cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress)
+        run = preflamp_run(
+            cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress, schedule=schedule
+        )
         gens = run["generations"]
         all_gens.append(gens)
         summ = system_summary(gens, cfg)

@@ -37,6 +37,7 @@ from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import study1_dataset
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
+from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 log = logging.getLogger(__name__)
 MIN_STABLE_POPULATION = 20
@@ -94,12 +95,12 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
     return PAData(**m, **sides)
 
 
-def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache) -> dict:
+def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE) -> dict:
     """Pairs and features of one study-1 dataset on the policy model (one sweep ``features``
     task): ``model, tok, data, feats, fkey, test_pairs``."""
     from analysis.features import supports_prompt_sharing
 
-    model, tok = get_model(cfg)
+    model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
     fkey = feature_key(cfg, model, tok, data.pairs)
     test_pairs = [p for p in data.pairs if p.split == "test"]
@@ -302,6 +303,7 @@ def rm_vs_policy_accuracy(
     *,
     datasets: list[str] | None = None,
     progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
     """Run study 1. Returns tidy frames:
 
@@ -318,25 +320,21 @@ def rm_vs_policy_accuracy(
 
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
     ``cache_dir``; a rerun after an interruption resumes.
+
+    ``schedule`` (:mod:`analysis.studies.schedule`): told when the work starts and when the
+    inputs of the Pref-LaMP dataset of ``cfg.preflamp_source`` (pairs, features) are cached, which
+    come first; studies 2-3 read them (:func:`analysis.studies.preflamp.preflamp_run`).
     """
-    from analysis.cpu_share import handoff, inputs_ready
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
     names = list(datasets or cfg.datasets)
-    # On CPU the report runner starts notebook 02 next to this one now (analysis.cpu_share: one
-    # thread each; not on a GPU, where notebook 02 would load a second model into its memory).
-    # The policy model's passes of every dataset come first (cached), starting with the Pref-LaMP
-    # dataset of cfg.preflamp_source: notebook 02 builds the same pairs meanwhile (the two split
-    # the base generations, analysis.data.preflamp.base_generations) and reads its features once
-    # inputs_ready() says they are cached; the other datasets and the RM populations go on here.
-    if cfg.device == "cpu":
-        handoff()
+    schedule.started(cfg.device)
     main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
-    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in main}
-    inputs_ready()
-    all_inputs.update({ds: study1_inputs(cfg, ds, cache) for ds in names if ds not in all_inputs})
+    all_inputs = {ds: study1_inputs(cfg, ds, cache, schedule) for ds in main}
+    schedule.inputs_ready()
+    all_inputs.update({ds: study1_inputs(cfg, ds, cache, schedule) for ds in names if ds not in all_inputs})
     for ds in names:
         inputs = all_inputs[ds]
         feats, fkey = inputs["feats"], inputs["fkey"]
