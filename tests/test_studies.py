@@ -686,3 +686,37 @@ def test_studies_2_3_wait_for_their_inputs_after_the_systems_without_rms(tiny_di
     finally:
         torch.set_num_threads(before)
     assert rec.log == [("threads", cfg.threads), ("rm-free", {}), ("wait_for_inputs",), ("features",)]
+
+
+def test_study1_datasets_are_a_registry(monkeypatch, tmp_path):
+    from analysis.config import ConfigError
+    from analysis.data.records import PreferencePair
+    from analysis.studies import datasets
+    from analysis.studies.cache import StudyCache
+
+    assert datasets.STUDY1_DATASETS == (
+        "synthetic_preflamp",
+        "synthetic_style_swap",
+        "synthetic_attributes",
+        "lamp_preflamp",
+        "news_category_preflamp",
+        "personal_llm",
+        "psoups",
+        "tldr",
+    )
+    real = {n for n, s in datasets.DATASETS.items() if s.real}
+    assert real == {"lamp_preflamp", "news_category_preflamp", "tldr"}
+    cfg, cache = load_config("embedded_synthetic"), StudyCache(str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown study-1 dataset 'mine'"):
+        datasets.study1_dataset(cfg, "mine", None, None, cache)
+    pair = PreferencePair("u", "x", "a", "b", pair_id="u/1", split="train")
+    monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))
+    spec = datasets.DatasetSpec(
+        "mine", lambda c, n, m, t, k: datasets.Dataset(n, [pair]), "public", True, "one pair"
+    )
+    datasets.register_dataset(spec)  # one entry is all a new dataset needs
+    assert datasets.study1_dataset(cfg, "mine", None, None, cache).pairs == [pair]
+    with pytest.raises(ValueError, match="already registered"):
+        datasets.register_dataset(spec)
+    style = datasets.study1_dataset(cfg, "synthetic_style_swap", None, None, cache)  # built by its entry
+    assert style.name == "synthetic_style_swap" and style.styles and style.pairs

@@ -9,6 +9,8 @@ Everything is cached, so study 3 on the policy model reuses study 2's work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -28,6 +30,20 @@ from analysis.studies.rms import check_splits, feature_key, features, rm_accurac
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 
+@dataclass
+class PrefLampInputs:
+    """The per-model inputs of studies 2-3 (:func:`preflamp_inputs`): the model, its Pref-LaMP
+    ``tasks`` and ``pairs`` (negatives from this model), the pairs' ``feats`` and their cache
+    key ``fkey`` (it keys the RMs)."""
+
+    model: object
+    tok: object
+    tasks: list
+    pairs: list
+    feats: object
+    fkey: str
+
+
 def preflamp_inputs(
     cfg: StudyConfig,
     model_name: str,
@@ -35,10 +51,10 @@ def preflamp_inputs(
     tasks=None,
     before_features=None,
     schedule: Schedule = NO_SCHEDULE,
-) -> dict:
+) -> PrefLampInputs:
     """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
-    task): ``model, tok, tasks, pairs, feats, fkey``. ``before_features(model, tok, tasks,
-    pairs)``, if given, runs between the pairs and the features."""
+    task). ``before_features(model, tok, tasks, pairs)``, if given, runs between the pairs and
+    the features."""
     model, tok = get_model(cfg, model_name, schedule)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
@@ -47,15 +63,13 @@ def preflamp_inputs(
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
-    return {"model": model, "tok": tok, "tasks": tasks, "pairs": pairs, "feats": feats, "fkey": fkey}
+    return PrefLampInputs(model, tok, tasks, pairs, feats, fkey)
 
 
-def preflamp_rm(cfg: StudyConfig, inputs: dict, method: str, cache: StudyCache):
+def preflamp_rm(cfg: StudyConfig, inputs: PrefLampInputs, method: str, cache: StudyCache):
     """The RM of ``method`` for studies 2-3: seed ``cfg.seeds[0]``, budget ``max(cfg.budgets)``,
     the full training set (no bootstrap); cached (one sweep ``rm`` task)."""
-    return train_rm(
-        inputs["feats"], method, cfg.seeds[0], max(cfg.budgets), cache, inputs["fkey"], bootstrap=False
-    )
+    return train_rm(inputs.feats, method, cfg.seeds[0], max(cfg.budgets), cache, inputs.fkey, bootstrap=False)
 
 
 def preflamp_run(
@@ -83,9 +97,9 @@ def preflamp_run(
         schedule.wait_for_inputs()
 
     inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first, schedule=schedule)
-    model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
+    model, tok, tasks, feats = inputs.model, inputs.tok, inputs.tasks, inputs.feats
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
-    pairs = inputs["pairs"]
+    pairs = inputs.pairs
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
     rm_rows, rms = [], {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
-from analysis.studies.datasets import study1_dataset
+from analysis.studies.datasets import Dataset, study1_dataset
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
@@ -95,24 +96,44 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
     return PAData(**m, **sides)
 
 
-def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE) -> dict:
-    """Pairs and features of one study-1 dataset on the policy model (one sweep ``features``
-    task): ``model, tok, data, feats, fkey, test_pairs``."""
+@dataclass
+class Study1Inputs:
+    """What every RM of one study-1 dataset is trained and evaluated on (:func:`study1_inputs`).
+
+    ``model, tok``: the policy; ``data``: the dataset's pairs; ``feats``: their
+    :class:`~analysis.features.PairFeatures`; ``fkey``: the features' cache key (it keys the RMs);
+    ``test_pairs``: the held-out pairs; ``pa_data``: their
+    :class:`~analysis.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use).
+    """
+
+    model: object
+    tok: object
+    data: Dataset
+    feats: object
+    fkey: str
+    test_pairs: list
+    pa_data: object | None = None
+
+
+def study1_inputs(
+    cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE
+) -> Study1Inputs:
+    """Pairs and features of one study-1 dataset on the policy model (one sweep ``features`` task)."""
     from analysis.features import supports_prompt_sharing
 
     model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
     fkey = feature_key(cfg, model, tok, data.pairs)
     test_pairs = [p for p in data.pairs if p.split == "test"]
-    out = {"model": model, "tok": tok, "data": data, "fkey": fkey, "test_pairs": test_pairs}
+    prepared = None
     if test_pairs and supports_prompt_sharing(model):
         # the policy-accuracy pass runs every test response in full: its last positions are those
         # responses' RM features, so the feature store gets them from it instead of a second pass
-        out["pa_data"] = pa_data(cfg, model, tok, test_pairs, cache, fkey)
-        seed_feature_store(cfg, model, tok, cache, out["pa_data"], test_pairs)
-    out["feats"] = features(cfg, model, tok, data.pairs, cache)
-    check_splits(out["feats"], ds)
-    return out
+        prepared = pa_data(cfg, model, tok, test_pairs, cache, fkey)
+        seed_feature_store(cfg, model, tok, cache, prepared, test_pairs)
+    feats = features(cfg, model, tok, data.pairs, cache)
+    check_splits(feats, ds)
+    return Study1Inputs(model, tok, data, feats, fkey, test_pairs, prepared)
 
 
 def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pairs) -> int:
@@ -135,7 +156,7 @@ def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pa
 
 
 def rm_points(
-    cfg: StudyConfig, ds: str, rm_spec: tuple, inputs: dict, cache: StudyCache
+    cfg: StudyConfig, ds: str, rm_spec: tuple, inputs: Study1Inputs, cache: StudyCache
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Study-1 rows of ONE RM ``rm_spec = (method, seed, budget, normalize_reward)``: its ``points``
     (RM accuracy + policy accuracy at every (variant, length_norm, w)) and its ``per_pair``
@@ -148,7 +169,7 @@ def rm_points(
 
     pac = policy_accuracy_config(cfg)
     m, s, b, norm = rm_spec
-    model, tok, feats, fkey = inputs["model"], inputs["tok"], inputs["feats"], inputs["fkey"]
+    model, tok, feats, fkey = inputs.model, inputs.tok, inputs.feats, inputs.fkey
     key = {
         "study": 1,
         "feat": fkey,
@@ -190,11 +211,11 @@ def rm_points(
             "sensitivity": not norm,
             **acc,
         }
-        if "pa_data" not in inputs:
-            inputs["pa_data"] = pa_data(cfg, model, tok, inputs["test_pairs"], cache, fkey)
+        if inputs.pa_data is None:
+            inputs.pa_data = pa_data(cfg, model, tok, inputs.test_pairs, cache, fkey)
         res = policy_accuracy(
             rm,
-            inputs["pa_data"],
+            inputs.pa_data,
             ws=pac.ws,
             variants=pac.variants,
             temperature=pac.temperature,
@@ -337,7 +358,7 @@ def rm_vs_policy_accuracy(
     all_inputs.update({ds: study1_inputs(cfg, ds, cache, schedule) for ds in names if ds not in all_inputs})
     for ds in names:
         inputs = all_inputs[ds]
-        feats, fkey = inputs["feats"], inputs["fkey"]
+        feats, fkey = inputs.feats, inputs.fkey
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
         raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
         if len(combos) < MIN_STABLE_POPULATION:
@@ -352,7 +373,7 @@ def rm_vs_policy_accuracy(
             "combos": combos,
             "w": list(cfg.w_values),
             "k": cfg.k,
-            "model": model_key(inputs["model"]),
+            "model": model_key(inputs.model),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
             "v": 4,
