@@ -260,8 +260,8 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
     :func:`analysis.metrics_tau.honest_tau` (``interval = "test set x RM cluster"``); without it
     only the naive interval resampling RMs is available (``interval = "RMs only (naive)"``).
     ``cfg.honest_tau = "headline"`` (the default) computes the honest tau only for the headline
-    settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), each ~7 s
-    at 80 RMs x 400 pairs; the other rows keep the naive interval, labelled as such.
+    settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), since each
+    costs seconds at the embedded size; the other rows keep the naive interval, labelled as such.
     """
     from analysis.metrics import kendall_tau_ci
     from analysis.metrics_tau import honest_tau

@@ -104,7 +104,7 @@ def train_rm(
             "steps": steps,
             "bootstrap": bootstrap,
             "normalize_reward": normalize_reward,
-            "v": 2,  # rewards centred per user (issue 11)
+            "v": 2,  # version of what an RM computes (2: rewards centred per user)
         }
         return cache.root / "rms" / key_hash(key)
 
