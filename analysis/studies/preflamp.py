@@ -44,6 +44,16 @@ class PrefLampInputs:
     fkey: str
 
 
+@dataclass
+class PrefLampRun:
+    """One model's study-2/3 results (:func:`preflamp_run`): ``rm``, one row per method (its RM's
+    accuracy on the held-out pairs), and ``generations``, one row per user task x system (the
+    schema of :mod:`analysis.studies.generations`)."""
+
+    rm: pd.DataFrame
+    generations: pd.DataFrame
+
+
 def preflamp_inputs(
     cfg: StudyConfig,
     model_name: str,
@@ -81,10 +91,8 @@ def preflamp_run(
     w_values=None,
     progress: bool = True,
     schedule: Schedule = NO_SCHEDULE,
-) -> dict[str, pd.DataFrame]:
-    """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
-    method) and ``generations`` (one row per user task x system; see
-    :mod:`analysis.studies.generations`).
+) -> PrefLampRun:
+    """Pairs, RMs, RM accuracy and all generations for one model.
 
     The systems without a reward model (base, sampled base, ICL; cached) are generated first,
     before the features: a runner may have study 1 compute the Pref-LaMP features meanwhile, and
@@ -121,7 +129,7 @@ def preflamp_run(
     rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, ws, train_ids=train_ids)
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
-    return {"rm": pd.DataFrame(rm_rows), "generations": gens}
+    return PrefLampRun(pd.DataFrame(rm_rows), gens)
 
 
 def _label(r) -> str:
@@ -164,11 +172,11 @@ def preflamp_decoupling(
     run = preflamp_run(
         cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress, schedule=schedule
     )
-    gens = run["generations"]
+    gens = run.generations
     main = gens[(gens["kind"] != "rgd") | np.isclose(gens["w"].astype(float), cfg.rgd_w)]
     summ = system_summary(main, cfg)
     summ = summ.merge(
-        run["rm"][["method", "rm_acc", "rm_acc_lo", "rm_acc_hi", "n_test_pairs", "n_train_pairs"]],
+        run.rm[["method", "rm_acc", "rm_acc_lo", "rm_acc_hi", "n_test_pairs", "n_train_pairs"]],
         on="method",
         how="left",
     )
@@ -222,7 +230,7 @@ def icl_vs_rgd_scale(
         run = preflamp_run(
             cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress, schedule=schedule
         )
-        gens = run["generations"]
+        gens = run.generations
         all_gens.append(gens)
         summ = system_summary(gens, cfg)
         size = float(gens["size_b"].iloc[0])
