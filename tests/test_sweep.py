@@ -430,3 +430,17 @@ def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
     g2.put_many("m2", ["y"], ["from m2"])
     again = GenerationCache(path)
     assert again.get("m1", "x") == "from m1" and again.get("m2", "y") == "from m2"
+
+
+def test_every_task_kind_has_a_runner_and_an_unknown_one_is_refused(tmp_path):
+    from analysis.config import load_config
+    from analysis.studies.cache import StudyCache
+    from analysis.sweep.graph import Task, build_graph
+    from analysis.sweep.tasks import RUNNERS, _run
+
+    graph = build_graph(load_config("paper"), n_users=8, generation_w=(1.0,))
+    kinds = {t.kind for t in graph.tasks}
+    assert kinds == set(RUNNERS) == {"features", "pa_data", "rm", "policy_accuracy", "table", "generations"}
+    task = Task("haiku", "m", "{}")
+    with pytest.raises(ValueError, match="unknown sweep task kind 'haiku'"):
+        _run(task, load_config("embedded_synthetic"), StudyCache(str(tmp_path)), str(tmp_path))
