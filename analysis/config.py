@@ -136,7 +136,7 @@ class StudyConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The default (issue 12): real News Category authors first. Without data_paths.news_category the
+    # The default: real News Category authors first. Without data_paths.news_category the
     # subset vendored in the package is read (real authors from a fresh clone; --set
     # data_paths='{news_category: /your/full/file.jsonl}' reads a full file). Study 1 gains
     # news_category_preflamp (chosen: the author's headline; rejected: the base model's, real_negatives)
@@ -164,7 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 48,  # decode steps with 48 rows: 1.5x the throughput of 16 on a 2-core CPU
         "inspector_w": [],  # ARGS at rgd_w only: two more weights would add ~6 min on a 2-core CPU
     },
-    # The quick synthetic-only configuration (the default before issue 12): 6 synthetic users,
+    # The quick synthetic-only configuration: 6 synthetic users,
     # 20 RMs per dataset, both policy-accuracy variants. A few minutes; tests start from it.
     "embedded_synthetic": {"negatives": "other_user"},
     "paper": {

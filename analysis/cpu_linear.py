@@ -2,23 +2,18 @@
 
 Decoding multiplies a few rows (one per live sequence, or k candidates) by every weight of the
 model. With the weight in PyTorch's (out, in) layout, MKL's sgemm for a product ``x @ W.T``
-with few rows is slow on the AVX-512 Xeons we run on: measured here (2 threads, SmolLM2's
-576 x 1536 and 1536 x 576 weights) a 16-row product took 1.2-4.9 ms against 0.25-0.32 ms with
-an (in, out)-contiguous copy ``W.T``, while for >= 64 rows (prefill, feature passes) the
-default layout is as fast or faster. So each linear keeps its weight as it is and gains
-``weight_t = W.T.contiguous()``; products with at most ``max_rows`` rows use the copy, the rest
-the default path. End to end on SmolLM2-135M (float32, 2 threads) a 16-row decode step went from
-~270 ms to ~145 ms; a 1-row step and prefill are unchanged.
+with few rows is several times slower on AVX-512 Xeons than with an (in, out)-contiguous copy
+``W.T``, while for many rows (prefill, feature passes) the default layout is as fast or faster.
+So each linear keeps its weight as it is and gains ``weight_t = W.T.contiguous()``; products with
+at most ``max_rows`` rows use the copy, the rest the default path (measurements:
+``docs/performance.md``).
 
 Column blocks. A decode step streams every weight from memory once (SmolLM2: 0.54 GB per step,
 far more than the caches hold), and with 2-48 rows MKL overlaps that stream badly with the
 arithmetic when ``weight_t``'s columns are read as strided panels. Each linear whose width is a
 multiple of :data:`BLOCK` (and more than one block) therefore also keeps ``weight_b``: the same
 columns cut into contiguous ``(in, BLOCK)`` blocks, multiplied in one ``bmm`` and put back in
-order. Measured on one thread with the weights cold in memory, 30-60 layers in a row: a 32-row
-product of 576 x 1536 weights 52 -> 41-43 ms, 1536 x 576 48 -> 41 ms, the 576 x 49152 LM head
-112 -> 62 ms (8 rows: 39 -> 27-29, 39 -> 26-30, 62 -> 36-40 ms); a 32-row decode step of
-SmolLM2 222 -> 195 ms, an 8-row step 155 -> 135 ms. On one thread each block's product gives
+order, which streams the weight faster. On one thread each block's product gives
 exactly ``weight_t``'s numbers (every output is the same dot product in the same order: tested
 bit for bit over 2-48 rows and every SmolLM2 shape), so it is used on one thread only: with two,
 MKL splits some of ``weight_t``'s products differently (1536 x 576 from 17 rows on) and the
@@ -29,7 +24,7 @@ The results agree with the default layout up to float rounding (different summat
 greedy decoding may rarely pick a different token at a near tie. Inference only: the copies do
 not follow later changes of the weight (the studies never train the policy); after a move to
 another device or dtype the layer falls back to the default path. The memory cost is
-two more copies of the linear weights (~1.1 GB for SmolLM2-135M in float32, LM head included).
+two more copies of the linear weights.
 
 >>> import torch
 >>> lin = torch.nn.Linear(8, 4)
@@ -46,7 +41,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MAX_ROWS = 48  # products with at most this many rows use the transposed copy (measured crossover ~48-64)
+MAX_ROWS = 48  # products with at most this many rows use the transposed copy (the measured crossover)
 BLOCK = 192  # output columns per contiguous weight block (products of 2..MAX_ROWS rows)
 
 

@@ -4,12 +4,10 @@ A batched forward pass allocates and frees the same large temporaries layer afte
 32-row prefill of SmolLM2: several 7 MB activations per layer; decoding: the logits and KV
 buffers). With glibc's default malloc settings many of these come from fresh ``mmap`` pages or
 from heap memory that ``free`` has just handed back to the kernel, so each new buffer is
-page-faulted in and zeroed again: measured here on the 32-prompt benchmark
-(``benchmarks/bench_batched_generation.py``), 170-200 thousand minor page faults and 0.4-0.6 s of
-system time in a 8.8 s batched run, against none in one-prompt decoding. Raising malloc's
-mmap threshold to its maximum (32 MiB on 64-bit) and its trim threshold to 1 GiB keeps those
-buffers in the heap (3.5 thousand faults, 0.01 s of system time, the run 6% faster). Only memory
-placement changes, never a number.
+page-faulted in and zeroed again: a batched run spends a part of its time in the kernel on minor
+page faults that one-prompt decoding does not have. Raising malloc's mmap threshold to its maximum
+(32 MiB on 64-bit) and its trim threshold to 1 GiB keeps those buffers in the heap (measurements:
+``docs/performance.md``). Only memory placement changes, never a number.
 
 The cost: the process keeps up to its peak heap use (plus 1 GiB of free heap top) instead of
 returning freed memory to the system. Elsewhere than glibc (macOS, musl) nothing is changed.

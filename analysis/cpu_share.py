@@ -1,22 +1,21 @@
 """Two notebooks of one report sharing the CPU: :func:`handoff`, :func:`share_cpu`,
-:func:`inputs_ready`, :func:`wait_for_inputs`, :func:`claim_cpu`.
+:func:`inputs_ready`, :func:`wait_for_inputs`, :func:`claim_cpu`, and :data:`SCHEDULE`, the
+studies' hook (:class:`analysis.studies.schedule.Schedule`) that calls them.
 
 The report runner (:func:`analysis.report.run_report`) runs the notebooks one after the other,
 except that a notebook may call :func:`handoff`: the runner then starts the next notebook next to
-it, one thread each. Notebook 01 hands off as soon as its study starts, so notebooks 01 and 02 run
-side by side from the first minute: two one-thread processes get ~1.4x the work of one
-two-thread process done here (a decode batch of real prompts: 27 s per process alone or side by
-side, 19 s on two threads). What both need (the Pref-LaMP pairs' base generations) they split
-chunk by chunk through the study cache (:func:`analysis.data.preflamp.base_generations`). What
-only notebook 01 computes and notebook 02 reads (the Pref-LaMP features) notebook 02 waits for
-(:func:`wait_for_inputs`, after its work that needs no reward model) until notebook 01 has
-called :func:`inputs_ready` (or has ended).
+it, one thread each. Notebook 01 hands off as soon as its study starts (on CPU), so notebooks 01
+and 02 run side by side from the first minute: two one-thread processes get more work done than
+one two-thread process (measurements: ``docs/performance.md``). What both need (the Pref-LaMP
+pairs' base generations) they split chunk by chunk through the study cache
+(:func:`analysis.data.preflamp.base_generations`). What only notebook 01 computes and notebook 02
+reads (the Pref-LaMP features) notebook 02 waits for (:func:`wait_for_inputs`, after its work that
+needs no reward model) until notebook 01 has called :func:`inputs_ready` (or has ended).
 
 Two processes of two torch threads each on two cores stall each other (OpenMP threads wait for
-one another: a generation run took 3x as long next to a one-thread job, measured here); one thread
-each does not. And a matrix product's result depends on the thread count in the last bits (MKL
-splits some products differently), so *when* a process changes its thread count must not depend
-on timing. Hence a fixed schedule:
+one another); one thread each does not. And a matrix product's result depends on the thread count
+in the last bits (MKL splits some products differently), so *when* a process changes its thread
+count must not depend on timing. Hence a fixed schedule:
 
 - :func:`handoff` (the earlier notebook): the rest of this kernel's run uses one thread;
 - :func:`share_cpu` (the later notebook, at a fixed point of its code): one thread from here on,
@@ -132,3 +131,26 @@ def claim_cpu(timeout: float | None = None) -> bool:
         torch.set_num_threads(_state["before"])
     _state["limit"] = None
     return True
+
+
+class ReportSchedule:
+    """The studies' :class:`~analysis.studies.schedule.Schedule` in a report's notebook: the model's
+    threads follow :func:`thread_limit`; a study that starts on CPU hands off (:func:`handoff`: not
+    on a GPU, where the next notebook would load a second model into its memory); the readiness
+    hooks are :func:`inputs_ready` and :func:`wait_for_inputs`. Outside the runner all do nothing."""
+
+    def threads(self, threads: int) -> int:
+        return thread_limit(threads)
+
+    def started(self, device: str) -> None:
+        if device == "cpu":
+            handoff()
+
+    def inputs_ready(self) -> None:
+        inputs_ready()
+
+    def wait_for_inputs(self) -> None:
+        wait_for_inputs()
+
+
+SCHEDULE = ReportSchedule()

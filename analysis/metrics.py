@@ -311,7 +311,7 @@ def kendall_tau_ci(x, y, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.0
     }
 
 
-# --------------------------------------------------------------------------- ROUGE (issue 6)
+# --------------------------------------------------------------------------- ROUGE
 # ROUGE-1 / ROUGE-L F-measure of each generation against the user's real completion
 # (rouge_score's tokeniser: lower-case, [a-z0-9]+ tokens; Porter stemming when use_stemmer).
 # LaMP's own evaluation ran without stemming; design section 2 defaults to stemming: report which.

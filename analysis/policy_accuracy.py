@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -469,13 +468,3 @@ def policy_accuracy(
         per_pair=pd.concat(pair_rows, ignore_index=True),
         rm_accuracy=rm_acc,
     )
-
-
-def base_ranking_accuracy(data: PAData, *, length_norm: bool = False) -> np.ndarray:
-    """Per-pair ``1[log pi(y_w|x) > log pi(y_l|x)]`` (ties 0.5) from the stored log-probs."""
-    sc = {}
-    for s in SIDES:
-        d = getattr(data, s)
-        tot = _segment_sum(d.logp, d.segment(), len(d.lengths))
-        sc[s] = (tot / d.lengths.double() if length_norm else tot).numpy()
-    return pairwise_accuracy(sc["chosen"], sc["rejected"])

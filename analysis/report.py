@@ -92,7 +92,7 @@ def export_html(executed: Path) -> Path:
 
 def warm_html_export() -> float:
     """Export an empty notebook to memory; returns the seconds taken. The first export of a
-    process loads nbconvert, its templates and highlighters (~7 s here, later ones ~1 s); the runner
+    process loads nbconvert, its templates and highlighters (several times a later export); the runner
     pays that while the first kernel starts (its imports use one core), not after notebook 01, when
     notebook 02 runs on both cores."""
     import nbformat
@@ -177,8 +177,8 @@ def _execute_child(spec_json: str) -> None:
     """Child process: execute one notebook with papermill; on failure write the error and exit 1
     (papermill keeps the partly executed notebook with the error)."""
     # jsonschema (imported by nbformat) loads its optional rfc3987_syntax format checker when it is
-    # installed (JupyterLab's dependencies bring it), which builds a grammar at import: 4 s per
-    # notebook here. Notebook validation never checks string formats, so the child goes without it.
+    # installed (JupyterLab's dependencies bring it), which builds a grammar at import, seconds per
+    # notebook. Notebook validation never checks string formats, so the child goes without it.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     import papermill as pm
 

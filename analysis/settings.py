@@ -1,9 +1,12 @@
-"""The one place where a :class:`~analysis.config.StudyConfig` becomes the algorithms' own configs.
+"""Where a :class:`~analysis.config.StudyConfig` becomes the algorithms' own configs.
 
-Studies, the CLI and notebooks build every algorithm setting through these functions, so a study
-key (``k``, ``max_new_tokens``, ``retriever``, ...) maps to the same algorithm field everywhere.
-Each builder returns a validated config object of the algorithm's module; the algorithms keep
-their own defaults for the fields a study does not set.
+The studies (:mod:`analysis.studies`) and the CLI build model loading, decoding (greedy, ARGS,
+best-of-n samples), ICL and policy-accuracy settings through these functions, so a study key
+(``k``, ``max_new_tokens``, ``retriever``, ...) maps to the same algorithm field everywhere. Each
+builder returns a validated config object of the algorithm's module (or keyword arguments where
+the algorithm has no config class); the algorithms keep their own defaults for the fields a study
+does not set. The RMs of a population are set by their own (method, seed, budget):
+:func:`rm_config`.
 
 Layer: above the algorithms (icl, rewards, decoding, policy accuracy), below generation and
 studies. :mod:`analysis.config` validates the *choices* against the same registries
@@ -57,13 +60,14 @@ def args_config(cfg: StudyConfig, w: float | None = None) -> ArgsConfig:
     ).validate()
 
 
-def best_of_n_config(cfg: StudyConfig) -> BestOfNConfig | None:
-    """Best-of-n sampling with ``n = best_of_n`` at ``sample_temperature`` / ``sample_top_p`` (the
-    settings of the study's shared samples; None when ``best_of_n`` is 0)."""
-    if cfg.best_of_n == 0:
+def best_of_n_config(cfg: StudyConfig, n: int | None = None) -> BestOfNConfig | None:
+    """Best-of-n sampling with ``n`` samples (default ``best_of_n``) at ``sample_temperature`` /
+    ``sample_top_p`` (the settings of the study's shared samples; None when ``n`` is 0)."""
+    n = cfg.best_of_n if n is None else n
+    if n == 0:
         return None
     return BestOfNConfig(
-        n=cfg.best_of_n,
+        n=n,
         max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.sample_temperature,
         top_p=cfg.sample_top_p,
@@ -83,20 +87,40 @@ def icl_config(cfg: StudyConfig, k: int) -> ICLConfig:
     )
 
 
-def rm_config(cfg: StudyConfig, method: str, seed: int, budget: int) -> RMConfig:
-    """Training config of one RM of the population (``method``'s own config class)."""
-    if method not in cfg.methods:
+def rm_config(
+    cfg: StudyConfig | None, method: str, seed: int, budget: int, normalize_reward: bool = True
+) -> RMConfig:
+    """Training config of one RM of the population (``method``'s own config class): ``seed``,
+    ``budget`` steps and ``normalize_reward``. With ``cfg``, ``method`` must be one of its
+    ``methods``; :func:`analysis.studies.rms.train_rm` passes None (its callers chose the method)."""
+    if cfg is not None and method not in cfg.methods:
         raise ConfigError(f"config key 'methods': {method!r} is not one of this config's {cfg.methods}")
-    conf = method_info(method).cls.config_cls(seed=seed, steps=budget)
+    conf = method_info(method).cls.config_cls(seed=seed, steps=budget, normalize_reward=normalize_reward)
     conf.validate()
     return conf
 
 
 def policy_accuracy_config(cfg: StudyConfig) -> PolicyAccuracyConfig:
-    """Policy accuracy over ``w_values`` with ``n_boot`` bootstrap resamples seeded by ``seed``."""
+    """Policy accuracy over ``w_values`` and ``pa_variants`` with ``n_boot`` bootstrap resamples
+    seeded by ``seed``."""
     return PolicyAccuracyConfig(
-        ws=tuple(float(w) for w in cfg.w_values), n_boot=cfg.n_boot, seed=cfg.seed
+        ws=tuple(float(w) for w in cfg.w_values),
+        variants=tuple(cfg.pa_variants),
+        n_boot=cfg.n_boot,
+        seed=cfg.seed,
     ).validate()
+
+
+def pa_data_kwargs(cfg: StudyConfig) -> dict:
+    """Keyword arguments of :func:`analysis.policy_accuracy.prepare_pa_data`: features of layer
+    ``feature_layer``, top-``k`` candidates (only when the ``policy`` variant is among
+    ``pa_variants``: the score variant needs no candidate pass), ``batch_size`` prompts a pass."""
+    return {
+        "layer": cfg.feature_layer,
+        "k": cfg.k,
+        "policy": "policy" in cfg.pa_variants,
+        "batch_size": cfg.batch_size,
+    }
 
 
 __all__ = [
@@ -105,6 +129,7 @@ __all__ = [
     "generation_config",
     "icl_config",
     "model_kwargs",
+    "pa_data_kwargs",
     "policy_accuracy_config",
     "rm_config",
 ]

@@ -5,10 +5,10 @@
 A report starts five Python processes (the runner and one kernel per notebook), each importing
 torch, transformers, pandas, matplotlib, papermill and the rest. Where no bytecode is on disk and
 ``PYTHONDONTWRITEBYTECODE`` is set (as on the development machine), every one of them compiles
-those modules again: measured here, these imports took ~36 s instead of ~12 s. Compiling all of
-site-packages at install time (``uv pip install --compile-bytecode``) took ~50 s of the set-up;
-importing what a report uses in two processes at once, with bytecode writing on, and saving one
-figure compiles only those modules (~4,000 of ~15,000 files) in ~25 s. A module that a report
+those modules again, which triples their import time. Importing what a report uses in two
+processes at once, with bytecode writing on, and saving one figure compiles only those modules
+(about a quarter of site-packages), in half the time compiling all of site-packages at install
+time takes (measurements: ``docs/performance.md``). A module that a report
 imports and no group reaches is compiled when first imported, as without this step. Exits non-zero
 if a group's process fails (a module that is not installed is skipped with a message).
 """
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-# two groups of about equal compile time, run side by side (transformers alone is ~17 s)
+# two groups of about equal compile time, run side by side (transformers is the largest part)
 GROUPS: tuple[tuple[str, ...], ...] = (
     (
         "torch",

@@ -99,8 +99,11 @@ def nb01():
             new_code_cell(_setup(["datasets", "methods", "seeds", "budgets", "w_values", "k"])),
             new_markdown_cell("## Train the populations and evaluate them"),
             new_code_cell(
+                "from analysis.cpu_share import SCHEDULE\n"
                 "from analysis.studies import rm_vs_policy_accuracy\n\n"
-                "res = rm_vs_policy_accuracy(cfg, cache)\n"
+                "# in a report on CPU, notebook 02 starts next to this one once the study starts (SCHEDULE:\n"
+                "# the report's fixed thread schedule, analysis.cpu_share); outside a report it does nothing\n"
+                "res = rm_vs_policy_accuracy(cfg, cache, schedule=SCHEDULE)\n"
                 "settings = settings_columns(cfg, methods=cfg.methods, budgets=cfg.budgets)\n"
                 'for name in ("rms", "points", "tau", "pairs"):\n'
                 '    write_table(res[name], out, f"study1_{name}", settings)\n'
@@ -161,16 +164,17 @@ def nb02():
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
                 "import dataclasses\n\nimport pandas as pd\n\n"
-                "from analysis.cpu_share import share_cpu\n"
+                "from analysis.cpu_share import SCHEDULE, share_cpu\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
                 "# in a report this notebook runs next to notebook 01 from the start, both on one thread (a fixed\n"
                 "# schedule, so the numbers never depend on timing: analysis.cpu_share); before it trains RMs it\n"
-                "# waits for the Pref-LaMP features that 01 caches. Outside a report share_cpu() does nothing.\n"
+                "# waits for the Pref-LaMP features that 01 caches (SCHEDULE). Outside a report neither does anything.\n"
                 "share_cpu()\n"
-                "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w)\n"
+                "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w,\n"
+                "                          schedule=SCHEDULE)\n"
                 "# the same study in each second setting (e.g. the synthetic world), labelled by dataset;\n"
                 "# ARGS at rgd_w only there (the inspector's extra weights are for the main setting)\n"
-                "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache)\n"
+                "second = {s: preflamp_decoupling(dataclasses.replace(cfg, preflamp_source=s), cache, schedule=SCHEDULE)\n"
                 "          for s in second_settings if s != cfg.preflamp_source}\n"
                 "stamp = settings_columns(cfg, rgd_w=cfg.rgd_w, retriever=cfg.retriever,\n"
                 "                         icl_rendering=cfg.icl_rendering, icl_pool=cfg.icl_pool,\n"
@@ -226,8 +230,9 @@ def nb03():
             new_code_cell(_setup(["models", "icl_k", "methods"])),
             new_markdown_cell("## Generate and score per model"),
             new_code_cell(
+                "from analysis.cpu_share import SCHEDULE\n"
                 "from analysis.studies import icl_vs_rgd_scale\n\n"
-                "res = icl_vs_rgd_scale(cfg, cache)\n"
+                "res = icl_vs_rgd_scale(cfg, cache, schedule=SCHEDULE)  # SCHEDULE: as in notebooks 01 and 02\n"
                 "settings = settings_columns(cfg, dataset=cfg.preflamp_source, rgd_w=cfg.rgd_w, "
                 "models=cfg.models)\n"
                 'for name in ("scale", "tests", "generations"):\n'

@@ -76,3 +76,40 @@ def test_share_then_claim_waits_for_the_previous_notebook(tmp_path, monkeypatch,
     ended.write_text("")
     assert cpu_share.claim_cpu(timeout=5)
     assert torch.get_num_threads() == 2 and cpu_share.thread_limit(2) == 2
+
+
+def test_the_studies_schedule_calls_the_report_schedule(tmp_path, monkeypatch, two_threads):
+    """cpu_share.SCHEDULE (the hook the notebooks hand the studies): a study that starts on CPU
+    hands off, one on a GPU does not; threads follow thread_limit; readiness is cpu_share's."""
+    marker, ready = tmp_path / "handoff", tmp_path / "ready"
+    monkeypatch.setenv(cpu_share.HANDOFF_ENV, str(marker))
+    monkeypatch.setenv(cpu_share.READY_ENV, str(ready))
+    monkeypatch.setenv(cpu_share.PREVIOUS_READY_ENV, str(ready))
+    s = cpu_share.SCHEDULE
+    s.started("cuda:0")
+    assert not marker.exists() and s.threads(2) == 2 and torch.get_num_threads() == 2
+    s.started("cpu")
+    assert marker.exists() and s.threads(2) == 1 and torch.get_num_threads() == 1
+    s.inputs_ready()
+    assert ready.exists()
+    s.wait_for_inputs()  # returns: the file it waits for exists
+
+
+def test_no_study_or_data_module_imports_the_report_schedule():
+    """The schedule is the report's: studies and data get it as a hook (analysis.studies.schedule)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(cpu_share.__file__).parent
+    bad = []
+    for folder in ("studies", "data", "rewards", "decoding"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                if any(n.startswith("analysis.cpu_share") for n in names):
+                    bad.append(str(path.relative_to(root)))
+    assert bad == []

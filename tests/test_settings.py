@@ -113,3 +113,66 @@ def test_user_mistakes_in_lower_layers_are_user_errors():
         method_info("lor")
     with pytest.raises(UserError, match="unknown setting"):
         make_reward_model("lore", rnak=2)
+
+
+@pytest.mark.parametrize("preset", ["embedded", "embedded_synthetic", "paper"])
+def test_the_studies_settings_equal_their_hand_mapping(preset):
+    """What the studies build through :mod:`analysis.settings` equals, field for field, what they
+    mapped by hand from the study config before (so routing them through it changes no number)."""
+    from analysis.decoding.args import ArgsConfig
+    from analysis.decoding.base import GenerationConfig
+    from analysis.decoding.best_of_n import BestOfNConfig
+    from analysis.icl import ICLConfig
+    from analysis.policy_accuracy import PolicyAccuracyConfig
+    from analysis.rewards import method_info
+
+    cfg = load_config(preset)
+    assert settings.model_kwargs(cfg) == {
+        "device": cfg.device,
+        "dtype": cfg.dtype,
+        "threads": cfg.threads,
+        "trust_remote_code": cfg.trust_remote_code,
+    }
+    assert settings.generation_config(cfg) == GenerationConfig(
+        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
+    )
+    for k in cfg.icl_k:  # studies.generations: the runner's icl method params
+        i = settings.icl_config(cfg, k)
+        assert i == ICLConfig(
+            k=k,
+            retriever=cfg.retriever,
+            rendering=cfg.icl_rendering,
+            max_prompt_tokens=cfg.max_prompt_tokens,
+            seed=cfg.seed,
+        )
+    for w in (*cfg.w_values, cfg.rgd_w):  # the ARGS systems' top-k
+        a = settings.args_config(cfg, w)
+        assert a == ArgsConfig(
+            w=float(w), k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
+        )
+    for n in (max(cfg.best_of_n, 1), 3):  # the shared samples of best-of-n and of the sampled base
+        assert settings.best_of_n_config(cfg, n) == BestOfNConfig(
+            n=n,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.sample_temperature,
+            top_p=cfg.sample_top_p,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+        )
+    assert settings.policy_accuracy_config(cfg) == PolicyAccuracyConfig(
+        ws=tuple(float(w) for w in cfg.w_values),
+        variants=tuple(cfg.pa_variants),
+        n_boot=cfg.n_boot,
+        seed=cfg.seed,
+    )
+    assert settings.pa_data_kwargs(cfg) == {
+        "layer": cfg.feature_layer,
+        "k": cfg.k,
+        "policy": "policy" in cfg.pa_variants,
+        "batch_size": cfg.batch_size,
+    }
+    for m in cfg.methods:  # studies.rms.train_rm: make_reward_model(m, seed=, steps=, normalize_reward=)
+        for norm in (True, False):
+            want = method_info(m).cls(seed=1, steps=max(cfg.budgets), normalize_reward=norm).config
+            assert settings.rm_config(cfg, m, 1, max(cfg.budgets), norm) == want
+            assert settings.rm_config(None, m, 1, max(cfg.budgets), norm) == want

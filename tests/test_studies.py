@@ -608,3 +608,118 @@ def test_systems_without_rms_first_then_all_equal_one_call_and_samples_are_drawn
     key = ["system", "user_id", "test_id", "text", "prompt"]
     assert [[r[k] for k in key] for r in got] == [[r[k] for k in key] for r in want]
     assert np.allclose([r["reward"] for r in got], [r["reward"] for r in want], equal_nan=True)
+
+
+class _Recorder:
+    """A study schedule that records its calls (analysis.studies.schedule)."""
+
+    def __init__(self):
+        self.log = []
+
+    def threads(self, threads):
+        self.log.append(("threads", threads))
+        return 1
+
+    def started(self, device):
+        self.log.append(("started", device))
+
+    def inputs_ready(self):
+        self.log.append(("inputs_ready",))
+
+    def wait_for_inputs(self):
+        self.log.append(("wait_for_inputs",))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_study1_tells_its_schedule_when_it_starts_and_when_the_preflamp_inputs_are_cached(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """The Pref-LaMP dataset of ``preflamp_source`` is built first, then ``inputs_ready``, then the rest."""
+    from analysis.studies import rm_policy
+
+    rec = _Recorder()
+
+    def inputs(cfg, ds, cache, schedule):
+        assert schedule is rec
+        rec.log.append(("inputs", ds))
+        if ds != "synthetic_preflamp":
+            raise _Stop
+
+    monkeypatch.setattr(rm_policy, "study1_inputs", inputs)
+    cfg = _cfg(tiny_dir, datasets=["synthetic_style_swap", "synthetic_preflamp"])
+    with pytest.raises(_Stop):
+        rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False, schedule=rec)
+    assert rec.log == [
+        ("started", "cpu"),
+        ("inputs", "synthetic_preflamp"),
+        ("inputs_ready",),
+        ("inputs", "synthetic_style_swap"),
+    ]
+
+
+def test_studies_2_3_wait_for_their_inputs_after_the_systems_without_rms(tiny_dir, tmp_path, monkeypatch):
+    """preflamp_run: the model's threads from the schedule, the RM-free systems, then
+    ``wait_for_inputs``, then the features (which study 1 may have cached meanwhile)."""
+    import torch
+
+    from analysis.studies import preflamp
+
+    rec = _Recorder()
+    monkeypatch.setattr(preflamp, "preflamp_pairs", lambda *a, **k: [])
+    monkeypatch.setattr(
+        preflamp,
+        "generate_systems",
+        lambda cfg, m, t, tasks, c, name, rms, ws, **k: rec.log.append(("rm-free", rms)),
+    )
+
+    def features(*a, **k):
+        rec.log.append(("features",))
+        raise _Stop
+
+    monkeypatch.setattr(preflamp, "features", features)
+    cfg = _cfg(tiny_dir)
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(_Stop):
+            preflamp_decoupling(cfg, str(tmp_path), tasks=[], progress=False, schedule=rec)
+        assert torch.get_num_threads() == 1  # what the schedule said
+    finally:
+        torch.set_num_threads(before)
+    assert rec.log == [("threads", cfg.threads), ("rm-free", {}), ("wait_for_inputs",), ("features",)]
+
+
+def test_study1_datasets_are_a_registry(monkeypatch, tmp_path):
+    from analysis.config import ConfigError
+    from analysis.data.records import PreferencePair
+    from analysis.studies import datasets
+    from analysis.studies.cache import StudyCache
+
+    assert datasets.STUDY1_DATASETS == (
+        "synthetic_preflamp",
+        "synthetic_style_swap",
+        "synthetic_attributes",
+        "lamp_preflamp",
+        "news_category_preflamp",
+        "personal_llm",
+        "psoups",
+        "tldr",
+    )
+    real = {n for n, s in datasets.DATASETS.items() if s.real}
+    assert real == {"lamp_preflamp", "news_category_preflamp", "tldr"}
+    cfg, cache = load_config("embedded_synthetic"), StudyCache(str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown study-1 dataset 'mine'"):
+        datasets.study1_dataset(cfg, "mine", None, None, cache)
+    pair = PreferencePair("u", "x", "a", "b", pair_id="u/1", split="train")
+    monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))
+    spec = datasets.DatasetSpec(
+        "mine", lambda c, n, m, t, k: datasets.Dataset(n, [pair]), "public", True, "one pair"
+    )
+    datasets.register_dataset(spec)  # one entry is all a new dataset needs
+    assert datasets.study1_dataset(cfg, "mine", None, None, cache).pairs == [pair]
+    with pytest.raises(ValueError, match="already registered"):
+        datasets.register_dataset(spec)
+    style = datasets.study1_dataset(cfg, "synthetic_style_swap", None, None, cache)  # built by its entry
+    assert style.name == "synthetic_style_swap" and style.styles and style.pairs

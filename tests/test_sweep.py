@@ -216,24 +216,74 @@ def _assert_same_outputs(cfg, cache_a, cache_b, monkeypatch):
         ), name
 
 
+def _dying_ray_run(prefix: str, marker: str):
+    """A stand-in for :func:`analysis.sweep.engines._ray_run` whose process exits (``os._exit``)
+    after the work of the first task whose id starts with ``prefix`` but before its record, once
+    (``marker`` remembers). Defined in a closure, so Ray ships it to the workers by value."""
+
+    def ray_run(task, cfg, cache_dir, n_users, *deps):
+        import os
+        from pathlib import Path
+
+        from analysis.sweep import tasks
+
+        run = tasks._run
+
+        def dying(t, *args):
+            run(t, *args)
+            if t.id.startswith(prefix) and not Path(marker).exists():
+                Path(marker).write_text(t.id)
+                os._exit(3)
+
+        tasks._run = dying
+        try:
+            return tasks.run_task(task, cfg, cache_dir, n_users)
+        finally:
+            tasks._run = run
+
+    return ray_run
+
+
+# the same fault for a `python -m analysis` process: PREFIX and MARKER are prepended
+_DYING_CLI = """
+import os, sys
+from pathlib import Path
+
+from analysis.sweep import tasks
+
+run = tasks._run
+
+
+def dying(t, *args):
+    run(t, *args)
+    if t.id.startswith(PREFIX) and not Path(MARKER).exists():
+        Path(MARKER).write_text(t.id)
+        os._exit(3)
+
+
+tasks._run = dying
+from analysis.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_ray_sweep_with_a_killed_worker_resumes_and_equals_local(
     local_run, ray_cluster, tmp_path, monkeypatch
 ):
     """One real Ray run (kept to one for CI time): a worker dies after its work but before its
     record (``os._exit``), the sweep fails naming the resume command, the rerun skips every
     finished task, and the cache equals the local engine's byte for byte (so do the study tables)."""
+    from analysis.sweep import engines
     from analysis.sweep.engines import SweepError, run_ray
-    from analysis.sweep.tasks import FAIL_ONCE_ENV
 
     cfg, local_cache, _ = local_run
     graph = _graph(cfg)
     marker = tmp_path / "killed"
-    # the worker env is read when a worker starts: pass the fault through the task's runtime env
-    monkeypatch.setenv(FAIL_ONCE_ENV, f"generations[={marker}")
-    with pytest.raises(SweepError, match="rerun the same command to resume"):
-        run_ray(
-            graph, cfg, str(tmp_path / "cache"), max_retries=0, echo=lambda s: None, env_vars=(FAIL_ONCE_ENV,)
-        )
+    with monkeypatch.context() as m:
+        m.setattr(engines, "_ray_run", _dying_ray_run("generations[", str(marker)))
+        with pytest.raises(SweepError, match="rerun the same command to resume"):
+            run_ray(graph, cfg, str(tmp_path / "cache"), max_retries=0, echo=lambda s: None)
     assert marker.exists()  # a worker really died
     again = run_ray(graph, cfg, str(tmp_path / "cache"), echo=lambda s: None)
     assert again["skipped"] > 0 and again["done"] > 0 and again["done"] + again["skipped"] == len(graph.tasks)
@@ -264,23 +314,21 @@ def test_cli_dry_run_prints_the_graph(small, tmp_path, capsys):
 
 
 def test_cli_local_sweep_killed_then_resumed(local_run, small, tmp_path, monkeypatch):
-    """`python -m analysis sweep` dies inside a task (os._exit); the rerun skips the finished tasks."""
-    from analysis.sweep.tasks import FAIL_ONCE_ENV
-
+    """The sweep command dies inside a task (os._exit, after its work, before its record); the
+    rerun (`python -m analysis sweep`) skips the finished tasks."""
     cfg, local_cache, _ = local_run
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small))
-    cmd = [sys.executable, "-m", "analysis", "sweep", "--preset", "embedded_synthetic", "--config", str(path)]
-    cmd += ["--generation-w"]
-    cmd += ["--set", f"cache_dir={tmp_path / 'cache'}"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        FAIL_ONCE_ENV: f"rm[={tmp_path / 'k'}",
-    }
-    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    args = ["sweep", "--preset", "embedded_synthetic", "--config", str(path)]
+    args += ["--generation-w"]
+    args += ["--set", f"cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    dying = f"PREFIX = {'rm['!r}\nMARKER = {str(tmp_path / 'k')!r}\n" + _DYING_CLI
+    first = subprocess.run(
+        [sys.executable, "-c", dying, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 3 and (tmp_path / "k").exists(), first.stderr[-2000:]
+    cmd = [sys.executable, "-m", "analysis", *args]
     second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "already finished (skipped)" in second.stdout and " 0 already finished" not in second.stdout
@@ -383,3 +431,17 @@ def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
     g2.put_many("m2", ["y"], ["from m2"])
     again = GenerationCache(path)
     assert again.get("m1", "x") == "from m1" and again.get("m2", "y") == "from m2"
+
+
+def test_every_task_kind_has_a_runner_and_an_unknown_one_is_refused(tmp_path):
+    from analysis.config import load_config
+    from analysis.studies.cache import StudyCache
+    from analysis.sweep.graph import Task, build_graph
+    from analysis.sweep.tasks import RUNNERS, _run
+
+    graph = build_graph(load_config("paper"), n_users=8, generation_w=(1.0,))
+    kinds = {t.kind for t in graph.tasks}
+    assert kinds == set(RUNNERS) == {"features", "pa_data", "rm", "policy_accuracy", "table", "generations"}
+    task = Task("haiku", "m", "{}")
+    with pytest.raises(ValueError, match="unknown sweep task kind 'haiku'"):
+        _run(task, load_config("embedded_synthetic"), StudyCache(str(tmp_path)), str(tmp_path))

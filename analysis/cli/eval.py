@@ -1,4 +1,4 @@
-"""``python -m analysis evaluate``: ROUGE table of a generations file (issue 6).
+"""``python -m analysis evaluate``: ROUGE table of a generations file.
 
 Examples::
 

@@ -130,24 +130,17 @@ def cmd_methods(args) -> int:
 
 def _load(args):
     """Config, dataset (pairs + oracle specs), features of every pair, cache."""
-    import torch
-
     from analysis.cli import config_from_args
     from analysis.data.preferences import read_preferences
     from analysis.features import pair_features
     from analysis.models import load_model
+    from analysis.settings import model_kwargs
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import STUDY1_DATASETS, Dataset, study1_dataset
 
     cfg = config_from_args(args)
     cache = StudyCache(cfg.cache_dir or None)
-    torch.set_num_threads(cfg.threads)
-    model, tok = load_model(
-        args.model or cfg.policy_model,
-        device=cfg.device,
-        dtype=cfg.dtype,
-        trust_remote_code=cfg.trust_remote_code,
-    )
+    model, tok = load_model(args.model or cfg.policy_model, **model_kwargs(cfg))  # cfg.threads threads
     layer = cfg.feature_layer if args.layer is None else args.layer
     if Path(args.dataset).is_file():
         ds = Dataset(Path(args.dataset).stem, read_preferences(args.dataset, seed=cfg.seed))

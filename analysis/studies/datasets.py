@@ -1,25 +1,19 @@
-"""The study datasets: synthetic users, Pref-LaMP user tasks, preference pairs by dataset name."""
+"""The study datasets: synthetic users, Pref-LaMP user tasks, preference pairs by dataset name.
+
+Study 1's datasets are a registry (:data:`DATASETS`, name -> :class:`DatasetSpec`: its builder and
+what it is); :func:`register_dataset` adds one, :func:`study1_dataset` builds one by name.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analysis.config import ConfigError, StudyConfig
 from analysis.data.records import DataError, PreferencePair, UserTask
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
-
-STUDY1_DATASETS = (
-    "synthetic_preflamp",
-    "synthetic_style_swap",
-    "synthetic_attributes",
-    "lamp_preflamp",
-    "news_category_preflamp",
-    "personal_llm",
-    "psoups",
-    "tldr",
-)
 
 
 def synthetic_data(cfg: StudyConfig):
@@ -76,10 +70,13 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
 
 def base_generate_fn(cfg: StudyConfig, model, tok):
     from analysis.decoding.base import generate_greedy
+    from analysis.settings import generation_config
+
+    gen = generation_config(cfg)
 
     def fn(prompts: list[str]) -> list[str]:
         return generate_greedy(
-            model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
+            model, tok, prompts, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size
         )
 
     return fn
@@ -131,7 +128,9 @@ def attribute_pairs(
     from analysis.data.synthetic import make_items
     from analysis.data.tasks import zero_shot_prompt
     from analysis.decoding.base import generate_sample
+    from analysis.settings import generation_config
 
+    gen = generation_config(cfg)
     data = synthetic_data(cfg)
     items = (
         list(data.items.values())
@@ -156,8 +155,8 @@ def attribute_pairs(
             n=n_samples,
             temperature=1.0,
             seed=cfg.seed,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
+            max_new_tokens=gen.max_new_tokens,
+            batch_size=gen.batch_size,
             progress=True,
         ),
     )
@@ -176,27 +175,104 @@ class Dataset:
     attribute_weights: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -> Dataset:
-    """Build the preference pairs of a study-1 dataset by name (see :data:`STUDY1_DATASETS`)."""
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One study-1 dataset: ``build(cfg, name, model, tok, cache) -> Dataset`` and what it is.
+
+    ``kind``: how its pairs are made (``preflamp``: a user's own text vs the base policy's or
+    another user's; ``synthetic``: the synthetic world's oracle preferences; ``public``: a public
+    preference set); ``real``: whether the preferences are real people's; ``description``: one line.
+    """
+
+    name: str
+    build: Callable[..., Dataset]
+    kind: str
+    real: bool
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """Add ``spec`` to :data:`DATASETS` (a name is registered once unless ``replace``)."""
+    if spec.name in DATASETS and not replace:
+        raise ValueError(f"study-1 dataset {spec.name!r} is already registered")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def _synthetic_preflamp(cfg, name, model, tok, cache) -> Dataset:
+    data = synthetic_data(cfg)
+    return Dataset(
+        name, preflamp_pairs(cfg, data.tasks, model, tok, cache, source="synthetic"), styles=data.styles
+    )
+
+
+def _synthetic_style_swap(cfg, name, model, tok, cache) -> Dataset:
     from analysis.data.synthetic import style_swap_pairs
 
-    if name == "synthetic_preflamp":
-        data = synthetic_data(cfg)
-        pairs = preflamp_pairs(cfg, data.tasks, model, tok, cache, source="synthetic")
-        return Dataset(name, pairs, styles=data.styles)
-    if name == "synthetic_style_swap":
-        data = synthetic_data(cfg)
-        return Dataset(name, style_swap_pairs(data, seed=cfg.seed), styles=data.styles)
-    if name == "synthetic_attributes":
-        ap = attribute_pairs(cfg, model, tok, cache)
-        return Dataset(name, ap.pairs, attribute_weights=ap.weights)
-    if name in ("lamp_preflamp", "news_category_preflamp"):
-        source = name.split("_preflamp")[0]
-        return Dataset(name, preflamp_pairs(cfg, user_tasks(cfg, source), model, tok, cache, source=source))
-    if name in ("personal_llm", "psoups", "tldr"):  # public sets (analysis.data.public_sets)
-        from analysis.data.public_sets import load_public_preferences
+    data = synthetic_data(cfg)
+    return Dataset(name, style_swap_pairs(data, seed=cfg.seed), styles=data.styles)
 
-        params = {"seed": cfg.seed, "n_users": cfg.n_users, **cfg.public_sets.get(name, {})}
-        params["path"] = os.path.expanduser(cfg.data_paths.get(name, "") or "")
-        return Dataset(name, load_public_preferences(name, params)[0])
-    raise ConfigError(f"unknown study-1 dataset '{name}'; known: {', '.join(STUDY1_DATASETS)}")
+
+def _synthetic_attributes(cfg, name, model, tok, cache) -> Dataset:
+    ap = attribute_pairs(cfg, model, tok, cache)
+    return Dataset(name, ap.pairs, attribute_weights=ap.weights)
+
+
+def _real_preflamp(cfg, name, model, tok, cache) -> Dataset:
+    source = name.split("_preflamp")[0]
+    return Dataset(name, preflamp_pairs(cfg, user_tasks(cfg, source), model, tok, cache, source=source))
+
+
+def _public(cfg, name, model, tok, cache) -> Dataset:
+    from analysis.data.public_sets import load_public_preferences
+
+    params = {"seed": cfg.seed, "n_users": cfg.n_users, **cfg.public_sets.get(name, {})}
+    params["path"] = os.path.expanduser(cfg.data_paths.get(name, "") or "")
+    return Dataset(name, load_public_preferences(name, params)[0])
+
+
+for _spec in (
+    DatasetSpec(
+        "synthetic_preflamp", _synthetic_preflamp, "preflamp", False, "synthetic users' Pref-LaMP pairs"
+    ),
+    DatasetSpec(
+        "synthetic_style_swap",
+        _synthetic_style_swap,
+        "synthetic",
+        False,
+        "synthetic users: their own style vs another user's on the same item",
+    ),
+    DatasetSpec(
+        "synthetic_attributes",
+        _synthetic_attributes,
+        "synthetic",
+        False,
+        "attribute users over base-policy samples (oracle weights known)",
+    ),
+    DatasetSpec(
+        "lamp_preflamp", _real_preflamp, "preflamp", True, "LaMP authors' Pref-LaMP pairs (data_paths.lamp)"
+    ),
+    DatasetSpec(
+        "news_category_preflamp",
+        _real_preflamp,
+        "preflamp",
+        True,
+        "News Category authors' Pref-LaMP pairs",
+    ),
+    DatasetSpec("personal_llm", _public, "public", False, "PersonalLLM: simulated users weighting 10 RMs"),
+    DatasetSpec("psoups", _public, "public", False, "P-SOUPS: 6 GPT-4-labelled users"),
+    DatasetSpec("tldr", _public, "public", True, "Reddit TL;DR summaries, per labeller"),
+):
+    register_dataset(_spec)
+STUDY1_DATASETS = tuple(DATASETS)  # the names registered here (DATASETS also holds later ones)
+
+
+def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -> Dataset:
+    """Build the preference pairs of a study-1 dataset by name (see :data:`DATASETS`)."""
+    spec = DATASETS.get(name)
+    if spec is None:  # no registered dataset of that name
+        raise ConfigError(f"unknown study-1 dataset '{name}'; known: {', '.join(DATASETS)}")
+    return spec.build(cfg, name, model, tok, cache)

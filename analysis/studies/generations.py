@@ -73,11 +73,11 @@ def draw_samples(
     ``samples``), so a later call (the reward-guided systems after the others) draws nothing."""
     from analysis.decoding.base import generate_sample
     from analysis.generation import base_prompt
+    from analysis.settings import best_of_n_config
 
+    bon = best_of_n_config(cfg, n)
     prompts = [base_prompt(params["task"], t) for t in tasks]
-    memo = key_hash(
-        [prompts, n, cfg.seed, params["max_new_tokens"], cfg.sample_temperature, cfg.sample_top_p]
-    )
+    memo = key_hash([prompts, bon.n, bon.seed, params["max_new_tokens"], bon.temperature, bon.top_p])
     if memo not in samples:
 
         def draw():
@@ -85,10 +85,10 @@ def draw_samples(
                 model,
                 tok,
                 prompts,
-                n=n,
-                temperature=cfg.sample_temperature,
-                top_p=cfg.sample_top_p,
-                seed=cfg.seed,
+                n=bon.n,
+                temperature=bon.temperature,
+                top_p=bon.top_p,
+                seed=bon.seed,
                 max_new_tokens=params["max_new_tokens"],
                 batch_size=params["batch_size"],
                 progress=True,
@@ -253,23 +253,20 @@ def _generate_shard(
     train_ids: set[str] | None = None,
 ) -> list[dict]:
     from analysis.generation import MethodSpec, register_method, register_rgd_method, run_generations
+    from analysis.settings import args_config, best_of_n_config, generation_config, icl_config
     from analysis.studies.rms import feature_store
 
     specs: list = [MethodSpec("base")]
     kinds = {"base": ("base", "", np.nan, np.nan)}
     icl_tasks, icl_specs = icl_profiles(cfg, tasks, train_ids), []
     for k in cfg.icl_k:
-        icl = {
-            "k": k,
-            "retriever": cfg.retriever,
-            "rendering": cfg.icl_rendering,
-            "max_prompt_tokens": cfg.max_prompt_tokens,
-            "seed": cfg.seed,
-        }
+        conf = icl_config(cfg, k)  # the runner's icl method takes these fields (its own default for the rest)
+        icl = {f: getattr(conf, f) for f in ("k", "retriever", "rendering", "max_prompt_tokens", "seed")}
         icl_specs.append(MethodSpec("icl", icl, system=f"icl_k{k}"))
-        kinds[f"icl_k{k}"] = ("icl", f"icl ({cfg.retriever}, {cfg.icl_rendering})", k, np.nan)
+        kinds[f"icl_k{k}"] = ("icl", f"icl ({conf.retriever}, {conf.rendering})", k, np.nan)
     n, samples = cfg.best_of_n, {}
-    sampling = {"seed": cfg.seed, "temperature": cfg.sample_temperature, "top_p": cfg.sample_top_p}
+    shared = best_of_n_config(cfg, max(n, 1))  # the shared samples (also the sampled base's)
+    sampling = {"seed": shared.seed, "temperature": shared.temperature, "top_p": shared.top_p}
     if cfg.sampled_base:
         register_method(
             "study_sampled_base",
@@ -300,10 +297,11 @@ def _generate_shard(
             rm_id = getattr(rm, "study_key_", rm.method)
             name = f"study_args_{method}"
             fn = shared_args(cfg, rms, method, args_memo)
-            register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=cfg.k, replace=True, fn=fn)
+            k = args_config(cfg, w).k
+            register_rgd_method(name, rm, rm_id=rm_id, decoder="args", k=k, replace=True, fn=fn)
             specs.append(MethodSpec(name, {"w": w}, system=f"rgd_{method}_w{w:g}"))
             kinds[f"rgd_{method}_w{w:g}"] = ("rgd", method, np.nan, w)
-    rows = []
+    rows, gen = [], generation_config(cfg)
     first = 2 if cfg.sampled_base else 1  # base (and sampled base), ICL, the reward-guided systems
     for job_tasks, job_specs in ((tasks, specs[:first]), (icl_tasks, icl_specs), (tasks, specs[first:])):
         if not job_specs:
@@ -316,9 +314,9 @@ def _generate_shard(
             job_specs,
             cache.root / "generations" / f"{key}.jsonl",
             task=cfg.task,
-            batch_size=cfg.batch_size,
+            batch_size=gen.batch_size,
             chunk_size=max(1, len(job_tasks)),
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=gen.max_new_tokens,
             model_name=model_name,
         )
     out = []

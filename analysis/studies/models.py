@@ -5,30 +5,25 @@ from __future__ import annotations
 import torch
 
 from analysis.config import StudyConfig
+from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 _MODELS: dict[tuple, tuple] = {}
 
 
-def get_model(cfg: StudyConfig, name: str | None = None):
+def get_model(cfg: StudyConfig, name: str | None = None, schedule: Schedule = NO_SCHEDULE):
     """``(model, tok)`` for ``name`` (default: the policy model), loaded once per process; torch uses
-    ``cfg.threads`` threads, one while the kernel shares the CPU with another notebook of a report
-    (:func:`analysis.cpu_share.thread_limit`)."""
-    from analysis.cpu_share import thread_limit
+    ``schedule.threads(cfg.threads)`` threads (``cfg.threads`` unless the runner's schedule says
+    otherwise, e.g. one while a report's notebook shares the CPU with another)."""
     from analysis.models import load_model
+    from analysis.settings import model_kwargs
 
     name = name or cfg.policy_model
     key = (name, cfg.device, cfg.dtype)
     if key not in _MODELS:
         if len(_MODELS) >= 1:  # keep one model in memory (study 3 walks through sizes)
             _MODELS.clear()
-        _MODELS[key] = load_model(
-            name,
-            device=cfg.device,
-            dtype=cfg.dtype,
-            threads=cfg.threads,
-            trust_remote_code=cfg.trust_remote_code,
-        )
-    torch.set_num_threads(thread_limit(cfg.threads))
+        _MODELS[key] = load_model(name, **model_kwargs(cfg))
+    torch.set_num_threads(schedule.threads(cfg.threads))
     return _MODELS[key]
 
 

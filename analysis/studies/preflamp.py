@@ -9,6 +9,8 @@ Everything is cached, so study 3 on the policy model reuses study 2's work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -25,15 +27,45 @@ from analysis.studies.generations import (
 )
 from analysis.studies.models import get_model, model_size_b
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
+from analysis.studies.schedule import NO_SCHEDULE, Schedule
+
+
+@dataclass
+class PrefLampInputs:
+    """The per-model inputs of studies 2-3 (:func:`preflamp_inputs`): the model, its Pref-LaMP
+    ``tasks`` and ``pairs`` (negatives from this model), the pairs' ``feats`` and their cache
+    key ``fkey`` (it keys the RMs)."""
+
+    model: object
+    tok: object
+    tasks: list
+    pairs: list
+    feats: object
+    fkey: str
+
+
+@dataclass
+class PrefLampRun:
+    """One model's study-2/3 results (:func:`preflamp_run`): ``rm``, one row per method (its RM's
+    accuracy on the held-out pairs), and ``generations``, one row per user task x system (the
+    schema of :mod:`analysis.studies.generations`)."""
+
+    rm: pd.DataFrame
+    generations: pd.DataFrame
 
 
 def preflamp_inputs(
-    cfg: StudyConfig, model_name: str, cache: StudyCache, tasks=None, before_features=None
-) -> dict:
+    cfg: StudyConfig,
+    model_name: str,
+    cache: StudyCache,
+    tasks=None,
+    before_features=None,
+    schedule: Schedule = NO_SCHEDULE,
+) -> PrefLampInputs:
     """The per-model inputs of studies 2-3 (pairs and features cached; one sweep ``features``
-    task): ``model, tok, tasks, pairs, feats, fkey``. ``before_features(model, tok, tasks,
-    pairs)``, if given, runs between the pairs and the features."""
-    model, tok = get_model(cfg, model_name)
+    task). ``before_features(model, tok, tasks, pairs)``, if given, runs between the pairs and
+    the features."""
+    model, tok = get_model(cfg, model_name, schedule)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     if before_features is not None:
@@ -41,40 +73,41 @@ def preflamp_inputs(
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
-    return {"model": model, "tok": tok, "tasks": tasks, "pairs": pairs, "feats": feats, "fkey": fkey}
+    return PrefLampInputs(model, tok, tasks, pairs, feats, fkey)
 
 
-def preflamp_rm(cfg: StudyConfig, inputs: dict, method: str, cache: StudyCache):
+def preflamp_rm(cfg: StudyConfig, inputs: PrefLampInputs, method: str, cache: StudyCache):
     """The RM of ``method`` for studies 2-3: seed ``cfg.seeds[0]``, budget ``max(cfg.budgets)``,
     the full training set (no bootstrap); cached (one sweep ``rm`` task)."""
-    return train_rm(
-        inputs["feats"], method, cfg.seeds[0], max(cfg.budgets), cache, inputs["fkey"], bootstrap=False
-    )
+    return train_rm(inputs.feats, method, cfg.seeds[0], max(cfg.budgets), cache, inputs.fkey, bootstrap=False)
 
 
 def preflamp_run(
-    cfg: StudyConfig, model_name: str, cache: StudyCache, *, tasks=None, w_values=None, progress: bool = True
-) -> dict[str, pd.DataFrame]:
-    """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
-    method) and ``generations`` (one row per user task x system; see
-    :mod:`analysis.studies.generations`).
+    cfg: StudyConfig,
+    model_name: str,
+    cache: StudyCache,
+    *,
+    tasks=None,
+    w_values=None,
+    progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
+) -> PrefLampRun:
+    """Pairs, RMs, RM accuracy and all generations for one model.
 
     The systems without a reward model (base, sampled base, ICL; cached) are generated first,
-    before the features: in a report, notebook 01 computes the Pref-LaMP features meanwhile, and
-    :func:`analysis.cpu_share.wait_for_inputs` then waits for them instead of computing them twice.
+    before the features: a runner may have study 1 compute the Pref-LaMP features meanwhile, and
+    ``schedule.wait_for_inputs()`` then waits for them instead of computing them twice.
     """
-    from analysis.cpu_share import wait_for_inputs
-
     ws = w_values or [cfg.rgd_w]
 
     def rm_free_first(model, tok, tasks, pairs):
         generate_systems(cfg, model, tok, tasks, cache, model_name, {}, ws, train_ids=train_pair_ids(pairs))
-        wait_for_inputs()
+        schedule.wait_for_inputs()
 
-    inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first)
-    model, tok, tasks, feats = inputs["model"], inputs["tok"], inputs["tasks"], inputs["feats"]
+    inputs = preflamp_inputs(cfg, model_name, cache, tasks, before_features=rm_free_first, schedule=schedule)
+    model, tok, tasks, feats = inputs.model, inputs.tok, inputs.tasks, inputs.feats
     styles = synthetic_data(cfg).styles if cfg.preflamp_source == "synthetic" else None
-    pairs = inputs["pairs"]
+    pairs = inputs.pairs
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
     rm_rows, rms = [], {}
@@ -96,7 +129,7 @@ def preflamp_run(
     rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, ws, train_ids=train_ids)
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
-    return {"rm": pd.DataFrame(rm_rows), "generations": gens}
+    return PrefLampRun(pd.DataFrame(rm_rows), gens)
 
 
 def _label(r) -> str:
@@ -118,8 +151,9 @@ def preflamp_decoupling(
     w_values: list[float] | None = None,
     tasks=None,
     progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
-    """Study 2 on the policy model. Returns tidy frames:
+    """Study 2 on the policy model (``schedule``: :func:`preflamp_run`). Returns tidy frames:
 
     - ``summary``: one row per system (kind ``base`` / ``icl`` / ``bon`` (best-of-n) / ``rgd``
       (ARGS)): method, label, rm_acc[_lo,_hi] (the method's RM; NaN for base and ICL),
@@ -135,12 +169,14 @@ def preflamp_decoupling(
     cache = StudyCache(cache_dir)
     tasks = tasks if tasks is not None else user_tasks(cfg)
     ws = sorted({float(cfg.rgd_w), *(w_values or [])})
-    run = preflamp_run(cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress)
-    gens = run["generations"]
+    run = preflamp_run(
+        cfg, cfg.policy_model, cache, tasks=tasks, w_values=ws, progress=progress, schedule=schedule
+    )
+    gens = run.generations
     main = gens[(gens["kind"] != "rgd") | np.isclose(gens["w"].astype(float), cfg.rgd_w)]
     summ = system_summary(main, cfg)
     summ = summ.merge(
-        run["rm"][["method", "rm_acc", "rm_acc_lo", "rm_acc_hi", "n_test_pairs", "n_train_pairs"]],
+        run.rm[["method", "rm_acc", "rm_acc_lo", "rm_acc_hi", "n_test_pairs", "n_train_pairs"]],
         on="method",
         how="left",
     )
@@ -169,9 +205,14 @@ def preflamp_decoupling(
 
 
 def icl_vs_rgd_scale(
-    cfg: StudyConfig, cache_dir: str | None = None, *, tasks=None, progress: bool = True
+    cfg: StudyConfig,
+    cache_dir: str | None = None,
+    *,
+    tasks=None,
+    progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
-    """Study 3 across ``cfg.models``. Returns tidy frames:
+    """Study 3 across ``cfg.models`` (``schedule``: :func:`preflamp_run`). Returns tidy frames:
 
     - ``scale``: one row per (model, system) for base, each ICL k and the best RGD configuration
       (the ARGS or best-of-n system with the highest mean ROUGE-1 on this model: selected on the
@@ -186,8 +227,10 @@ def icl_vs_rgd_scale(
     tasks = tasks if tasks is not None else user_tasks(cfg)
     scale_rows, tests, all_gens = [], [], []
     for name in tqdm(cfg.models, desc="models", disable=not progress):
-        run = preflamp_run(cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress)
-        gens = run["generations"]
+        run = preflamp_run(
+            cfg, name, cache, tasks=tasks, w_values=[cfg.rgd_w], progress=progress, schedule=schedule
+        )
+        gens = run.generations
         all_gens.append(gens)
         summ = system_summary(gens, cfg)
         size = float(gens["size_b"].iloc[0])

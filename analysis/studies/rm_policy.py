@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,9 +35,10 @@ from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
-from analysis.studies.datasets import study1_dataset
+from analysis.studies.datasets import Dataset, study1_dataset
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
+from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 log = logging.getLogger(__name__)
 MIN_STABLE_POPULATION = 20
@@ -59,30 +61,22 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
 
     from analysis.io import atomic_open, read_json, write_json
     from analysis.policy_accuracy import PAData, SideData, prepare_pa_data
+    from analysis.settings import pa_data_kwargs
 
-    policy = "policy" in cfg.pa_variants  # the top-k candidate pass is only needed by the policy variant
+    kw = pa_data_kwargs(cfg)  # the top-k candidate pass only when the policy variant needs it
     key = key_hash(
         {
             "feat": fkey,
             "pairs": [p.pair_id for p in test_pairs],
-            "k": cfg.k,
-            "layer": cfg.feature_layer,
-            "bs": cfg.batch_size,
-            **({} if policy else {"policy": False}),
+            "k": kw["k"],
+            "layer": kw["layer"],
+            "bs": kw["batch_size"],
+            **({} if kw["policy"] else {"policy": False}),
         }
     )
     tens, meta = cache.root / "pa_data" / f"{key}.safetensors", cache.root / "pa_data" / f"{key}.json"
     if not (tens.exists() and meta.exists()):
-        data = prepare_pa_data(
-            model,
-            tok,
-            test_pairs,
-            layer=cfg.feature_layer,
-            k=cfg.k,
-            policy=policy,
-            batch_size=cfg.batch_size,
-            progress=progress,
-        )
+        data = prepare_pa_data(model, tok, test_pairs, **kw, progress=progress)
         flat = {
             f"{side}.{f}": getattr(getattr(data, side), f).contiguous()
             for side in ("chosen", "rejected")
@@ -102,24 +96,44 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
     return PAData(**m, **sides)
 
 
-def study1_inputs(cfg: StudyConfig, ds: str, cache: StudyCache) -> dict:
-    """Pairs and features of one study-1 dataset on the policy model (one sweep ``features``
-    task): ``model, tok, data, feats, fkey, test_pairs``."""
+@dataclass
+class Study1Inputs:
+    """What every RM of one study-1 dataset is trained and evaluated on (:func:`study1_inputs`).
+
+    ``model, tok``: the policy; ``data``: the dataset's pairs; ``feats``: their
+    :class:`~analysis.features.PairFeatures`; ``fkey``: the features' cache key (it keys the RMs);
+    ``test_pairs``: the held-out pairs; ``pa_data``: their
+    :class:`~analysis.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use).
+    """
+
+    model: object
+    tok: object
+    data: Dataset
+    feats: object
+    fkey: str
+    test_pairs: list
+    pa_data: object | None = None
+
+
+def study1_inputs(
+    cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE
+) -> Study1Inputs:
+    """Pairs and features of one study-1 dataset on the policy model (one sweep ``features`` task)."""
     from analysis.features import supports_prompt_sharing
 
-    model, tok = get_model(cfg)
+    model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
     fkey = feature_key(cfg, model, tok, data.pairs)
     test_pairs = [p for p in data.pairs if p.split == "test"]
-    out = {"model": model, "tok": tok, "data": data, "fkey": fkey, "test_pairs": test_pairs}
+    prepared = None
     if test_pairs and supports_prompt_sharing(model):
         # the policy-accuracy pass runs every test response in full: its last positions are those
         # responses' RM features, so the feature store gets them from it instead of a second pass
-        out["pa_data"] = pa_data(cfg, model, tok, test_pairs, cache, fkey)
-        seed_feature_store(cfg, model, tok, cache, out["pa_data"], test_pairs)
-    out["feats"] = features(cfg, model, tok, data.pairs, cache)
-    check_splits(out["feats"], ds)
-    return out
+        prepared = pa_data(cfg, model, tok, test_pairs, cache, fkey)
+        seed_feature_store(cfg, model, tok, cache, prepared, test_pairs)
+    feats = features(cfg, model, tok, data.pairs, cache)
+    check_splits(feats, ds)
+    return Study1Inputs(model, tok, data, feats, fkey, test_pairs, prepared)
 
 
 def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pairs) -> int:
@@ -142,7 +156,7 @@ def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pa
 
 
 def rm_points(
-    cfg: StudyConfig, ds: str, rm_spec: tuple, inputs: dict, cache: StudyCache
+    cfg: StudyConfig, ds: str, rm_spec: tuple, inputs: Study1Inputs, cache: StudyCache
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Study-1 rows of ONE RM ``rm_spec = (method, seed, budget, normalize_reward)``: its ``points``
     (RM accuracy + policy accuracy at every (variant, length_norm, w)) and its ``per_pair``
@@ -151,9 +165,11 @@ def rm_points(
     first use). Both frames are returned as read back from the cache, so a fresh and a resumed
     (or swept) run assemble identical study tables."""
     from analysis.policy_accuracy import policy_accuracy
+    from analysis.settings import policy_accuracy_config
 
+    pac = policy_accuracy_config(cfg)
     m, s, b, norm = rm_spec
-    model, tok, feats, fkey = inputs["model"], inputs["tok"], inputs["feats"], inputs["fkey"]
+    model, tok, feats, fkey = inputs.model, inputs.tok, inputs.feats, inputs.fkey
     key = {
         "study": 1,
         "feat": fkey,
@@ -195,15 +211,16 @@ def rm_points(
             "sensitivity": not norm,
             **acc,
         }
-        if "pa_data" not in inputs:
-            inputs["pa_data"] = pa_data(cfg, model, tok, inputs["test_pairs"], cache, fkey)
+        if inputs.pa_data is None:
+            inputs.pa_data = pa_data(cfg, model, tok, inputs.test_pairs, cache, fkey)
         res = policy_accuracy(
             rm,
-            inputs["pa_data"],
-            ws=list(cfg.w_values),
-            variants=list(cfg.pa_variants),
-            n_boot=cfg.n_boot,
-            seed=cfg.seed,
+            inputs.pa_data,
+            ws=pac.ws,
+            variants=pac.variants,
+            temperature=pac.temperature,
+            n_boot=pac.n_boot,
+            seed=pac.seed,
             tok=tok,
         )
         pa = res.summary.rename(
@@ -243,8 +260,8 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
     :func:`analysis.metrics_tau.honest_tau` (``interval = "test set x RM cluster"``); without it
     only the naive interval resampling RMs is available (``interval = "RMs only (naive)"``).
     ``cfg.honest_tau = "headline"`` (the default) computes the honest tau only for the headline
-    settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), each ~7 s
-    at 80 RMs x 400 pairs; the other rows keep the naive interval, labelled as such.
+    settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), since each
+    costs seconds at the embedded size; the other rows keep the naive interval, labelled as such.
     """
     from analysis.metrics import kendall_tau_ci
     from analysis.metrics_tau import honest_tau
@@ -307,6 +324,7 @@ def rm_vs_policy_accuracy(
     *,
     datasets: list[str] | None = None,
     progress: bool = True,
+    schedule: Schedule = NO_SCHEDULE,
 ) -> dict[str, pd.DataFrame]:
     """Run study 1. Returns tidy frames:
 
@@ -323,28 +341,24 @@ def rm_vs_policy_accuracy(
 
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
     ``cache_dir``; a rerun after an interruption resumes.
+
+    ``schedule`` (:mod:`analysis.studies.schedule`): told when the work starts and when the
+    inputs of the Pref-LaMP dataset of ``cfg.preflamp_source`` (pairs, features) are cached, which
+    come first; studies 2-3 read them (:func:`analysis.studies.preflamp.preflamp_run`).
     """
-    from analysis.cpu_share import handoff, inputs_ready
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp = [], [], [], []
     names = list(datasets or cfg.datasets)
-    # On CPU the report runner starts notebook 02 next to this one now (analysis.cpu_share: one
-    # thread each; not on a GPU, where notebook 02 would load a second model into its memory).
-    # The policy model's passes of every dataset come first (cached), starting with the Pref-LaMP
-    # dataset of cfg.preflamp_source: notebook 02 builds the same pairs meanwhile (the two split
-    # the base generations, analysis.data.preflamp.base_generations) and reads its features once
-    # inputs_ready() says they are cached; the other datasets and the RM populations go on here.
-    if cfg.device == "cpu":
-        handoff()
+    schedule.started(cfg.device)
     main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
-    all_inputs = {ds: study1_inputs(cfg, ds, cache) for ds in main}
-    inputs_ready()
-    all_inputs.update({ds: study1_inputs(cfg, ds, cache) for ds in names if ds not in all_inputs})
+    all_inputs = {ds: study1_inputs(cfg, ds, cache, schedule) for ds in main}
+    schedule.inputs_ready()
+    all_inputs.update({ds: study1_inputs(cfg, ds, cache, schedule) for ds in names if ds not in all_inputs})
     for ds in names:
         inputs = all_inputs[ds]
-        feats, fkey = inputs["feats"], inputs["fkey"]
+        feats, fkey = inputs.feats, inputs.fkey
         combos = [(m, s, b) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
         raw_combos = [(m, cfg.seeds[0], max(cfg.budgets)) for m in cfg.methods]  # normalize_reward=False
         if len(combos) < MIN_STABLE_POPULATION:
@@ -359,7 +373,7 @@ def rm_vs_policy_accuracy(
             "combos": combos,
             "w": list(cfg.w_values),
             "k": cfg.k,
-            "model": model_key(inputs["model"]),
+            "model": model_key(inputs.model),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
             "v": 4,

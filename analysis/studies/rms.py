@@ -93,7 +93,8 @@ def train_rm(
     they are all trained in one run (:meth:`analysis.rewards.base.RewardModel.fit_budgets`, the
     same models as separate fits) and cached, so their own calls are cache hits.
     """
-    from analysis.rewards import load_reward_model, make_reward_model
+    from analysis.rewards import load_reward_model, method_info
+    from analysis.settings import rm_config
 
     def folder_of(steps: int):
         key = {
@@ -103,7 +104,7 @@ def train_rm(
             "steps": steps,
             "bootstrap": bootstrap,
             "normalize_reward": normalize_reward,
-            "v": 2,  # rewards centred per user (issue 11)
+            "v": 2,  # version of what an RM computes (2: rewards centred per user)
         }
         return cache.root / "rms" / key_hash(key)
 
@@ -116,7 +117,7 @@ def train_rm(
     else:
         todo = sorted({budget, *(budgets or [])})
         todo = [b for b in todo if b == budget or not cached(folder_of(b))]
-        rm0 = make_reward_model(method, seed=seed, steps=budget, normalize_reward=normalize_reward)
+        rm0 = method_info(method).cls(rm_config(None, method, seed, budget, normalize_reward))
         val = feats.subset("val")
         train = feats.subset("train")
         fits = rm0.fit_budgets(

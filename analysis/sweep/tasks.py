@@ -6,18 +6,14 @@ so the entries it leaves in the :class:`~analysis.studies.cache.StudyCache` are 
 notebooks later read. A task's own record (what ran, seconds, device) is written atomically as
 ``<cache>/studies/<code_version>/sweep/<key>.json`` after its entries; the key hashes the task
 and the whole config, so a rerun of a killed sweep skips every task that has its record.
-
-Fault injection for tests: ``ANALYSIS_SWEEP_FAIL_ONCE=<task-id prefix>=<marker file>`` makes the
-first matching task exit its process (``os._exit``) after its work but before its record, once
-(the marker file remembers).
+Each task kind has its runner in :data:`RUNNERS`.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
@@ -29,17 +25,12 @@ from analysis.studies.rm_policy import pa_data, rm_points, rm_vs_policy_accuracy
 from analysis.studies.rms import train_rm
 from analysis.sweep.graph import Task
 
-FAIL_ONCE_ENV = "ANALYSIS_SWEEP_FAIL_ONCE"
 _MEMO: dict = {}  # the last inputs per (kind, model, dataset) in this process (a worker reuses them)
 
 
 def task_key(task: Task, cfg: StudyConfig) -> str:
     conf = {k: v for k, v in cfg.to_dict().items() if k not in ("cache_dir", "threads")}
     return key_hash({"kind": task.kind, "model": task.model, "params": task.params, "cfg": conf})
-
-
-def record_path(task: Task, cfg: StudyConfig, cache_dir: str) -> Path:
-    return StudyCache(cache_dir).path("sweep", task_key(task, cfg))
 
 
 def preflamp_users(cfg: StudyConfig) -> int:
@@ -64,58 +55,73 @@ def _preflamp(cfg, cache, model):
     )
 
 
-def _run(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
-    p = task.p
-    if task.kind == "features":
-        _MEMO.clear()
-        if p["dataset"] == "preflamp":
-            preflamp_inputs(cfg, task.model, cache)
-        else:
-            study1_inputs(cfg, p["dataset"], cache)
-    elif task.kind == "pa_data":
-        inp = _study1(cfg, cache, p["dataset"])
-        pa_data(cfg, inp["model"], inp["tok"], inp["test_pairs"], cache, inp["fkey"])
-    elif task.kind == "rm" and p["dataset"] == "preflamp":
-        preflamp_rm(cfg, _preflamp(cfg, cache, task.model), p["method"], cache)
-    elif task.kind == "rm":
-        inp = _study1(cfg, cache, p["dataset"])
-        train_rm(
-            inp["feats"],
-            p["method"],
-            p["seed"],
-            p["budget"],
-            cache,
-            inp["fkey"],
-            p["bootstrap"],
-            normalize_reward=p.get("normalize_reward", True),
-        )
-    elif task.kind == "policy_accuracy":
-        inp = _study1(cfg, cache, p["dataset"])
-        spec = (p["method"], p["seed"], p["budget"], p.get("normalize_reward", True))
-        rm_points(cfg, p["dataset"], spec, inp, cache)
-    elif task.kind == "table":
-        rm_vs_policy_accuracy(cfg, cache_dir, datasets=[p["dataset"]], progress=False)
-    elif task.kind == "generations":
-        # the study's own call (generate_systems) on this shard's users: the runner file it writes
-        # is the one the study reads for that shard
-        inp = _preflamp(cfg, cache, task.model)
-        model, tok, tasks = inp["model"], inp["tok"], inp["tasks"]
-        shard = [tasks[i] for i in user_shards(cfg, tasks)[p["shard"]]]
-        rms = {m: preflamp_rm(cfg, inp, m, cache) for m in cfg.methods}
-        train_ids = train_pair_ids(inp["pairs"])  # ICL parity, as in the study
-        generate_systems(cfg, model, tok, shard, cache, task.model, rms, p["w"], train_ids=train_ids)
+def _features(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    _MEMO.clear()
+    if task.p["dataset"] == "preflamp":
+        preflamp_inputs(cfg, task.model, cache)
     else:
-        raise ValueError(f"unknown sweep task kind {task.kind!r} ({task.id})")
+        study1_inputs(cfg, task.p["dataset"], cache)
 
 
-def _fail_once(task: Task) -> None:
-    spec = os.environ.get(FAIL_ONCE_ENV, "")
-    if "=" not in spec:
+def _pa_data(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    inp = _study1(cfg, cache, task.p["dataset"])
+    pa_data(cfg, inp.model, inp.tok, inp.test_pairs, cache, inp.fkey)
+
+
+def _rm(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    p = task.p
+    if p["dataset"] == "preflamp":
+        preflamp_rm(cfg, _preflamp(cfg, cache, task.model), p["method"], cache)
         return
-    prefix, marker = spec.rsplit("=", 1)
-    if task.id.startswith(prefix) and not os.path.exists(marker):
-        Path(marker).write_text(task.id)
-        os._exit(3)
+    inp = _study1(cfg, cache, p["dataset"])
+    train_rm(
+        inp.feats,
+        p["method"],
+        p["seed"],
+        p["budget"],
+        cache,
+        inp.fkey,
+        p["bootstrap"],
+        normalize_reward=p.get("normalize_reward", True),
+    )
+
+
+def _policy_accuracy(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    p = task.p
+    spec = (p["method"], p["seed"], p["budget"], p.get("normalize_reward", True))
+    rm_points(cfg, p["dataset"], spec, _study1(cfg, cache, p["dataset"]), cache)
+
+
+def _table(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    rm_vs_policy_accuracy(cfg, cache_dir, datasets=[task.p["dataset"]], progress=False)
+
+
+def _generations(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    # the study's own call (generate_systems) on this shard's users: the runner file it writes
+    # is the one the study reads for that shard
+    inp = _preflamp(cfg, cache, task.model)
+    shard = [inp.tasks[i] for i in user_shards(cfg, inp.tasks)[task.p["shard"]]]
+    rms = {m: preflamp_rm(cfg, inp, m, cache) for m in cfg.methods}
+    train_ids = train_pair_ids(inp.pairs)  # ICL parity, as in the study
+    generate_systems(cfg, inp.model, inp.tok, shard, cache, task.model, rms, task.p["w"], train_ids=train_ids)
+
+
+# task kind -> its runner ``fn(task, cfg, cache, cache_dir)``: the study call that kind makes
+RUNNERS: dict[str, Callable[[Task, StudyConfig, StudyCache, str], None]] = {
+    "features": _features,
+    "pa_data": _pa_data,
+    "rm": _rm,
+    "policy_accuracy": _policy_accuracy,
+    "table": _table,
+    "generations": _generations,
+}
+
+
+def _run(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    runner = RUNNERS.get(task.kind)
+    if runner is None:
+        raise ValueError(f"unknown sweep task kind {task.kind!r} ({task.id})")
+    runner(task, cfg, cache, cache_dir)
 
 
 def run_task(task: Task, cfg: StudyConfig, cache_dir: str, n_users: int = 0) -> dict:
@@ -133,7 +139,6 @@ def run_task(task: Task, cfg: StudyConfig, cache_dir: str, n_users: int = 0) -> 
     t0 = time.perf_counter()
     _run(task, cfg, cache, cache_dir)
     seconds = time.perf_counter() - t0
-    _fail_once(task)
     size_b = model_size_b(cfg, task.model)
     record = {
         "id": task.id,
