@@ -382,3 +382,43 @@ def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
     g2.put_many("m2", ["y"], ["from m2"])
     again = GenerationCache(path)
     assert again.get("m1", "x") == "from m1" and again.get("m2", "y") == "from m2"
+
+
+def test_local_sweep_of_a_users_own_preference_file(small, tmp_path, monkeypatch):
+    """A user dataset is one more study-1 dataset of the graph: a local sweep fills the caches that
+    study 1 then reads without computing anything."""
+    import json
+
+    from analysis.sweep.engines import run_local
+
+    rows = [
+        {"user_id": u, "prompt": f"Q{i}?", "chosen": f"yes {i} {u}", "rejected": f"no {i}"}
+        for u in (1, 2)
+        for i in range(10)
+    ]
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_config(
+        "embedded_synthetic", {**small, "datasets": ["mine"], "data_paths": {"mine": str(prefs)}}
+    )
+    g = build_graph(cfg, n_users=3, preflamp=False)
+    assert g.counts() == {"features": 1, "pa_data": 1, "rm": 4, "policy_accuracy": 4, "table": 1}
+    assert {t.p["dataset"] for t in g.tasks} == {"mine"}
+    cache = str(tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = run_local(g, cfg, cache, echo=lambda s: None)
+    assert out["done"] == len(g.tasks)
+    import analysis.policy_accuracy as pa
+    import analysis.rewards as rewards
+    from analysis.studies import rm_vs_policy_accuracy
+
+    def boom(*a, **k):
+        raise AssertionError("computed instead of reading the swept cache")
+
+    monkeypatch.setattr(pa, "prepare_pa_data", boom)
+    monkeypatch.setattr(rewards, "make_reward_model", boom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s1 = rm_vs_policy_accuracy(cfg, cache, progress=False)
+    assert set(s1["tau"]["dataset"]) == {"mine"} and len(s1["points"]) == 4 * 2 * 2 * 2

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from analysis.config import ConfigError, StudyConfig
-from analysis.data.records import DataError, PreferencePair, UserTask
+from analysis.data.records import DataError, DatasetCard, PreferencePair, UserTask
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
 
@@ -174,12 +174,20 @@ class Dataset:
     pairs: list[PreferencePair]
     styles: dict[str, str] = field(default_factory=dict)
     attribute_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    card: DatasetCard | None = (
+        None  # a loader's card (users, pairs, splits, dropped rows); None: from the pairs
+    )
 
 
 def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -> Dataset:
-    """Build the preference pairs of a study-1 dataset by name (see :data:`STUDY1_DATASETS`)."""
+    """Build the preference pairs of a study-1 dataset by name (see :data:`STUDY1_DATASETS`; any
+    other name is the user's own preference file ``data_paths.<name>``)."""
     from analysis.data.synthetic import style_swap_pairs
 
+    if name not in STUDY1_DATASETS:
+        from analysis.studies.user_datasets import user_preference_dataset
+
+        return user_preference_dataset(cfg, name)
     if name == "synthetic_preflamp":
         data = synthetic_data(cfg)
         pairs = preflamp_pairs(cfg, data.tasks, model, tok, cache, source="synthetic")
