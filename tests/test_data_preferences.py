@@ -270,3 +270,24 @@ def test_source_split_names_of_a_folder_are_kept(tmp_path):
     pairs, card = load_preferences(tmp_path / "d")
     assert [p.split for p in pairs] == ["test"] * 2 + ["train"] * 4
     assert len({p.pair_id for p in pairs}) == 6 and "source's split names" in card.notes
+
+
+def test_a_hub_dataset_keeps_its_split_names(monkeypatch):
+    """``hub:owner/name`` goes through analysis.data.hub.iter_hub_rows (stood in for here: no network)."""
+    import analysis.data.hub as hub
+    from analysis.data.preferences import is_hub_source, load_preferences
+
+    seen = []
+
+    def rows(hub_id, config=None, **kw):
+        seen.append(hub_id)
+        for split, n in (("train", 3), ("validation", 1), ("test", 2)):
+            for i in range(n):
+                rec = {"worker": 5, "prompt": f"{split}{i}", "chosen": "c", "rejected": "r"}
+                yield hub.split_name(split), {"path": f"hub:{hub_id}[{split}]", "record": i}, rec
+
+    monkeypatch.setattr(hub, "iter_hub_rows", rows)
+    pairs, card = load_preferences("hub:me/prefs", columns={"user": "worker"})
+    assert seen == ["me/prefs"] and [p.split for p in pairs] == ["train"] * 3 + ["val"] + ["test"] * 2
+    assert {p.user_id for p in pairs} == {"5"} and len({p.pair_id for p in pairs}) == 6
+    assert is_hub_source("hub:me/prefs") and is_hub_source("me/prefs") and not is_hub_source("me/prefs.jsonl")
