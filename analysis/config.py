@@ -53,7 +53,10 @@ class StudyConfig:
     preflamp_source: str = "synthetic"  # study 2-3 users: one of analysis.data.loaders.TASK_SOURCES
     data_paths: dict[str, str] = field(
         default_factory=dict
-    )  # e.g. {"news_category": "...jsonl", "lamp": "dir"}
+    )  # e.g. {"news_category": "...jsonl", "lamp": "dir"}; a study-1 name that is not built in: the user's preference file / folder / hub:owner/name
+    data_columns: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # column mapping of a user's preference dataset, e.g. {"mine": {"user": "worker_id", "prompt": "question"}} (analysis.data.preferences.COLUMNS)
     task: str = "news_headline"  # one of analysis.data.tasks.TASKS
     n_users: int = 6  # synthetic users (or max authors/users taken from real data)
     n_test_items: int = 3  # held-out generation targets per user
@@ -317,11 +320,41 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if cfg.shard_users < 0:
         raise ConfigError(f"config key 'shard_users': must be >= 0, got {cfg.shard_users}")
     _validate_sizes_and_sampling(cfg)
+    _validate_datasets(cfg)
     if cfg.preset not in PRESETS:
         raise ConfigError(
             f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}"
         )
     return cfg
+
+
+def _validate_datasets(cfg: StudyConfig) -> None:
+    """Every study-1 dataset is built in or a user's preference dataset named in ``data_paths``
+    (a typo of a built-in name gets a close match); ``data_columns`` only maps named datasets' columns.
+
+    The built-in names are read from :mod:`analysis.studies.datasets` when a config is validated
+    (by then :func:`choices` has imported the heavy layers; the module itself adds nothing).
+    """
+    from analysis.data.preferences import column_names
+    from analysis.studies.datasets import STUDY1_DATASETS
+
+    for i, name in enumerate(cfg.datasets):
+        if name in STUDY1_DATASETS or cfg.data_paths.get(name):
+            continue
+        raise ConfigError(
+            f"config key 'datasets[{i}]': {name!r} is not a built-in study-1 dataset"
+            f"{_suggest(name, STUDY1_DATASETS)} and data_paths names no file for it; built in: "
+            f"{', '.join(STUDY1_DATASETS)}; your own: --set datasets=[{name}] --set data_paths='{{{name}: FILE}}'"
+        )
+    for name, cols in cfg.data_columns.items():
+        if name in STUDY1_DATASETS:
+            raise ConfigError(
+                f"config key 'data_columns.{name}': column mappings are for your own datasets, not built-in ones"
+            )
+        try:
+            column_names(cols)
+        except ConfigError as e:
+            raise ConfigError(f"config key 'data_columns.{name}': {e}") from None
 
 
 def _validate_sizes_and_sampling(cfg: StudyConfig) -> None:
@@ -373,6 +406,31 @@ def check_runnable(cfg: StudyConfig) -> None:
             )
         if not Path(path).expanduser().exists():
             raise ConfigError(f"config key 'data_paths.{source}': {path} does not exist")
+    from analysis.data.preferences import is_hub_source
+    from analysis.studies.datasets import STUDY1_DATASETS
+
+    for name in cfg.datasets:
+        path = cfg.data_paths.get(name, "")
+        if name not in STUDY1_DATASETS and not is_hub_source(path) and not Path(path).expanduser().exists():
+            raise ConfigError(f"config key 'data_paths.{name}': {path} does not exist")
+
+
+def absolute_data_paths(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` with each relative local path of ``data_paths`` made absolute (from the current
+    folder): the report runs its notebooks in the run folder, where a relative path would not resolve.
+    Hub ids (``hub:owner/name``) and empty paths are kept as they are."""
+    from analysis.data.preferences import is_hub_source
+
+    out = dict(overrides or {})
+    paths = out.get("data_paths")
+    if isinstance(paths, dict):
+        out["data_paths"] = {
+            k: v
+            if not isinstance(v, str) or not v or is_hub_source(v)
+            else str(Path(v).expanduser().resolve())
+            for k, v in paths.items()
+        }
+    return out
 
 
 def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> StudyConfig:

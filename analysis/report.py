@@ -265,8 +265,9 @@ def run_report(
 ) -> Path:
     """Execute the notebooks in order (a notebook that hands off runs alongside the next: see the
     module docstring); return the run folder. Raises RuntimeError on a failed notebook."""
-    from analysis.config import check_runnable, load_config
+    from analysis.config import absolute_data_paths, check_runnable, load_config
 
+    overrides = absolute_data_paths(overrides)  # the notebooks run in the run folder
     cfg = load_config(preset, overrides, path=config_path)  # validate before any work
     check_runnable(cfg)
     root = Path(output_root).resolve()

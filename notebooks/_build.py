@@ -105,10 +105,16 @@ def nb01():
                 "# the report's fixed thread schedule, analysis.cpu_share); outside a report it does nothing\n"
                 "res = rm_vs_policy_accuracy(cfg, cache, schedule=SCHEDULE)\n"
                 "settings = settings_columns(cfg, methods=cfg.methods, budgets=cfg.budgets)\n"
-                'for name in ("rms", "points", "tau", "pairs"):\n'
+                'for name in ("rms", "points", "tau", "pairs", "cards"):\n'
                 '    write_table(res[name], out, f"study1_{name}", settings)\n'
                 'display(res["rms"].groupby(["dataset", "method"])[["rm_acc", "steps_run"]].mean().round(3))'
             ),
+            new_markdown_cell(
+                "## The datasets\n\n"
+                "One card per dataset: users, prompts, pairs per split, and the rows its loader dropped "
+                "(e.g. pairs whose chosen and rejected responses are equal, in your own preference file)."
+            ),
+            new_code_cell('display(res["cards"].style.hide(axis="index"))'),
             new_markdown_cell("## Kendall's τ per dataset, variant and w"),
             new_code_cell(
                 'tau = res["tau"]\n'

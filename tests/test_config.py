@@ -144,3 +144,35 @@ def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
         load_config("embedded", override)
     ok = load_config(overrides={"synthetic_profile": [150, 200], "synthetic_pool": 0, "sample_top_p": 1})
     assert ok.synthetic_profile == [150, 200] and ok.sample_top_p == 1.0
+
+
+def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
+    from analysis.config import absolute_data_paths
+
+    cfg = load_config("embedded", {"datasets": ["mine"], "data_paths": {"mine": "prefs.jsonl"}})
+    assert cfg.datasets == ["mine"]
+    with pytest.raises(
+        ConfigError, match=r"'datasets\[1\]': 'lamp_preflam' is not a built-in.*did you mean 'lamp_preflamp'"
+    ):
+        load_config("embedded", {"datasets": ["synthetic_preflamp", "lamp_preflam"]})
+    with pytest.raises(ConfigError, match=r"'mine' is not a built-in.*data_paths='\{mine: FILE\}'"):
+        load_config("embedded", {"datasets": ["mine"]})
+    with pytest.raises(
+        ConfigError, match=r"data_columns.mine': column mapping key 'usr' \(did you mean 'user'"
+    ):
+        load_config(
+            "embedded",
+            {
+                "datasets": ["mine"],
+                "data_paths": {"mine": "x.csv"},
+                "data_columns": {"mine": {"usr": "worker"}},
+            },
+        )
+    monkeypatch.chdir(tmp_path)
+    got = absolute_data_paths(
+        {"data_paths": {"mine": "prefs.jsonl", "hub": "hub:me/prefs", "none": ""}, "seed": 1}
+    )
+    assert got == {
+        "data_paths": {"mine": str(tmp_path / "prefs.jsonl"), "hub": "hub:me/prefs", "none": ""},
+        "seed": 1,
+    }

@@ -122,6 +122,9 @@ def test_report_tables_have_expected_columns_and_ranges(report):
         and rms["rm_acc"].between(0, 1).all()
     )
     assert {"rouge_stemming", "policy_model", "seeds", "n_boot"} <= set(rms.columns)
+    cards = pd.read_csv(t / "study1_cards.csv")
+    assert list(cards["dataset"]) == list(rms["dataset"].drop_duplicates()) and (cards["n_test"] > 0).all()
+    assert (cards["n_train"] + cards["n_val"] + cards["n_test"] == cards["n_pairs"]).all()
     tau = pd.read_csv(t / "study1_tau.csv")
     assert {"dataset", "variant", "length_norm", "w", "tau", "tau_lo", "tau_hi", "p_value", "n_rms"} <= set(
         tau.columns

@@ -164,3 +164,28 @@ def test_rm_eval_on_two_users_prints_an_interval_of_honest_width(setup, capsys):
     row = pd.read_csv(csv).iloc[0]
     assert row["n_users"] == 2 and row["n_pairs"] == 120
     assert (row["ci_high"] - row["ci_low"]) / 2 >= 0.07, row.to_dict()
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_split_check_comes_before_any_model_work(setup, capsys, monkeypatch, command):
+    """A file without the needed split fails on its pairs: no model is loaded, no feature computed."""
+    import analysis.features
+    import analysis.models
+
+    def boom(*a, **k):
+        raise AssertionError("model work before the split check")
+
+    monkeypatch.setattr(analysis.features, "pair_features", boom)
+    monkeypatch.setattr(analysis.models, "load_model", boom)
+    root, common = setup
+    split = "train" if command == "eval" else "test"  # eval lacks test pairs, train lacks train pairs
+    rows = [
+        {"user_id": 1, "prompt": f"p{i}", "chosen": "c", "rejected": "r", "split": split} for i in range(4)
+    ]
+    prefs = root / f"only_{split}.jsonl"
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = [a if a != common[1] else str(prefs) for a in common]
+    assert main(["rm", command, *args, "--method", "shared_bt"]) == 2
+    err = capsys.readouterr().err
+    missing = "test" if command == "eval" else "train"
+    assert f"error: {prefs}: dataset 'only_{split}' has no {missing} pairs" in err and "Traceback" not in err

@@ -710,7 +710,7 @@ def test_study1_datasets_are_a_registry(monkeypatch, tmp_path):
     real = {n for n, s in datasets.DATASETS.items() if s.real}
     assert real == {"lamp_preflamp", "news_category_preflamp", "tldr"}
     cfg, cache = load_config("embedded_synthetic"), StudyCache(str(tmp_path))
-    with pytest.raises(ConfigError, match="unknown study-1 dataset 'mine'"):
+    with pytest.raises(ConfigError, match="'mine' is not built in and data_paths.mine is not set"):
         datasets.study1_dataset(cfg, "mine", None, None, cache)
     pair = PreferencePair("u", "x", "a", "b", pair_id="u/1", split="train")
     monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))
@@ -723,3 +723,52 @@ def test_study1_datasets_are_a_registry(monkeypatch, tmp_path):
         datasets.register_dataset(spec)
     style = datasets.study1_dataset(cfg, "synthetic_style_swap", None, None, cache)  # built by its entry
     assert style.name == "synthetic_style_swap" and style.styles and style.pairs
+
+
+def _user_file(path, n_users=3, n_prompts=12):
+    """A user's own export: numeric user ids, no split column, one pair with chosen == rejected."""
+    import json
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for u in range(n_users):
+        for i in range(n_prompts):
+            good, bad = f"A clear answer {i} for {u}", f"no {rng.random():.3f}"
+            rows.append({"user_id": 100 + u, "prompt": f"Question {i}?", "chosen": good, "rejected": bad})
+    rows.append({"user_id": 100, "prompt": "Same?", "chosen": "same", "rejected": "same"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
+    """Any name that is not built in is the file data_paths names: study 1 gives its RM and policy
+    accuracy rows, its tau rows, its card (with the dropped pair) and a claim-1 findings row."""
+    from analysis.config import ConfigError, check_runnable
+
+    prefs = _user_file(tmp_path / "prefs.jsonl")
+    cfg = _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(prefs)})
+    check_runnable(cfg)
+    with pytest.warns(UserWarning, match="unstable Kendall tau"):
+        res = rm_vs_policy_accuracy(cfg, str(tmp_path / "cache"), progress=False)
+    rms, points, tau, cards = res["rms"], res["points"], res["tau"], res["cards"]
+    assert set(rms["dataset"]) == set(points["dataset"]) == set(tau["dataset"]) == {"mine"}
+    assert len(rms) == 2 * 2 + 2 and rms["rm_acc"].between(0, 1).all() and (rms["n_users"] == 3).all()
+    assert len(points) == len(rms) * 8 and points["policy_acc"].between(0, 1).all()
+    assert len(tau) == 8 and tau["n_rms"].eq(4).all()
+    card = cards.set_index("dataset").loc["mine"]
+    assert (card.n_users, card.n_pairs, card.dropped, card.source) == (3, 36, 1, "preferences")
+    assert card.n_train + card.n_val + card.n_test == 36 and card.n_test > 0
+    assert "1 chosen == rejected" == card.dropped_why
+    assert set(res["pairs"]["user_id"]) == {"100", "101", "102"}
+    table = findings(tau=tau, w=cfg.rgd_w)
+    assert table.iloc[0]["this_run"].startswith("mine: tau=") and table.iloc[0]["verdict"] != "not measured"
+    # a name that is neither built in nor in data_paths: a close match, before any work
+    with pytest.raises(
+        ConfigError, match=r"'synthetic_styleswap' is not a built-in.*did you mean 'synthetic_style_swap'"
+    ):
+        _cfg(tiny_dir, datasets=["synthetic_styleswap"])
+    with pytest.raises(ConfigError, match=r"data_paths.mine': .*nothere.jsonl does not exist"):
+        check_runnable(
+            _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(tmp_path / "nothere.jsonl")})
+        )

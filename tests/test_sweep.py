@@ -445,3 +445,43 @@ def test_every_task_kind_has_a_runner_and_an_unknown_one_is_refused(tmp_path):
     task = Task("haiku", "m", "{}")
     with pytest.raises(ValueError, match="unknown sweep task kind 'haiku'"):
         _run(task, load_config("embedded_synthetic"), StudyCache(str(tmp_path)), str(tmp_path))
+
+
+def test_local_sweep_of_a_users_own_preference_file(small, tmp_path, monkeypatch):
+    """A user dataset is one more study-1 dataset of the graph: a local sweep fills the caches that
+    study 1 then reads without computing anything."""
+    import json
+
+    from analysis.sweep.engines import run_local
+
+    rows = [
+        {"user_id": u, "prompt": f"Q{i}?", "chosen": f"yes {i} {u}", "rejected": f"no {i}"}
+        for u in (1, 2)
+        for i in range(10)
+    ]
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_config(
+        "embedded_synthetic", {**small, "datasets": ["mine"], "data_paths": {"mine": str(prefs)}}
+    )
+    g = build_graph(cfg, n_users=3, preflamp=False)
+    assert g.counts() == {"features": 1, "pa_data": 1, "rm": 4, "policy_accuracy": 4, "table": 1}
+    assert {t.p["dataset"] for t in g.tasks} == {"mine"}
+    cache = str(tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = run_local(g, cfg, cache, echo=lambda s: None)
+    assert out["done"] == len(g.tasks)
+    import analysis.policy_accuracy as pa
+    import analysis.rewards as rewards
+    from analysis.studies import rm_vs_policy_accuracy
+
+    def boom(*a, **k):
+        raise AssertionError("computed instead of reading the swept cache")
+
+    monkeypatch.setattr(pa, "prepare_pa_data", boom)
+    monkeypatch.setattr(rewards, "make_reward_model", boom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s1 = rm_vs_policy_accuracy(cfg, cache, progress=False)
+    assert set(s1["tau"]["dataset"]) == {"mine"} and len(s1["points"]) == 4 * 2 * 2 * 2

@@ -6,7 +6,7 @@ Examples::
     python -m analysis data summary --source synthetic --out pairs.jsonl --negatives other_user
     python -m analysis data summary --source lamp --path LaMP_4/dev --out pairs.jsonl \\
         --negatives base --model smollm2-135m-instruct --cache base_gens.jsonl
-    python -m analysis data summary --source preferences --path pairs.jsonl
+    python -m analysis data summary --source preferences --path pairs.jsonl   # or .csv, .parquet, hub:owner/name
 
 All mistakes in the input raise :class:`~analysis.data.records.DataError` (file, line/record,
 field), which ``analysis.cli.main`` prints as one ``error:`` line with exit status 2; outputs are
@@ -143,10 +143,10 @@ def run_summary(opts: SummaryOptions):
     if not opts.path:
         raise DataError(f"--path is required for --source {opts.source}")
     if opts.source == "preferences":
-        from analysis.data.preferences import preference_card, read_preferences
+        from analysis.data.preferences import load_preferences
 
-        pairs = read_preferences(opts.path, seed=opts.seed)
-        return [preference_card(pairs, name=f"preferences:{opts.path}", source="preferences")], pairs
+        pairs, card = load_preferences(opts.path, name=f"preferences:{opts.path}", seed=opts.seed)
+        return [card], pairs
     from analysis.data.adapters import load_preference_source
 
     pairs, card = load_preference_source(opts.source, opts.path, seed=opts.seed)
@@ -182,6 +182,8 @@ def format_card(card: DatasetCard) -> str:
     ]
     if card.negatives:
         lines.append(f"negatives: {card.negatives}")
+    if card.dropped:
+        lines.append("dropped:   " + ", ".join(f"{n} ({why})" for why, n in card.dropped.items()))
     if card.notes:
         lines.append(f"notes:     {card.notes}")
     return "\n".join(lines)

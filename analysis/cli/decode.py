@@ -2,6 +2,14 @@
 
     python -m analysis generate --method args --rm RM_DIR --w 1.0 --k 10 --input prompts.jsonl --out gens.jsonl
     python -m analysis policy-acc --rm RM_DIR --pairs prefs.jsonl --split test --ws 0,1,2
+    python -m analysis policy-acc --reward-model my_rm_checkpoint --pairs prefs.jsonl --ws 0,1,2
+    python -m analysis generate --method best_of_n --reward-model my_rewards.py:score --input prompts.jsonl --out gens.jsonl
+
+``--reward-model`` is an external reward model instead of a trained ``--rm`` folder
+(:func:`analysis.rewards.external.load_reward_function`): a Hugging Face sequence-classification
+checkpoint, a folder of per-user checkpoints (one sub-folder per user id, ``default/`` for the
+rest), or a Python ``module:function`` / ``file.py:function`` called as
+``fn(user_id, prompt, texts) -> rewards``. ``--reward-template`` is the text a checkpoint scores.
 
 ``--input`` is JSON lines with ``user_id`` and ``prompt`` (``input`` / ``test_input`` are accepted as
 the prompt), optionally ``reference`` (passed through, for ``evaluate``) and ``test_id``. Output:
@@ -58,10 +66,38 @@ def _pick(args, cls, **over) -> dict:
     return out
 
 
+def _reward_model_args(p: argparse.ArgumentParser) -> None:
+    from analysis.rewards.external import DEFAULT_TEMPLATE
+
+    p.add_argument(
+        "--reward-model",
+        default=None,
+        metavar="PATH",
+        help="external reward model instead of --rm: a sequence-classification checkpoint, a folder of "
+        "per-user checkpoints, or module:function / file.py:function (fn(user_id, prompt, texts) -> rewards)",
+    )
+    p.add_argument(
+        "--reward-template",
+        default=DEFAULT_TEMPLATE,
+        help="text a --reward-model checkpoint scores; fields {user_id}, {prompt}, {response} "
+        f"(default {DEFAULT_TEMPLATE!r})",
+    )
+
+
+def _rm_given(args, what: str) -> str | None:
+    """The RM's id for cache keys and outputs (``--rm`` or ``--reward-model``; not both)."""
+    if args.rm and args.reward_model:
+        raise ConfigError(f"{what}: give --rm (a trained RM folder) or --reward-model, not both")
+    if args.reward_model:
+        return f"external:{args.reward_model}"
+    return args.rm
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rm", default=None, help="reward-model folder (from `train`); required except --method base"
     )
+    _reward_model_args(p)
     p.add_argument(
         "--model",
         default=None,
@@ -76,7 +112,13 @@ def _load(args):
     from analysis.models import load_model
     from analysis.rewards import load_reward_model
 
-    rm = load_reward_model(args.rm) if args.rm else None
+    if getattr(args, "reward_model", None):
+        from analysis.rewards.external import check_template, load_reward_function
+
+        check_template(args.reward_template)
+        rm = load_reward_function(args.reward_model, template=args.reward_template, device=args.device)
+    else:
+        rm = load_reward_model(args.rm) if args.rm else None
     name = args.model or (
         rm.backbone.model_id
         if rm is not None and rm.backbone is not None and rm.backbone.kind == "shared"
@@ -123,8 +165,11 @@ def cmd_generate(args) -> int:
     tasks = read_prompts(args.input)
     if args.limit:
         tasks = tasks[: args.limit]
-    if args.method != "base" and not args.rm:
-        raise ConfigError(f"--method {args.method} needs --rm PATH (a trained reward model)")
+    rm_id = _rm_given(args, "generate")
+    if args.method != "base" and not rm_id:
+        raise ConfigError(
+            f"--method {args.method} needs --rm PATH (a trained reward model) or --reward-model PATH"
+        )
     ws = args.w if args.w is not None else [ArgsConfig.w]
     if args.method == "args":
         cfgs = [ArgsConfig(**_pick(args, ArgsConfig, w=w)).validate() for w in ws]  # errors before loading
@@ -138,7 +183,7 @@ def cmd_generate(args) -> int:
     else:
         skip = ("batch_size", "max_new_tokens")
         settings = [{k: v for k, v in dataclasses.asdict(c).items() if k not in skip} for c in cfgs]
-        register_rgd_method(args.method, rm, rm_id=args.rm, decoder=args.method, replace=True)
+        register_rgd_method(args.method, rm, rm_id=rm_id, decoder=args.method, replace=True)
         specs = [MethodSpec(args.method, p) for p in settings]
         if args.method == "args":
             batch = args.batch_size or ArgsConfig.batch_size
@@ -154,8 +199,9 @@ def cmd_policy_acc(args) -> int:
     from analysis.io import write_json
     from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
 
-    if not args.rm:
-        raise ConfigError("policy-acc needs --rm PATH (a trained reward model)")
+    rm_id = _rm_given(args, "policy-acc")
+    if not rm_id:
+        raise ConfigError("policy-acc needs --rm PATH (a trained reward model) or --reward-model PATH")
     pairs = [p for p in read_preferences(args.pairs) if args.split in ("all", p.split)]
     if not pairs:
         raise ConfigError(f"no pairs with split {args.split!r} in {args.pairs}")
@@ -195,7 +241,7 @@ def cmd_policy_acc(args) -> int:
         write_json(
             out / "policy_accuracy.json",
             {
-                "rm": str(args.rm),
+                "rm": str(rm_id),
                 "pairs": str(args.pairs),
                 "split": args.split,
                 "k": args.k,
@@ -241,6 +287,7 @@ def add_commands(sub) -> None:
 
     q = sub.add_parser("policy-acc", help="RM accuracy and policy accuracy (score / policy variants) per w")
     q.add_argument("--rm", default=None, help="reward-model folder")
+    _reward_model_args(q)
     q.add_argument(
         "--pairs", required=True, help="preference JSONL {user_id, prompt, chosen, rejected[, split]}"
     )

@@ -128,10 +128,13 @@ def cmd_methods(args) -> int:
 # --------------------------------------------------------------------------- data + features
 
 
-def _load(args):
-    """Config, dataset (pairs + oracle specs), features of every pair, cache."""
+def _load(args, need: tuple[str, ...] = ("train",)):
+    """Config, dataset (pairs + oracle specs), features of every pair, cache.
+
+    The splits in ``need`` must have pairs: checked on the pairs before any feature is computed
+    (and, for a file, before the model is loaded)."""
     from analysis.cli import config_from_args
-    from analysis.data.preferences import read_preferences
+    from analysis.data.preferences import load_preferences
     from analysis.features import pair_features
     from analysis.models import load_model
     from analysis.settings import model_kwargs
@@ -140,19 +143,23 @@ def _load(args):
 
     cfg = config_from_args(args)
     cache = StudyCache(cfg.cache_dir or None)
-    model, tok = load_model(args.model or cfg.policy_model, **model_kwargs(cfg))  # cfg.threads threads
-    layer = cfg.feature_layer if args.layer is None else args.layer
+    ds = None
     if Path(args.dataset).is_file():
-        ds = Dataset(Path(args.dataset).stem, read_preferences(args.dataset, seed=cfg.seed))
-    elif args.dataset in STUDY1_DATASETS:
-        ds = study1_dataset(cfg, args.dataset, model, tok, cache)
-    else:
+        pairs, _ = load_preferences(args.dataset, name=Path(args.dataset).stem, seed=cfg.seed)
+        ds = Dataset(Path(args.dataset).stem, pairs)
+        _check_split_pairs(ds, need, args.dataset)
+    elif args.dataset not in STUDY1_DATASETS:
         near = difflib.get_close_matches(args.dataset, list(STUDY1_DATASETS), n=2)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise DataError(
             f"--dataset {args.dataset!r} is neither a file nor a known dataset{hint}; "
             f"known: {', '.join(STUDY1_DATASETS)}"
         )
+    model, tok = load_model(args.model or cfg.policy_model, **model_kwargs(cfg))  # cfg.threads threads
+    layer = cfg.feature_layer if args.layer is None else args.layer
+    if ds is None:
+        ds = study1_dataset(cfg, args.dataset, model, tok, cache)
+        _check_split_pairs(ds, need, None)
     feats = pair_features(
         model,
         tok,
@@ -162,9 +169,15 @@ def _load(args):
         batch_size=cfg.batch_size,
         progress=True,
     )
-    if not any(s == "train" for s in feats.splits):
-        raise DataError(f"dataset {ds.name!r} has no train pairs")
     return cfg, ds, feats, cache
+
+
+def _check_split_pairs(ds, need: tuple[str, ...], path: str | None) -> None:
+    have = {p.split for p in ds.pairs}
+    for split in need:
+        if split not in have:
+            counts = ", ".join(f"{s}={sum(p.split == s for p in ds.pairs)}" for s in ("train", "val", "test"))
+            raise DataError(f"dataset {ds.name!r} has no {split} pairs ({counts})", path=path)
 
 
 def _make(method: str, seed: int, args, ds):
@@ -223,7 +236,7 @@ def cmd_train(args) -> int:
     for m in args.method:
         method_info(m)  # a typo fails here, before any model is loaded
     check_params(args.method, args.param)
-    cfg, ds, feats, cache = _load(args)
+    cfg, ds, feats, cache = _load(args, ("train",))
     out_root = Path(args.out) if args.out else cache.root / "rms" / ds.name
     train, val = feats.subset("train"), feats.subset("val")
     rows = []
@@ -253,10 +266,8 @@ def cmd_eval(args) -> int:
     for m in args.method:
         method_info(m)
     check_params(args.method, args.param)
-    cfg, ds, feats, cache = _load(args)
+    cfg, ds, feats, cache = _load(args, ("train", args.split) if args.method else (args.split,))
     train, test = feats.subset("train"), feats.subset(args.split)
-    if len(test) == 0:
-        raise DataError(f"dataset {ds.name!r} has no {args.split} pairs")
     counts = train.pairs_per_user()
     models = []
     for folder in args.rm:

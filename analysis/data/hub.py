@@ -26,6 +26,7 @@ from analysis.data.records import DataError
 from analysis.data.splits import split_counts, split_items
 
 _FILE_EXT = (".json", ".jsonl", ".ndjson", ".parquet")
+TABLE_EXT = (*_FILE_EXT, ".csv", ".tsv")  # what a user's own preference file may be
 _SPLIT_NAMES = {
     "train": "train",
     "test": "test",
@@ -46,13 +47,16 @@ def split_name(name: str) -> str | None:
     return _SPLIT_NAMES.get(head)
 
 
-def iter_local_rows(path: str | os.PathLike) -> Iterator[tuple[str | None, dict, dict]]:
-    """``(source_split, location, record)`` for each record of a file or of every file under a folder."""
+def iter_local_rows(
+    path: str | os.PathLike, extensions: tuple[str, ...] = _FILE_EXT
+) -> Iterator[tuple[str | None, dict, dict]]:
+    """``(source_split, location, record)`` for each record of a file or of every file under a folder
+    (a folder's files with one of ``extensions``)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _FILE_EXT)
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
         if not files:
-            raise DataError(f"no {'/'.join(_FILE_EXT)} files in this folder", path=str(p))
+            raise DataError(f"no {'/'.join(extensions)} files in this folder", path=str(p))
     elif p.exists():
         files = [p]
     else:

@@ -45,9 +45,15 @@ def read_json_file(path: str | os.PathLike) -> Any:
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file."""
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file.
+
+    Lines end at ``\n`` only (a ``\r`` before it is dropped): ``str.splitlines`` would also break
+    at U+0085, U+2028 and U+2029, which ``json.dumps(..., ensure_ascii=False)`` leaves unescaped
+    inside strings of real multilingual text.
+    """
     text = read_text(path)
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -61,15 +67,49 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
-def read_records(path: str | os.PathLike) -> Iterator[tuple[int | None, int | None, dict]]:
-    """Records of a JSONL, JSON (a list, or ``{"data": [...]}``) or parquet file.
+def iter_csv(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, row)`` for each data row of a CSV (or, by suffix, TSV) file with a header.
 
-    Yields ``(line, index, record)``: ``line`` for JSONL, ``index`` (0-based) otherwise.
+    Values are strings (an empty cell is ``None``); the line number is where the row starts (a
+    quoted cell may span lines). A row with more cells than the header -> :class:`DataError`.
+    """
+    import csv
+    import io
+
+    p = Path(path)
+    text = read_text(p)
+    reader = csv.DictReader(
+        io.StringIO(text, newline=""), delimiter="\t" if p.suffix.lower() == ".tsv" else ","
+    )
+    start = 2
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(
+                    f"{len(reader.fieldnames or [])} header columns but more cells in this row",
+                    path=str(p),
+                    line=start,
+                )
+            if any(v not in (None, "") for v in row.values()):
+                yield start, {k: (v if v != "" else None) for k, v in row.items()}
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"malformed CSV: {e}", path=str(p), line=reader.line_num) from None
+
+
+def read_records(path: str | os.PathLike) -> Iterator[tuple[int | None, int | None, dict]]:
+    """Records of a JSONL, CSV / TSV, JSON (a list, or ``{"data": [...]}``) or parquet file.
+
+    Yields ``(line, index, record)``: ``line`` for JSONL and CSV, ``index`` (0-based) otherwise.
     """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         for lineno, obj in iter_jsonl(p):
+            yield lineno, None, obj
+        return
+    if suffix in (".csv", ".tsv"):
+        for lineno, obj in iter_csv(p):
             yield lineno, None, obj
         return
     if suffix == ".parquet":
@@ -124,6 +164,27 @@ def get_field(
     if isinstance(value, str) and not allow_empty and not value.strip():
         raise DataError("is an empty string", **loc)
     return value
+
+
+def get_id(
+    rec: dict,
+    name: str,
+    *,
+    path: str | os.PathLike | None = None,
+    line: int | None = None,
+    record: str | int | None = None,
+    default: Any = ...,
+) -> Any:
+    """An id field (``user_id``, ``pair_id``, ...) as a string: crowd-annotation exports write ids as
+    numbers, so an int (or an integral float, as pandas writes an int column with gaps) is read as
+    its decimal string; a bool, a fractional number or an empty string -> :class:`DataError`."""
+    value = get_field(rec, name, path=path, line=line, record=record, kind=(str, int, float), default=default)
+    if isinstance(value, float):
+        if not value.is_integer():
+            loc = {"path": None if path is None else str(path), "line": line, "record": record, "field": name}
+            raise DataError(f"expected a string or integer id, got {value!r}", **loc)
+        value = int(value)
+    return value if isinstance(value, str) or value is default else str(value)
 
 
 def _native(value: Any) -> Any:

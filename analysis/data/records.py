@@ -148,6 +148,9 @@ class DatasetCard:
     synthetic: bool = False
     notes: str = ""
     per_user: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(
+        default_factory=dict
+    )  # rows left out, by reason (e.g. chosen == rejected)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analysis.config import ConfigError, StudyConfig
-from analysis.data.records import DataError, PreferencePair, UserTask
+from analysis.data.records import DataError, DatasetCard, PreferencePair, UserTask
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
 
@@ -173,6 +173,9 @@ class Dataset:
     pairs: list[PreferencePair]
     styles: dict[str, str] = field(default_factory=dict)
     attribute_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    card: DatasetCard | None = (
+        None  # a loader's card (users, pairs, splits, dropped rows); None: from the pairs
+    )
 
 
 @dataclass(frozen=True)
@@ -271,8 +274,11 @@ STUDY1_DATASETS = tuple(DATASETS)  # the names registered here (DATASETS also ho
 
 
 def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -> Dataset:
-    """Build the preference pairs of a study-1 dataset by name (see :data:`DATASETS`)."""
+    """Build the preference pairs of a study-1 dataset by name (see :data:`DATASETS`); any other
+    name is the user's own preference file or hub dataset ``data_paths.<name>``."""
     spec = DATASETS.get(name)
-    if spec is None:  # no registered dataset of that name
-        raise ConfigError(f"unknown study-1 dataset '{name}'; known: {', '.join(DATASETS)}")
+    if spec is None:  # not registered: the user's own preferences (config checked data_paths names it)
+        from analysis.studies.user_datasets import user_preference_dataset
+
+        return user_preference_dataset(cfg, name)
     return spec.build(cfg, name, model, tok, cache)

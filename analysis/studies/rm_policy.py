@@ -123,6 +123,7 @@ def study1_inputs(
 
     model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
+    check_splits(data.pairs, ds)  # before any feature or policy-accuracy pass
     fkey = feature_key(cfg, model, tok, data.pairs)
     test_pairs = [p for p in data.pairs if p.split == "test"]
     prepared = None
@@ -153,6 +154,26 @@ def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pa
         prompts += [p.prompt for p in pairs]
         responses += [getattr(p, side) for p in pairs]
     return feature_store(cfg, model, tok, cache).put(prompts, responses, torch.cat(rows))
+
+
+def dataset_card_row(data) -> dict:
+    """One row of the ``cards`` table: a study-1 dataset's users, prompts, pairs per split and the rows
+    its loader dropped (a :class:`analysis.studies.datasets.Dataset`; its card, or one from its pairs)."""
+    from analysis.data.preferences import preference_card
+
+    card = data.card or preference_card(data.pairs, name=data.name, source=data.name, task="")
+    splits = {s: sum(p.split == s for p in data.pairs) for s in ("train", "val", "test")}
+    return {
+        "dataset": data.name,
+        "source": card.source,
+        "n_users": card.n_users,
+        "n_prompts": card.n_items,
+        "n_pairs": len(data.pairs),
+        **{f"n_{s}": n for s, n in splits.items()},
+        "dropped": sum(card.dropped.values()),
+        "dropped_why": "; ".join(f"{n} {why}" for why, n in card.dropped.items() if n),
+        "notes": card.notes,
+    }
 
 
 def rm_points(
@@ -338,6 +359,8 @@ def rm_vs_policy_accuracy(
     - ``per_pair``: one row per (dataset, rm_id, pair_id): user_id, rm_correct and policy
       correctness per setting (:func:`pa_column`): what the honest tau resamples.
     - ``pairs``: pairs per user and split for each dataset (the overfitting context, design 9).
+    - ``cards``: one row per dataset: source, users, prompts, pairs per split, rows dropped by the
+      loader and why (:func:`dataset_card_row`).
 
     Every intermediate (pairs, features, fitted RMs, per-RM results) is cached under
     ``cache_dir``; a rerun after an interruption resumes.
@@ -349,7 +372,7 @@ def rm_vs_policy_accuracy(
     from analysis.rewards.evaluate import pairs_per_user_table
 
     cache = StudyCache(cache_dir)
-    all_rms, all_points, all_pairs, all_pp = [], [], [], []
+    all_rms, all_points, all_pairs, all_pp, cards = [], [], [], [], []
     names = list(datasets or cfg.datasets)
     schedule.started(cfg.device)
     main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]
@@ -410,6 +433,7 @@ def rm_vs_policy_accuracy(
         pp = pairs_per_user_table(feats)
         pp.insert(0, "dataset", ds)
         all_pairs.append(pp)
+        cards.append(dataset_card_row(inputs["data"]))
     points = pd.concat(all_points, ignore_index=True)
     points["length_norm"] = points["length_norm"].astype(bool)
     per_pair = pd.concat(all_pp, ignore_index=True)
@@ -421,4 +445,5 @@ def rm_vs_policy_accuracy(
         "tau": tau_table(points, cfg, per_pair),
         "per_pair": per_pair,
         "pairs": pd.concat(all_pairs, ignore_index=True),
+        "cards": pd.DataFrame(cards),
     }

@@ -49,8 +49,10 @@ def features(cfg: StudyConfig, model, tok, pairs: list[PreferencePair], cache: S
 
 
 def check_splits(feats, name: str) -> None:
+    """``feats`` (features with ``splits``, or a list of pairs) must have train and test pairs."""
+    splits = feats.splits if hasattr(feats, "splits") else [p.split for p in feats]
     for split in ("train", "test"):
-        if not any(s == split for s in feats.splits):
+        if not any(s == split for s in splits):
             raise DataError(f"dataset '{name}' has no {split} pairs (too few items per user?)")
 
 
