@@ -433,7 +433,7 @@ def rm_vs_policy_accuracy(
         pp = pairs_per_user_table(feats)
         pp.insert(0, "dataset", ds)
         all_pairs.append(pp)
-        cards.append(dataset_card_row(inputs["data"]))
+        cards.append(dataset_card_row(inputs.data))
     points = pd.concat(all_points, ignore_index=True)
     points["length_norm"] = points["length_norm"].astype(bool)
     per_pair = pd.concat(all_pp, ignore_index=True)
