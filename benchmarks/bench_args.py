@@ -61,6 +61,7 @@ def main(argv=None) -> int:
         "--repeats", type=int, default=3, help="timed runs of greedy and cached ARGS (fastest kept)"
     )
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", default="auto", help="model dtype (auto: float32 on CPU)")
     args = ap.parse_args(argv)
 
     import torch
@@ -70,12 +71,12 @@ def main(argv=None) -> int:
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
     from analysis.features import pair_features
-    from analysis.models import encode_prompt, load_model
+    from analysis.models import encode_prompt, load_model, model_dtype
     from analysis.rewards import make_reward_model
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    model, tok = load_model("smollm2-135m-instruct", threads=args.threads)
+    model, tok = load_model("smollm2-135m-instruct", dtype=args.dtype, threads=args.threads)
     pairs = style_swap_pairs(make_synthetic_users(n_users=3, n_profile=(4, 4), n_test=1, seed=0))
     rm = make_reward_model("per_user_bt", steps=40, seed=0).fit(
         pair_features(model, tok, pairs, progress=False)
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
     n, k = args.max_new_tokens, args.k
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     print(
-        f"SmolLM2-135M-Instruct, {torch.get_num_threads()} thread(s), {len(prompts)} prompts "
+        f"SmolLM2-135M-Instruct, {model_dtype(model)}, {torch.get_num_threads()} thread(s), "
+        f"{len(prompts)} prompts "
         f"(prompt tokens {[len(encode_prompt(tok, p)) for p in prompts]}), k={k}, max_new_tokens={n}, "
         f"batch sizes {sizes}, RM=per_user_bt"
     )
@@ -136,7 +138,8 @@ def main(argv=None) -> int:
         f"{'reference ARGS':28s} batch 1  {sum(len(o.tokens) for o in outs):4d} tokens in {dt:7.2f} s "
         f"-> {ref_tps:7.2f} tokens/s"
     )
-    print(f"cached ARGS tokens == reference ARGS tokens: {same}")
+    # identical in float32; in bfloat16 a near-tie may split them (tests/test_bf16.py bounds that)
+    print(f"cached ARGS tokens == reference ARGS tokens ({model_dtype(model)}): {same}")
     lines = []
     for bs in sizes:
         tps = {}

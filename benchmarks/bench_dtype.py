@@ -8,9 +8,10 @@ same inputs, alternating the two dtypes, best of ``--repeats``:
 - generation: :func:`analysis.decoding.base.generate_greedy` of ``--n`` prompts (the report's
   dominant kind of work), whose time ratio is the last line ``bf16_speedup=<fp32 s / bf16 s>``.
 
-It also prints what ``dtype: auto`` picks here (bfloat16 only on CPUs with native bf16,
-AVX512-BF16 or AMX: emulated bf16 is slower than float32, which this benchmark shows on such a
-CPU with ``--dtypes`` forced) and how many greedy texts agree between the dtypes.
+It also prints whether this CPU has native bf16 (AVX512-BF16 or AMX; without it bf16 is emulated
+and slower than float32), what ``dtype: auto`` picks (float32 on every CPU: bfloat16 is used only
+when asked, because its rounding changes the studies' numbers, see ``bench_precision.py``; this
+benchmark measures the speed that costs) and how many greedy texts agree between the dtypes.
 
 Run: ``python benchmarks/bench_dtype.py [--threads 2] [--n 16] [--max-new-tokens 24] [--repeats 3]``
 """

@@ -11,9 +11,12 @@ Policy accuracy (score variant, design section 2) needs, for every response toke
   and the second-to-last logits for log pi(y_t | ...) (LM head on those two positions only).
 
 Same model (embedded SmolLM2-135M-Instruct), same process, 1 CPU thread. The two S values are
-checked to agree. The last line printed is ``prefix_scoring_speedup=<ratio>``.
+checked to agree within a tolerance that fits the dtype (printed with it): 1e-3 relative in
+float32 (the CPU default); 8 machine epsilons in a lower precision (bfloat16: 8 x 2^-7 = 6.25e-2),
+because each of S's terms carries that dtype's rounding, in another order on each path (measured
+in bfloat16: 2.0e-2). The last line printed is ``prefix_scoring_speedup=<ratio>``.
 
-    python benchmarks/bench_prefix_rewards.py --n 4 --tokens 32
+    python benchmarks/bench_prefix_rewards.py --n 4 --tokens 32 [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -63,14 +66,17 @@ def main(argv=None) -> None:
     ap.add_argument("--w", type=float, default=1.0, help="reward weight")
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", default="auto", help="model dtype (auto: float32 on CPU)")
     args = ap.parse_args(argv)
 
     from analysis.features import BackboneSpec, PairFeatures, prefix_features
-    from analysis.models import load_model, model_id
+    from analysis.models import load_model, model_dtype, model_id
     from analysis.rewards import make_reward_model
 
     torch.manual_seed(0)
-    model, tok = load_model(args.model, threads=args.threads)
+    model, tok = load_model(args.model, dtype=args.dtype, threads=args.threads)
+    dtype = model_dtype(model)
+    tol = max(1e-3, 8 * torch.finfo(next(model.parameters()).dtype).eps)
     H = model.config.hidden_size
     # a personalized head on SmolLM2-sized features (head quality does not affect the timing)
     g = torch.Generator().manual_seed(0)
@@ -100,13 +106,15 @@ def main(argv=None) -> None:
     n_tok = [len(i) for i in ids]
     diff = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(fast, naive, strict=True))
     print(
-        f"model={args.model} threads={torch.get_num_threads()} N={args.n} response_tokens={n_tok} "
-        f"prompt_tokens={pf.prompt_lens}"
+        f"model={args.model} dtype={dtype} threads={torch.get_num_threads()} N={args.n} "
+        f"response_tokens={n_tok} prompt_tokens={pf.prompt_lens}"
     )
     print(f"one_pass_s={t_fast:.3f} per_prefix_s={t_naive:.3f} prefixes={sum(n_tok)}")
-    print(f"max_relative_score_diff={diff:.2e}")
-    if diff > 1e-3:
-        raise SystemExit(f"one-pass and per-prefix scores disagree (max relative diff {diff:.2e})")
+    print(f"max_relative_score_diff={diff:.2e} (tolerance in {dtype}: {tol:.2e})")
+    if diff > tol:
+        raise SystemExit(
+            f"one-pass and per-prefix scores disagree in {dtype} (max relative diff {diff:.2e} > {tol:.2e})"
+        )
     print(f"prefix_scoring_speedup={t_naive / t_fast:.1f}")
 
 
