@@ -98,7 +98,7 @@ def test_policy_variant_matches_brute_force(setup):
             assert float(ours) == pytest.approx(total, abs=1e-3)
 
 
-def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup):
+def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup, two_level_sd):
     model, tok, _, pairs, rm, test, pa = setup
     res = policy_accuracy(rm, pa, ws=[0.0, 0.5, 2.0], n_boot=200)
     # RM accuracy from the last prefix reward == the RM issue's rm_accuracy on sequence features
@@ -126,7 +126,18 @@ def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup):
         "n_users",
         "n",
     }
-    assert ((res.summary.ci_low <= res.summary["mean"]) & (res.summary["mean"] <= res.summary.ci_high)).all()
+    # each row's interval reflects the spread of its own per-pair outcomes (closed form)
+    for row in res.summary.itertuples():
+        g = res.per_pair[
+            (res.per_pair.variant == row.variant)
+            & (res.per_pair.length_norm == row.length_norm)
+            & (res.per_pair.w == row.w)
+        ]
+        mean, sd = two_level_sd(g["user_id"], g["correct"])
+        assert row.mean == pytest.approx(mean)
+        if sd > 0:
+            assert row.ci_low < row.mean < row.ci_high
+            assert 0.6 < (row.ci_high - row.ci_low) / (2 * 1.96 * sd) < 1.4
     assert res.per_user.groupby(["variant", "length_norm", "w"]).n_pairs.sum().eq(len(test)).all()
     # w moves the answer: at large w the score variant follows the RM's per-pair preference
     big = policy_accuracy(rm, pa, ws=[1e4], variants=["score"], n_boot=50).per_pair

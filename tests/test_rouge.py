@@ -64,12 +64,15 @@ def _rows(n_users, seed=0, method="m", quality=0.5):
     return rows
 
 
-def test_bootstrap_interval_contains_mean_and_shrinks_with_users():
+def test_bootstrap_interval_contains_mean_and_shrinks_with_users(two_level_sd):
     widths = []
     for n in (8, 128):
         df = score_generations(_rows(n))
         s = summarize_by_user(df["user_id"], df["rouge1"], n_boot=1000)
-        assert s["ci_low"] <= s["mean"] <= s["ci_high"] and s["n_users"] == n
+        mean, sd = two_level_sd(df["user_id"], df["rouge1"])
+        assert s["n_users"] == n and s["mean"] == pytest.approx(mean)
+        assert (s["ci_high"] - s["ci_low"]) / (2 * 1.96 * sd) == pytest.approx(1.0, abs=0.2)
+        assert abs((s["ci_high"] + s["ci_low"]) / 2 - mean) < 0.3 * sd
         widths.append(s["ci_high"] - s["ci_low"])
     assert widths[1] < widths[0] / 2  # ~ 1 / sqrt(16) = 1/4 expected
 
