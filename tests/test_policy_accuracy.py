@@ -150,7 +150,9 @@ def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup, two_level
 
 
 def test_oracle_text_rm_large_w(setup):
-    """The oracle prefers the user's own style: at large w both variants rank y_w first almost always."""
+    """The oracle prefers the user's own style: at large w the score variant ranks y_w first almost
+    always; the policy variant's log-likelihoods (which follow the best-reward candidate of each
+    step, not the reward itself) are checked value by value against a brute-force computation."""
     model, tok, data, _, _, test, _ = setup
     oracle = OracleRM.from_synthetic(data)
     pa = prepare_pa_data(model, tok, test, k=3, progress=False)
@@ -159,6 +161,26 @@ def test_oracle_text_rm_large_w(setup):
     s = res.summary.set_index(["variant", "length_norm", "w"])["mean"]
     assert s[("score", True, 50.0)] > 0.8
     assert s[("score", True, 50.0)] > s[("score", True, 0.0)]
+    # the policy variant's values with a text RM, brute-forced: at each step C_t = topk ∪ {y_t}
+    # of a plain forward, each candidate scored by the oracle on the decoded text y_{<t} v
+    for i in (0, 2):
+        p = test[i]
+        P, R = encode_prompt(tok, p.prompt), encode_response(tok, p.rejected)
+        for w in (0.0, 50.0):
+            total = 0.0
+            with torch.no_grad():
+                for t in range(len(R)):
+                    lp = torch.log_softmax(model(torch.tensor([P + R[:t]])).logits[0, -1].float(), -1)
+                    cands = list(dict.fromkeys(lp.topk(3).indices.tolist() + [R[t]]))
+                    texts = [tok.decode(R[:t] + [v], skip_special_tokens=True) for v in cands]
+                    r = torch.as_tensor(
+                        oracle.reward_text([p.user_id] * len(cands), [p.prompt] * len(cands), texts)
+                    ).float()
+                    s_t = lp[cands] + w * r
+                    total += float(s_t[cands.index(R[t])] - torch.logsumexp(s_t, 0))
+            row = res.per_pair.query("variant == 'policy' and w == @w and not length_norm").iloc[i]
+            assert row["pair_id"] == p.pair_id
+            assert row["score_rejected"] == pytest.approx(total, abs=1e-3)
     with pytest.raises(ConfigError, match="tokenizer"):
         policy_accuracy(oracle, pa, ws=[1.0])
 
