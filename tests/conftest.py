@@ -45,3 +45,26 @@ def smollm2():
     from analysis.models import load_model
 
     return load_model("smollm2-135m-instruct", dtype="float32", threads=1)
+
+
+def _two_level_sd(users, values) -> tuple[float, float]:
+    """Closed form of the two-level bootstrap's spread given the data (users, then items): a
+    replicate averages U iid draws, each the mean of n_u items of a uniformly drawn user u, so its
+    variance is (var_u(m_u) + mean_u(s_u^2 / n_u)) / U with s_u^2 the population variance of u's
+    items. Returns (mean over users of per-user means, sd). NaN values are dropped."""
+    import numpy as np
+
+    users, x = np.asarray(list(users)).astype(str), np.asarray(values, dtype=float)
+    ok = ~np.isnan(x)
+    users, x = users[ok], x[ok]
+    groups = [x[users == u] for u in np.unique(users)]
+    m = np.array([g.mean() for g in groups])
+    within = np.array([g.var() / g.size for g in groups])
+    return float(m.mean()), float(np.sqrt((m.var() + within.mean()) / m.size))
+
+
+@pytest.fixture(scope="session")
+def two_level_sd():
+    """``two_level_sd(users, values) -> (mean, sd)``: the exact spread a 95% two-level bootstrap
+    interval should reflect (width about 2 x 1.96 x sd once there are a dozen users or more)."""
+    return _two_level_sd

@@ -63,8 +63,90 @@ def test_attenuation_correction_and_degenerate_inputs():
     rm_out = (rng.random((12, 300)) < acc[:, None]).astype(float)
     pol_out = (rng.random((12, 300)) < acc[:, None]).astype(float)
     r = honest_tau(users, rm_out, pol_out, None, n_boot=200, n_perm=200, n_splits=5)
-    expect = np.clip(r["tau"] / np.sqrt(r["rel_rm"] * r["rel_policy"]), -1, 1)
-    assert r["tau"] > 0.5 and r["tau_corrected"] == pytest.approx(expect) and r["p_perm"] < 0.01
+    # independent known answers: tau from scipy on accuracies computed here (per user, then over
+    # users); each accuracy's reliability from its closed form var(a) / (var(a) + E[a(1 - a)] / n)
+    # (true accuracies a, n pairs); corrected tau = tau / sqrt(rel_rm * rel_policy)
+    by_user = lambda o: np.mean([o[:, users == u].mean(axis=1) for u in "abc"], axis=0)  # noqa: E731
+    tau = stats.kendalltau(by_user(rm_out), by_user(pol_out)).statistic
+    rel = acc.var() / (acc.var() + np.mean(acc * (1 - acc)) / users.size)
+    assert r["tau"] == pytest.approx(tau, abs=1e-12)
+    assert r["rel_rm"] == pytest.approx(rel, abs=0.06) and r["rel_policy"] == pytest.approx(rel, abs=0.06)
+    assert r["tau_corrected"] == pytest.approx(tau / rel, abs=0.05)
+    assert r["tau"] > 0.5 and r["tau_corrected"] > r["tau"] and r[_p_key(r)] < 0.01
+    # fewer pairs: reliabilities well below 1 (so sqrt matters), each from the public
+    # split-half function (checked against known cases above) with the documented seeds
+    rng = np.random.default_rng(0)
+    few = np.repeat(["a", "b", "c"], 30)
+    acc40 = np.linspace(0.4, 0.8, 40)
+    rm_few, pol_few = (rng.random((2, 40, 90)) < acc40[None, :, None]).astype(float)
+    r = honest_tau(few, rm_few, pol_few, None, n_boot=50, n_perm=100, n_splits=20, seed=0)
+    by_user = lambda o: np.mean([o[:, few == u].mean(axis=1) for u in "abc"], axis=0)  # noqa: E731
+    # accuracies are ratios of counts: equal ones tie (rounded, as documented)
+    tau = stats.kendalltau(np.round(by_user(rm_few), 12), np.round(by_user(pol_few), 12)).statistic
+    assert r["tau"] == pytest.approx(tau, abs=1e-12)
+    rel_x = split_half_reliability(few, rm_few, n_splits=20, seed=0)
+    rel_y = split_half_reliability(few, pol_few, n_splits=20, seed=1)
+    assert max(rel_x, rel_y) < 0.95 and tau / np.sqrt(rel_x * rel_y) < 1  # not clipped
+    assert r["tau_corrected"] == pytest.approx(tau / np.sqrt(rel_x * rel_y), abs=1e-9)
     assert np.isnan(honest_tau(users, rm_out[:2], pol_out[:2])["tau"])
     with pytest.raises(ValueError, match="shape"):
         honest_tau(users, rm_out, pol_out[:5])
+
+
+def _p_key(res: dict) -> str:
+    """The key of honest tau's headline p-value (``p_value`` where present, else ``p_perm``)."""
+    return "p_value" if "p_value" in res else "p_perm"
+
+
+def _uniform_enough(p, name):
+    """p-values of null data: about 5% below 0.05 and 20% below 0.2 (binomial 3.5 sd tolerance),
+    and no KS rejection of uniformity at 0.001."""
+    p = np.asarray(p, dtype=float)
+    n = p.size
+    for level in (0.05, 0.2):
+        tol = 3.5 * np.sqrt(level * (1 - level) / n)
+        assert abs(np.mean(p <= level) - level) <= tol, f"{name}: {np.mean(p <= level):.3f} below {level}"
+    assert stats.kstest(p, "uniform").pvalue > 1e-3, name
+
+
+def test_unweighted_tau_b_equals_scipy_with_ties():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 4, (30, 15)).astype(float)  # many ties in both variables
+    y = rng.integers(0, 3, (30, 15)).astype(float)
+    y[:10] = x[:10] + rng.normal(0, 0.5, (10, 15))  # some rows correlated, ties in x only
+    ref = [stats.kendalltau(a, b).statistic for a, b in zip(x, y, strict=True)]
+    np.testing.assert_allclose(tau_b_weighted(x, y), ref, atol=1e-12)
+    assert np.isnan(tau_b_weighted(np.ones(5), np.arange(5.0))[0])  # x all tied: undefined
+
+
+def test_honest_tau_p_value_is_calibrated_on_null_populations():
+    """RM and policy accuracies independent (each RM its own true accuracies, outcomes on one
+    shared test set): over 150 null populations the p-value is roughly uniform."""
+    rng = np.random.default_rng(0)
+    users = np.repeat(["a", "b", "c", "d"], 40)
+    p = []
+    for seed in range(150):
+        a, b = rng.uniform(0.45, 0.8, 10), rng.uniform(0.45, 0.8, 10)
+        rm_out = (rng.random((10, users.size)) < a[:, None]).astype(float)
+        pol_out = (rng.random((10, users.size)) < b[:, None]).astype(float)
+        r = honest_tau(users, rm_out, pol_out, None, n_boot=100, n_perm=400, n_splits=1, seed=seed)
+        p.append(r[_p_key(r)])
+    _uniform_enough(p, "honest tau")
+
+
+def test_wilcoxon_p_value_is_calibrated_on_null_paired_data():
+    """Two methods with the same distribution per user (item values continuous): the paired
+    comparison's Wilcoxon p-value over the users' mean differences is roughly uniform over 300
+    seeds, and it is small when B is shifted (power)."""
+    from analysis.metrics import paired_comparison
+
+    rng = np.random.default_rng(1)
+    p = []
+    for _ in range(300):
+        level = rng.normal(0, 0.2, 15)  # users differ; within a user A and B are exchangeable
+        a = {u: {i: level[u] + rng.normal() for i in range(6)} for u in range(15)}
+        b = {u: {i: level[u] + rng.normal() for i in range(6)} for u in range(15)}
+        p.append(paired_comparison(a, b, n_boot=10)["wilcoxon_p"])
+    _uniform_enough(p, "wilcoxon")
+    shifted = {u: {i: v + 0.8 for i, v in items.items()} for u, items in b.items()}
+    assert paired_comparison(shifted, a, n_boot=10)["wilcoxon_p"] < 0.01

@@ -98,7 +98,7 @@ def test_policy_variant_matches_brute_force(setup):
             assert float(ours) == pytest.approx(total, abs=1e-3)
 
 
-def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup):
+def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup, two_level_sd):
     model, tok, _, pairs, rm, test, pa = setup
     res = policy_accuracy(rm, pa, ws=[0.0, 0.5, 2.0], n_boot=200)
     # RM accuracy from the last prefix reward == the RM issue's rm_accuracy on sequence features
@@ -126,7 +126,18 @@ def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup):
         "n_users",
         "n",
     }
-    assert ((res.summary.ci_low <= res.summary["mean"]) & (res.summary["mean"] <= res.summary.ci_high)).all()
+    # each row's interval reflects the spread of its own per-pair outcomes (closed form)
+    for row in res.summary.itertuples():
+        g = res.per_pair[
+            (res.per_pair.variant == row.variant)
+            & (res.per_pair.length_norm == row.length_norm)
+            & (res.per_pair.w == row.w)
+        ]
+        mean, sd = two_level_sd(g["user_id"], g["correct"])
+        assert row.mean == pytest.approx(mean)
+        if sd > 0:
+            assert row.ci_low < row.mean < row.ci_high
+            assert 0.6 < (row.ci_high - row.ci_low) / (2 * 1.96 * sd) < 1.4
     assert res.per_user.groupby(["variant", "length_norm", "w"]).n_pairs.sum().eq(len(test)).all()
     # w moves the answer: at large w the score variant follows the RM's per-pair preference
     big = policy_accuracy(rm, pa, ws=[1e4], variants=["score"], n_boot=50).per_pair
@@ -139,7 +150,9 @@ def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup):
 
 
 def test_oracle_text_rm_large_w(setup):
-    """The oracle prefers the user's own style: at large w both variants rank y_w first almost always."""
+    """The oracle prefers the user's own style: at large w the score variant ranks y_w first almost
+    always; the policy variant's log-likelihoods (which follow the best-reward candidate of each
+    step, not the reward itself) are checked value by value against a brute-force computation."""
     model, tok, data, _, _, test, _ = setup
     oracle = OracleRM.from_synthetic(data)
     pa = prepare_pa_data(model, tok, test, k=3, progress=False)
@@ -148,6 +161,26 @@ def test_oracle_text_rm_large_w(setup):
     s = res.summary.set_index(["variant", "length_norm", "w"])["mean"]
     assert s[("score", True, 50.0)] > 0.8
     assert s[("score", True, 50.0)] > s[("score", True, 0.0)]
+    # the policy variant's values with a text RM, brute-forced: at each step C_t = topk ∪ {y_t}
+    # of a plain forward, each candidate scored by the oracle on the decoded text y_{<t} v
+    for i in (0, 2):
+        p = test[i]
+        P, R = encode_prompt(tok, p.prompt), encode_response(tok, p.rejected)
+        for w in (0.0, 50.0):
+            total = 0.0
+            with torch.no_grad():
+                for t in range(len(R)):
+                    lp = torch.log_softmax(model(torch.tensor([P + R[:t]])).logits[0, -1].float(), -1)
+                    cands = list(dict.fromkeys(lp.topk(3).indices.tolist() + [R[t]]))
+                    texts = [tok.decode(R[:t] + [v], skip_special_tokens=True) for v in cands]
+                    r = torch.as_tensor(
+                        oracle.reward_text([p.user_id] * len(cands), [p.prompt] * len(cands), texts)
+                    ).float()
+                    s_t = lp[cands] + w * r
+                    total += float(s_t[cands.index(R[t])] - torch.logsumexp(s_t, 0))
+            row = res.per_pair.query("variant == 'policy' and w == @w and not length_norm").iloc[i]
+            assert row["pair_id"] == p.pair_id
+            assert row["score_rejected"] == pytest.approx(total, abs=1e-3)
     with pytest.raises(ConfigError, match="tokenizer"):
         policy_accuracy(oracle, pa, ws=[1.0])
 

@@ -150,7 +150,7 @@ def test_unknown_user_fallback_is_finite_or_clear_error(fitted, opp, method):
         strict.reward(["stranger"], x[:1])
 
 
-def test_rm_accuracy_table_and_summary(fitted, opp):
+def test_rm_accuracy_table_and_summary(fitted, opp, two_level_sd):
     test = opp[2]
     test_mixed = PairFeatures(
         test.user_ids + ["C"] * 4,
@@ -166,7 +166,9 @@ def test_rm_accuracy_table_and_summary(fitted, opp):
     s = summarize_rm_accuracy(df)
     by_user = df.groupby("user_id")["correct"].mean()
     assert s["n_users"] == 3 and s["n"] == 204 and abs(s["mean"] - by_user.mean()) < 1e-12
-    assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+    mean, sd = two_level_sd(df["user_id"], df["correct"])  # 3 users: a lumpy replicate distribution
+    assert s["ci_low"] < s["mean"] < s["ci_high"] and s["mean"] == pytest.approx(mean)
+    assert 0.6 < (s["ci_high"] - s["ci_low"]) / (2 * 1.96 * sd) < 1.4
     pu = per_user_accuracy(df, opp[0].pairs_per_user())
     assert (
         pu.set_index("user_id").loc["C", "train_pairs"] == 0

@@ -64,12 +64,15 @@ def _rows(n_users, seed=0, method="m", quality=0.5):
     return rows
 
 
-def test_bootstrap_interval_contains_mean_and_shrinks_with_users():
+def test_bootstrap_interval_contains_mean_and_shrinks_with_users(two_level_sd):
     widths = []
     for n in (8, 128):
         df = score_generations(_rows(n))
         s = summarize_by_user(df["user_id"], df["rouge1"], n_boot=1000)
-        assert s["ci_low"] <= s["mean"] <= s["ci_high"] and s["n_users"] == n
+        mean, sd = two_level_sd(df["user_id"], df["rouge1"])
+        assert s["n_users"] == n and s["mean"] == pytest.approx(mean)
+        assert (s["ci_high"] - s["ci_low"]) / (2 * 1.96 * sd) == pytest.approx(1.0, abs=0.2)
+        assert abs((s["ci_high"] + s["ci_low"]) / 2 - mean) < 0.3 * sd
         widths.append(s["ci_high"] - s["ci_low"])
     assert widths[1] < widths[0] / 2  # ~ 1 / sqrt(16) = 1/4 expected
 
@@ -133,3 +136,30 @@ def test_rows_without_params_are_split_by_their_setting_fields():
     table = method_table(rows, n_boot=50)
     assert table["params"].tolist() == ['{"w":0.5}', '{"w":1.0}']
     assert table["users"].tolist() == [3, 3]
+
+
+def _f(overlap, n_pred, n_ref):
+    p, r = overlap / n_pred, overlap / n_ref
+    return 2 * p * r / (p + r) if overlap else 0.0
+
+
+def test_rouge_of_generated_texts_against_hand_counted_values():
+    """Counted by hand (lower-case [a-z0-9]+ tokens; Porter stems only for tokens longer than 3):
+
+    1. ref "The cats are running fast!" / gen "A cat runs fast": without stemming only "fast" is
+       shared (1 of 4 generated, 1 of 5 reference tokens); stemmed cats/cat -> cat and
+       running/runs -> run, so 3 shared (cat, run, fast), and they are in order (LCS 3).
+    2. ref "police said the storm hit" / gen "the storm hit police": 4 shared unigrams but the
+       longest common subsequence is "the storm hit" (3), so ROUGE-1 > ROUGE-L.
+    3. ref "Council votes on 2 new parks" / gen "council vote: 2 parks, 2 roads": unigram counts
+       are clipped (two "2" generated, one in the reference): shared council, 2, parks (3 of 6
+       and 3 of 6); stemmed votes/vote -> vote adds one (4); LCS council (vote) 2 parks.
+    """
+    refs = ["The cats are running fast!", "police said the storm hit", "Council votes on 2 new parks"]
+    gens = ["A cat runs fast", "the storm hit police", "council vote: 2 parks, 2 roads"]
+    plain = rouge_scores(gens, refs, use_stemmer=False)
+    stem = rouge_scores(gens, refs, use_stemmer=True)
+    np.testing.assert_allclose(plain["rouge1"], [_f(1, 4, 5), _f(4, 4, 5), _f(3, 6, 6)], atol=1e-12)
+    np.testing.assert_allclose(plain["rougeL"], [_f(1, 4, 5), _f(3, 4, 5), _f(3, 6, 6)], atol=1e-12)
+    np.testing.assert_allclose(stem["rouge1"], [_f(3, 4, 5), _f(4, 4, 5), _f(4, 6, 6)], atol=1e-12)
+    np.testing.assert_allclose(stem["rougeL"], [_f(3, 4, 5), _f(3, 4, 5), _f(4, 6, 6)], atol=1e-12)

@@ -49,7 +49,7 @@ def _cfg(tiny_dir, **kw):
     return load_config("embedded_synthetic", {**base, **kw})
 
 
-def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
+def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path, two_level_sd):
     cfg = _cfg(tiny_dir, datasets=["synthetic_style_swap", "synthetic_attributes"])
     with pytest.warns(UserWarning, match="unstable Kendall tau"):
         res = rm_vs_policy_accuracy(cfg, str(tmp_path), progress=False)
@@ -61,7 +61,7 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
         "synthetic_style_swap",
         "synthetic_attributes",
     }
-    assert rms["rm_acc"].between(0, 1).all() and (rms["rm_acc_lo"] <= rms["rm_acc"]).all()
+    assert rms["rm_acc"].between(0, 1).all()
     assert (rms["n_users"] == 3).all()
     # 2 variants x 2 length norms x 2 w per RM
     assert len(points) == len(rms) * 8 and points["policy_acc"].between(0, 1).all()
@@ -90,9 +90,16 @@ def test_rm_vs_policy_accuracy_frames_and_w0_known_answer(tiny_dir, tmp_path):
     )
     assert every["interval"].eq("test set x RM cluster").all()
     assert {"rel_rm", "rel_policy", "tau_corrected", "naive_lo", "naive_hi"} <= set(tau.columns)
+    ci = rms.set_index(["dataset", "rm_id"])
     for (ds, rm_id), g in pp.groupby(["dataset", "rm_id"]):
         row = points[(points["dataset"] == ds) & (points["rm_id"] == rm_id)]
         assert g.groupby("user_id")["rm_correct"].mean().mean() == pytest.approx(row["rm_acc"].iloc[0])
+        # the RM accuracy interval reflects the spread of its per-pair outcomes (closed form)
+        mean, sd = two_level_sd(g["user_id"], g["rm_correct"])
+        lo, acc, hi = ci.loc[(ds, rm_id), ["rm_acc_lo", "rm_acc", "rm_acc_hi"]]
+        assert acc == pytest.approx(mean) and lo <= acc <= hi
+        if sd > 0:
+            assert 0.5 < (hi - lo) / (2 * 1.96 * sd) < 1.5
         one = row[(row["variant"] == "policy") & row["length_norm"] & (row["w"] == 1.0)]
         assert g.groupby("user_id")["pa|policy|1|1"].mean().mean() == pytest.approx(one["policy_acc"].iloc[0])
     # resumable: a second call reads every result from the cache (no model forward needed)
@@ -134,7 +141,8 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     # the same RM gives the same RM accuracy to its ARGS and best-of-n rows
     acc = summ[summ["kind"] != "base"].dropna(subset=["rm_acc"]).groupby("method")["rm_acc"].nunique()
     assert (acc == 1).all()
-    assert summ["rouge1"].between(0, 1).all() and (summ["rouge1_lo"] <= summ["rouge1_hi"]).all()
+    assert summ["rouge1"].between(0, 1).all()
+    assert ((summ["rouge1_lo"] <= summ["rouge1"]) & (summ["rouge1"] <= summ["rouge1_hi"])).all()  # not forced
     assert (summ["n_users"] == 3).all()
     # extra w only in the generations (inspector), the main summary is at rgd_w
     assert set(gens.loc[gens["kind"] == "rgd", "w"]) == {1.0, 2.0}
@@ -150,11 +158,27 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
         "bon_per_user_bt_n4",
     }
     assert res["profiles"]["user_id"].nunique() == 3
-    # known answer: ROUGE of the real completion against itself is 1
+    # known answer on the generated texts: ROUGE-1 without stemming counted here independently
+    # (lower-case [a-z0-9]+ tokens, clipped unigram overlap, F = 2PR / (P + R))
+    import re
+    from collections import Counter
+
     from analysis.studies.generations import rouge_f
 
-    r1, rl = rouge_f(list(gens["reference"]), list(gens["reference"]), True)
-    assert np.allclose(r1, 1.0) and np.allclose(rl, 1.0)
+    def unigram_f(pred, ref):
+        p, r = (Counter(re.findall(r"[a-z0-9]+", t.lower())) for t in (pred, ref))
+        hit = sum((p & r).values())
+        return 2 * hit / (sum(p.values()) + sum(r.values())) if hit else 0.0
+
+    # the tiny random model's texts share no word with the references; with the reference's
+    # first three words appended the overlap is partial (0 < F < 1)
+    refs = list(gens["reference"])
+    texts = [f"{t} {' '.join(r.split()[:3])}" for t, r in zip(gens["text"], refs, strict=True)]
+    texts += list(gens["text"])
+    refs += refs
+    r1, _ = rouge_f(texts, refs, False)
+    expect = [unigram_f(t, r) for t, r in zip(texts, refs, strict=True)]
+    assert r1 == pytest.approx(expect, abs=1e-12) and 0 < np.mean(expect) < 1
 
     # study 3 on the same model reuses every cached generation: generating again would fail
     import analysis.decoding.base as base
