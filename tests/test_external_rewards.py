@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,21 +155,37 @@ def test_per_user_folders_and_spec_forms(checkpoint, tmp_path):
         load_reward_function(tmp_path / "missing")
 
 
+def _logprob(model, tok, prompt, response) -> float:
+    """sum_t log pi(y_t | x, y_{<t}) from one plain forward pass."""
+    from analysis.models import encode_prompt, encode_response
+
+    p, r = encode_prompt(tok, prompt), encode_response(tok, response)
+    with torch.no_grad():
+        logits = model(torch.tensor([p + r])).logits[0].float()
+    lp = torch.log_softmax(logits[len(p) - 1 : len(p) + len(r) - 1], -1)
+    return float(lp.gather(-1, torch.tensor(r)[:, None]).sum())
+
+
 @pytest.mark.parametrize("kind", ["callable", "checkpoint"])
 def test_policy_accuracy_both_variants_with_an_external_rm(tiny_lm, checkpoint, kind):
     """The text path decodes the policy's prefixes and the RM scores them with its own tokenizer:
     w = 0 is the base ranking, and the score variant's per-step rewards are the RM's rewards of the
     decoded prefixes."""
-    from analysis.policy_accuracy import base_ranking_accuracy, policy_accuracy, prepare_pa_data, step_rewards
+    from analysis.metrics import pairwise_accuracy
+    from analysis.policy_accuracy import policy_accuracy, prepare_pa_data, step_rewards
 
     model, tok = tiny_lm
     rm = CallableReward(count_a) if kind == "callable" else HFReward(checkpoint)
     pairs = _pairs(8)
     data = prepare_pa_data(model, tok, pairs, k=3, policy=True, batch_size=4, progress=False)
     res = policy_accuracy(rm, data, ws=[0.0, 1.0, 1000.0], n_boot=50, tok=tok)
-    s = res.summary.set_index(["variant", "length_norm", "w"])["mean"]
     assert set(res.summary["variant"]) == {"score", "policy"}
-    assert s[("score", False, 0.0)] == pytest.approx(base_ranking_accuracy(data).mean())
+    base = {  # the base ranking from one plain forward pass per response (no project scoring code)
+        side: [_logprob(model, tok, p.prompt, getattr(p, side)) for p in pairs]
+        for side in ("chosen", "rejected")
+    }
+    base_pp = res.per_pair.query("variant == 'score' and w == 0 and not length_norm")["correct"].to_numpy()
+    np.testing.assert_array_equal(base_pp, pairwise_accuracy(base["chosen"], base["rejected"]))
     own, _ = step_rewards(rm, data, tok, need_candidates=False)["chosen"]
     ids = data.chosen.token_lists()[0]
     prefix = tok.decode(ids[:2], skip_special_tokens=True)
