@@ -13,7 +13,6 @@ naming the key (with a close-match suggestion for typos).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import types
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 
 CONFIG_VERSION = 1
 ICL_POOLS = ("train", "profile")  # icl_pool: the RMs' training items (ICL parity) or the whole profile
@@ -254,11 +253,6 @@ _POSITIVE = (
 )
 
 
-def _suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     """Validate (and lightly coerce: int -> float) ``value`` against the annotation ``tp``."""
     origin = typing.get_origin(tp)
@@ -297,11 +291,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     for key, allowed in choices().items():
         val = getattr(cfg, key)
         for i, v in enumerate(val) if isinstance(val, list) else [(None, val)]:
-            if v not in allowed:
-                name = key if i is None else f"{key}[{i}]"
-                raise ConfigError(
-                    f"config key '{name}': {v!r} is not one of {list(allowed)}{_suggest(str(v), allowed)}"
-                )
+            name = key if i is None else f"{key}[{i}]"
+            lookup(allowed, v, "value", prefix=f"config key '{name}': ")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
         raise ConfigError(f"config key 'device': {cfg.device!r} is not cpu, cuda, cuda:N or mps")
     for key in _POSITIVE:
@@ -317,10 +308,7 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if cfg.shard_users < 0:
         raise ConfigError(f"config key 'shard_users': must be >= 0, got {cfg.shard_users}")
     _validate_sizes_and_sampling(cfg)
-    if cfg.preset not in PRESETS:
-        raise ConfigError(
-            f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}"
-        )
+    lookup(PRESETS, cfg.preset, "preset", prefix="config key 'preset': ")
     return cfg
 
 
@@ -382,8 +370,7 @@ def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> Study
     hints = typing.get_type_hints(StudyConfig)
     changes = {}
     for key, value in overrides.items():
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{key}'{_suggest(key, hints)}")
+        lookup(hints, key, "config key")
         changes[key] = _check_type(key, value, hints[key])
     return validate(dataclasses.replace(cfg, **changes))
 
@@ -396,8 +383,7 @@ def load_config(
     if path:
         file_values = read_config_file(path)
         preset = file_values.pop("preset", preset)
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'{_suggest(preset, PRESETS)}; presets: {sorted(PRESETS)}")
+    lookup(PRESETS, preset, "preset")
     cfg = apply_overrides(StudyConfig(), {**PRESETS[preset], "preset": preset})
     cfg = apply_overrides(cfg, file_values)
     return apply_overrides(cfg, overrides)

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
+from analysis.errors import ConfigError
 from analysis.features import PrefixFeatures
 from analysis.metrics import pairwise_accuracy, per_user_means, summarize_by_user
 

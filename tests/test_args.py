@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.args import args_generate
 from analysis.decoding.reference import reference_args
+from analysis.errors import ConfigError
 from analysis.features import BackboneSpec, pair_features
 from analysis.models import build_tiny_model, encode_prompt, model_id
 from analysis.rewards import OracleRM, make_reward_model

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.base import generate_sample
 from analysis.decoding.best_of_n import (
@@ -17,6 +16,7 @@ from analysis.decoding.best_of_n import (
     best_of_n,
     sample_base,
 )
+from analysis.errors import ConfigError
 from analysis.features import pair_features, sequence_features
 from analysis.rewards import OracleRM, make_reward_model
 

@@ -69,8 +69,8 @@ def test_a_user_error_is_one_line_with_exit_status_2(capsys):
 @pytest.mark.parametrize("kind", ["data", "model", "config"])
 def test_every_user_error_kind_is_one_line(monkeypatch, capsys, kind):
     from analysis.cli import info
-    from analysis.config import ConfigError
     from analysis.data.records import DataError
+    from analysis.errors import ConfigError
     from analysis.models import ModelError
 
     exc = {

@@ -2,7 +2,8 @@
 
 import pytest
 
-from analysis.config import PRESETS, ConfigError, StudyConfig, dump_config, load_config, parse_set
+from analysis.config import PRESETS, StudyConfig, dump_config, load_config, parse_set
+from analysis.errors import ConfigError
 
 
 def test_default_preset_is_embedded_on_cpu():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
+from analysis.errors import ConfigError
 from analysis.features import pair_features, select_hidden
 from analysis.metrics import pairwise_accuracy, summarize_by_user
 from analysis.models import build_tiny_model, encode_prompt, encode_response

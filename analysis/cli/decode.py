@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from analysis.config import ConfigError
+from analysis.errors import ConfigError
 
 log = logging.getLogger(__name__)
 METHODS = ("args", "base", "best_of_n")

@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from analysis.config import ConfigError
 from analysis.decoding.base import (
     model_device,
     new_cache,
@@ -53,6 +52,7 @@ from analysis.decoding.base import (
     row_seed,
     stop_token_ids,
 )
+from analysis.errors import ConfigError, lookup
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class ArgsConfig:
             raise ConfigError(f"w must be >= 0, got {self.w!r}")
         if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1):
             raise ConfigError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        lookup(MODES, self.mode, "mode")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from analysis.config import ConfigError
 from analysis.decoding.args import aligned_inputs, prompt_text, reward_path, rm_device, warn_unknown_users
+from analysis.errors import ConfigError
 
 DEFAULT_TEMPERATURE = 0.7  # sampling temperature of best-of-n and the sampled base
 DEFAULT_TOP_P = 0.9  # nucleus threshold of best-of-n and the sampled base

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from analysis.config import ConfigError, StudyConfig
+from analysis.config import StudyConfig
 from analysis.data.records import DataError, PreferencePair, UserTask
+from analysis.errors import ConfigError
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
 
