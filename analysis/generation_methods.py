@@ -223,18 +223,20 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
         if decoder == "args":
             from analysis.decoding.args import ArgsConfig, args_generate
 
-            kw = {k: params[k] for k in ArgsConfig.__dataclass_fields__ if k in params and k != "batch_size"}
-            outs = args_generate(model, tok, rm, prompts, users, batch_size=params["batch_size"], **kw)
+            outs = args_generate(model, tok, rm, prompts, users, _config(ArgsConfig, params))
         else:
             from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
 
-            kw = {
-                k: params[k] for k in BestOfNConfig.__dataclass_fields__ if k in params and k != "batch_size"
-            }
-            outs = best_of_n(model, tok, rm, prompts, users, batch_size=params["batch_size"], **kw)
+            outs = best_of_n(model, tok, rm, prompts, users, _config(BestOfNConfig, params))
         return [{"text": o.text, "reward": float(o.reward)} for o in outs]
 
     return generate
+
+
+def _config(cfg_cls, params: dict):
+    """The decoder's config from a method's params (its fields among them; the rest, e.g. ``rm`` and
+    ``task``, are the runner's)."""
+    return cfg_cls(**{k: params[k] for k in cfg_cls.__dataclass_fields__ if k in params})
 
 
 def register_rgd_method(

@@ -85,24 +85,18 @@ def reference_args(
     rm,
     prompts: Sequence[str | list[dict]],
     user_ids: Sequence[str],
+    cfg: ArgsConfig | None = None,
     *,
-    w: float = 1.0,
-    k: int = 10,
-    max_new_tokens: int = 32,
-    mode: str = "greedy",
-    temperature: float = 1.0,
-    seed: int = 0,
     layer: int | None = None,
     progress: bool = False,
 ) -> list[ArgsOutput]:
-    """Reference ARGS (same arguments and outputs as :func:`analysis.decoding.args.args_generate`).
+    """Reference ARGS (same arguments and outputs as :func:`analysis.decoding.args.args_generate`;
+    one prompt at a time, so ``cfg.batch_size`` is not used).
 
     Sampling uses the same per-prompt generators as the cached version (one draw per step), so
     both make the same draws.
     """
-    cfg = ArgsConfig(
-        w=w, k=k, max_new_tokens=max_new_tokens, mode=mode, temperature=temperature, seed=seed
-    ).validate()
+    cfg = (ArgsConfig() if cfg is None else cfg).validate()
     prompts, user_ids = aligned_inputs(prompts, user_ids)
     path = reward_path(rm, model, cfg.w)
     if layer is None:

@@ -150,7 +150,7 @@ def rm_points(
     ``policy_accuracy`` task). ``inputs``: :func:`study1_inputs` (its ``pa_data`` is filled on
     first use). Both frames are returned as read back from the cache, so a fresh and a resumed
     (or swept) run assemble identical study tables."""
-    from analysis.policy_accuracy import policy_accuracy
+    from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy
 
     m, s, b, norm = rm_spec
     model, tok, feats, fkey = inputs["model"], inputs["tok"], inputs["feats"], inputs["fkey"]
@@ -197,15 +197,10 @@ def rm_points(
         }
         if "pa_data" not in inputs:
             inputs["pa_data"] = pa_data(cfg, model, tok, inputs["test_pairs"], cache, fkey)
-        res = policy_accuracy(
-            rm,
-            inputs["pa_data"],
-            ws=list(cfg.w_values),
-            variants=list(cfg.pa_variants),
-            n_boot=cfg.n_boot,
-            seed=cfg.seed,
-            tok=tok,
+        pa_cfg = PolicyAccuracyConfig(
+            ws=tuple(cfg.w_values), variants=tuple(cfg.pa_variants), n_boot=cfg.n_boot, seed=cfg.seed
         )
+        res = policy_accuracy(rm, inputs["pa_data"], pa_cfg, tok=tok)
         pa = res.summary.rename(
             columns={"mean": "policy_acc", "ci_low": "policy_acc_lo", "ci_high": "policy_acc_hi"}
         )
