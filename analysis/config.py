@@ -13,7 +13,6 @@ naming the key (with a close-match suggestion for typos).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import types
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 
 CONFIG_VERSION = 1
 ICL_POOLS = ("train", "profile")  # icl_pool: the RMs' training items (ICL parity) or the whole profile
@@ -257,11 +256,6 @@ _POSITIVE = (
 )
 
 
-def _suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     """Validate (and lightly coerce: int -> float) ``value`` against the annotation ``tp``."""
     origin = typing.get_origin(tp)
@@ -300,11 +294,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     for key, allowed in choices().items():
         val = getattr(cfg, key)
         for i, v in enumerate(val) if isinstance(val, list) else [(None, val)]:
-            if v not in allowed:
-                name = key if i is None else f"{key}[{i}]"
-                raise ConfigError(
-                    f"config key '{name}': {v!r} is not one of {list(allowed)}{_suggest(str(v), allowed)}"
-                )
+            name = key if i is None else f"{key}[{i}]"
+            lookup(allowed, v, "value", prefix=f"config key '{name}': ")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
         raise ConfigError(f"config key 'device': {cfg.device!r} is not cpu, cuda, cuda:N or mps")
     for key in _POSITIVE:
@@ -320,41 +311,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if cfg.shard_users < 0:
         raise ConfigError(f"config key 'shard_users': must be >= 0, got {cfg.shard_users}")
     _validate_sizes_and_sampling(cfg)
-    _validate_datasets(cfg)
-    if cfg.preset not in PRESETS:
-        raise ConfigError(
-            f"config key 'preset': unknown preset {cfg.preset!r}{_suggest(cfg.preset, PRESETS)}"
-        )
+    lookup(PRESETS, cfg.preset, "preset", prefix="config key 'preset': ")
     return cfg
-
-
-def _validate_datasets(cfg: StudyConfig) -> None:
-    """Every study-1 dataset is built in or a user's preference dataset named in ``data_paths``
-    (a typo of a built-in name gets a close match); ``data_columns`` only maps named datasets' columns.
-
-    The built-in names are read from :mod:`analysis.studies.datasets` when a config is validated
-    (by then :func:`choices` has imported the heavy layers; the module itself adds nothing).
-    """
-    from analysis.data.preferences import column_names
-    from analysis.studies.datasets import STUDY1_DATASETS
-
-    for i, name in enumerate(cfg.datasets):
-        if name in STUDY1_DATASETS or cfg.data_paths.get(name):
-            continue
-        raise ConfigError(
-            f"config key 'datasets[{i}]': {name!r} is not a built-in study-1 dataset"
-            f"{_suggest(name, STUDY1_DATASETS)} and data_paths names no file for it; built in: "
-            f"{', '.join(STUDY1_DATASETS)}; your own: --set datasets=[{name}] --set data_paths='{{{name}: FILE}}'"
-        )
-    for name, cols in cfg.data_columns.items():
-        if name in STUDY1_DATASETS:
-            raise ConfigError(
-                f"config key 'data_columns.{name}': column mappings are for your own datasets, not built-in ones"
-            )
-        try:
-            column_names(cols)
-        except ConfigError as e:
-            raise ConfigError(f"config key 'data_columns.{name}': {e}") from None
 
 
 def _validate_sizes_and_sampling(cfg: StudyConfig) -> None:
@@ -440,8 +398,7 @@ def apply_overrides(cfg: StudyConfig, overrides: dict[str, Any] | None) -> Study
     hints = typing.get_type_hints(StudyConfig)
     changes = {}
     for key, value in overrides.items():
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{key}'{_suggest(key, hints)}")
+        lookup(hints, key, "config key")
         changes[key] = _check_type(key, value, hints[key])
     return validate(dataclasses.replace(cfg, **changes))
 
@@ -454,8 +411,7 @@ def load_config(
     if path:
         file_values = read_config_file(path)
         preset = file_values.pop("preset", preset)
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'{_suggest(preset, PRESETS)}; presets: {sorted(PRESETS)}")
+    lookup(PRESETS, preset, "preset")
     cfg = apply_overrides(StudyConfig(), {**PRESETS[preset], "preset": preset})
     cfg = apply_overrides(cfg, file_values)
     return apply_overrides(cfg, overrides)

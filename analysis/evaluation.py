@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.records import DataError
+from analysis.errors import lookup
 from analysis.metrics import (
     N_BOOT,
     ROUGE_TYPES,
@@ -153,8 +154,7 @@ def compare_methods(
     seed: int = 0,
 ) -> dict:
     """Paired comparison A - B over the users both have (paired bootstrap CI, Wilcoxon p)."""
-    if metric not in ROUGE_TYPES:
-        raise DataError(f"unknown metric {metric!r}; choose one of {ROUGE_TYPES}")
+    lookup(ROUGE_TYPES, metric, "metric", DataError)
     sa, sb = _select(df, a), _select(df, b)
     res = paired_comparison(
         per_user_items(sa["user_id"].tolist(), sa["test_id"].tolist(), sa[metric].to_numpy()),

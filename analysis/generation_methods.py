@@ -10,13 +10,13 @@ batch); a dict output has ``text`` and optionally ``reward``, ``prompt`` and oth
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from analysis.data.records import DataError, UserTask
 from analysis.data.tasks import get_task, zero_shot_prompt
+from analysis.errors import lookup
 from analysis.models import render_prompt
 
 DEFAULT_MAX_NEW_TOKENS = 32  # when neither the method, the runner nor a task sets a budget
@@ -93,11 +93,7 @@ def register_method(
 
 
 def get_method(name: str) -> GenerationMethod:
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise DataError(f"unknown generation method {name!r}{hint} (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name]
+    return lookup(METHODS, name, "generation method", DataError)
 
 
 @dataclass(frozen=True)
@@ -133,12 +129,7 @@ def resolve_params(spec: MethodSpec, tok, task: str | None, max_new_tokens: int 
     if method.defaults is not None:
         allowed = set(method.defaults) | {"max_new_tokens"}
         for key in given:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise DataError(
-                    f"method {spec.name!r} has no parameter {key!r}{hint} (accepts {sorted(allowed)})"
-                )
+            lookup(sorted(allowed), key, "parameter", DataError, prefix=f"method '{spec.name}': ")
         given = {**method.defaults, **given}
     if "max_new_tokens" not in spec.params:  # explicit > the runner's value > the task's budget
         budget = get_task(task).max_new_tokens if task is not None else DEFAULT_MAX_NEW_TOKENS
@@ -224,8 +215,7 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
     :func:`analysis.decoding.best_of_n.best_of_n` (n, temperature, top_p, seed, max_new_tokens).
     Rows get ``reward``.
     """
-    if decoder not in RGD_DECODERS:
-        raise DataError(f"unknown RGD decoder {decoder!r}; choose one of {RGD_DECODERS}")
+    lookup(RGD_DECODERS, decoder, "RGD decoder", DataError)
 
     def generate(model, tok, tasks, params):
         prompts = [base_prompt(params["task"], t) for t in tasks]
@@ -233,18 +223,20 @@ def rgd_method(rm, decoder: str = "args") -> GenerateFn:
         if decoder == "args":
             from analysis.decoding.args import ArgsConfig, args_generate
 
-            kw = {k: params[k] for k in ArgsConfig.__dataclass_fields__ if k in params and k != "batch_size"}
-            outs = args_generate(model, tok, rm, prompts, users, batch_size=params["batch_size"], **kw)
+            outs = args_generate(model, tok, rm, prompts, users, _config(ArgsConfig, params))
         else:
             from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
 
-            kw = {
-                k: params[k] for k in BestOfNConfig.__dataclass_fields__ if k in params and k != "batch_size"
-            }
-            outs = best_of_n(model, tok, rm, prompts, users, batch_size=params["batch_size"], **kw)
+            outs = best_of_n(model, tok, rm, prompts, users, _config(BestOfNConfig, params))
         return [{"text": o.text, "reward": float(o.reward)} for o in outs]
 
     return generate
+
+
+def _config(cfg_cls, params: dict):
+    """The decoder's config from a method's params (its fields among them; the rest, e.g. ``rm`` and
+    ``task``, are the runner's)."""
+    return cfg_cls(**{k: params[k] for k in cfg_cls.__dataclass_fields__ if k in params})
 
 
 def register_rgd_method(

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 
 from analysis.data.records import DataError, ProfileItem, UserTask
 from analysis.data.tasks import get_task, zero_shot_prompt
+from analysis.errors import lookup, unknown_message
 from analysis.models import encode_prompt, has_chat_template, render_prompt
 
 RETRIEVERS = ("bm25", "random", "recency")
@@ -75,14 +76,8 @@ class ICLConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 0:
             raise DataError(f"k must be a non-negative integer, got {self.k!r}", field="k")
-        if self.retriever not in RETRIEVERS:
-            raise DataError(
-                f"unknown retriever {self.retriever!r}; choose one of {RETRIEVERS}", field="retriever"
-            )
-        if self.rendering not in RENDERINGS:
-            raise DataError(
-                f"unknown rendering {self.rendering!r}; choose one of {RENDERINGS}", field="rendering"
-            )
+        lookup(RETRIEVERS, self.retriever, "retriever", DataError, field="retriever")
+        lookup(RENDERINGS, self.rendering, "rendering", DataError, field="rendering")
         if self.max_prompt_tokens < 16:
             raise DataError(
                 f"max_prompt_tokens must be >= 16, got {self.max_prompt_tokens}", field="max_prompt_tokens"
@@ -145,8 +140,7 @@ def retrieve(
     profile: Sequence[ProfileItem], query: str, k: int, method: str = "bm25", seed: int = 0
 ) -> list[ProfileItem]:
     """Top-``k`` profile items for ``query`` (most relevant / newest first); all items if fewer."""
-    if method not in RETRIEVERS:
-        raise DataError(f"unknown retriever {method!r}; choose one of {RETRIEVERS}", field="retriever")
+    lookup(RETRIEVERS, method, "retriever", DataError, field="retriever")
     items = list(profile)
     k = min(k, len(items))
     if k <= 0:
@@ -191,7 +185,7 @@ def icl_messages(task: str, test_input: str, examples: Sequence, rendering: str)
         label = get_task(task).output_label.lower()
         shown = ", and ".join(f'"{ex.output}" is the {label} for "{ex.input.strip()}"' for ex in examples)
         return [{"role": "user", "content": f"{shown}.\n\n{query}"}]
-    raise DataError(f"unknown rendering {rendering!r}; choose chat_turns or lamp", field="rendering")
+    raise DataError(unknown_message("rendering", rendering, RENDERINGS), field="rendering")
 
 
 def _token_len(tok, text: str) -> int:

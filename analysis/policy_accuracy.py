@@ -29,14 +29,14 @@ the top-k-truncated base policy; it equals the base ranking accuracy exactly whe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
+from analysis.errors import ConfigError
 from analysis.features import PrefixFeatures
 from analysis.metrics import pairwise_accuracy, per_user_means, summarize_by_user
 
@@ -385,33 +385,22 @@ class PolicyAccuracyResult:
 
 
 def policy_accuracy(
-    rm,
-    data: PAData,
-    *,
-    ws: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0),
-    variants: Sequence[str] = VARIANTS,
-    temperature: float = 1.0,
-    tok=None,
-    n_boot: int = 2000,
-    seed: int = 0,
+    rm, data: PAData, cfg: PolicyAccuracyConfig | None = None, *, tok=None
 ) -> PolicyAccuracyResult:
     """Policy accuracy of ``rm`` on prepared ``data`` for every w, variant and length normalisation.
 
-    ``rm=None`` evaluates the base policy alone (only w = 0 is meaningful then).
+    ``cfg``: the weights, variants, temperature and bootstrap (:class:`PolicyAccuracyConfig`;
+    default ``PolicyAccuracyConfig()``; ``ws`` are taken as floats). ``rm=None`` evaluates the base
+    policy alone (only w = 0 is meaningful then). ``tok``: the policy tokenizer, needed by a text RM.
 
     Example (with a policy ``model, tok``, a trained feature RM ``rm`` and its test pairs)::
 
         data = prepare_pa_data(model, tok, test_pairs, layer=rm.backbone.layer, k=10)
-        res = policy_accuracy(rm, data, ws=[0, 1, 2])
+        res = policy_accuracy(rm, data, PolicyAccuracyConfig(ws=(0, 1, 2)))
         res.summary.query("variant == 'score' and not length_norm")
     """
-    cfg = PolicyAccuracyConfig(
-        ws=tuple(float(w) for w in ws),
-        variants=tuple(variants),
-        temperature=temperature,
-        n_boot=n_boot,
-        seed=seed,
-    ).validate()
+    cfg = PolicyAccuracyConfig() if cfg is None else cfg
+    cfg = replace(cfg, ws=tuple(float(w) for w in cfg.ws), variants=tuple(cfg.variants)).validate()
     need_c = "policy" in cfg.variants
     if need_c and not data.has_policy:
         raise ConfigError("the policy variant needs candidate data: prepare_pa_data(..., policy=True)")

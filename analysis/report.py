@@ -266,10 +266,12 @@ def run_report(
     """Execute the notebooks in order (a notebook that hands off runs alongside the next: see the
     module docstring); return the run folder. Raises RuntimeError on a failed notebook."""
     from analysis.config import absolute_data_paths, check_runnable, load_config
+    from analysis.studies.datasets import check_datasets
 
     overrides = absolute_data_paths(overrides)  # the notebooks run in the run folder
     cfg = load_config(preset, overrides, path=config_path)  # validate before any work
     check_runnable(cfg)
+    check_datasets(cfg)  # the study-1 names, against the studies' registry
     root = Path(output_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if resume and run_id is None and (root / "latest").exists():

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.errors import unknown_message
 from analysis.run_picker import (  # noqa: F401 - re-exported for notebook 04
     GEN_TABLES,
     default_run,
@@ -107,7 +108,7 @@ class Inspector:
         else:
             g = self.gens[self.gens["dataset"] == dataset]
         if g.empty:
-            raise ValueError(f"unknown dataset {dataset!r}; choices: {self.datasets()}")
+            raise ValueError(unknown_message("dataset", dataset, self.datasets()))
         return g
 
     def users(self, dataset: str) -> list[str]:

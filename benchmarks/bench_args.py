@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     import torch
 
     from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-    from analysis.decoding.args import args_generate
+    from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
     from analysis.features import pair_features
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         return sum(
             len(o.tokens)
             for o in args_generate(
-                model, tok, None, prompts, users, w=0.0, k=1, max_new_tokens=n, batch_size=bs
+                model, tok, None, prompts, users, ArgsConfig(w=0.0, k=1, max_new_tokens=n, batch_size=bs)
             )
         )
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         return sum(
             len(o.tokens)
             for o in args_generate(
-                model, tok, rm, prompts, users, w=1.0, k=k, max_new_tokens=n, batch_size=bs
+                model, tok, rm, prompts, users, ArgsConfig(w=1.0, k=k, max_new_tokens=n, batch_size=bs)
             )
         )
 
@@ -127,11 +127,11 @@ def main(argv=None) -> int:
                     best[name, bs] = (dt, ntok)
     rp = prompts[: args.reference_prompts]
     dt, outs = _timed(
-        lambda: reference_args(model, tok, rm, rp, users[: len(rp)], w=1.0, k=k, max_new_tokens=n)
+        lambda: reference_args(model, tok, rm, rp, users[: len(rp)], ArgsConfig(w=1.0, k=k, max_new_tokens=n))
     )
     ref_tps = sum(len(o.tokens) for o in outs) / dt
     mine = args_generate(
-        model, tok, rm, rp, users[: len(rp)], w=1.0, k=k, max_new_tokens=n, batch_size=sizes[-1]
+        model, tok, rm, rp, users[: len(rp)], ArgsConfig(w=1.0, k=k, max_new_tokens=n, batch_size=sizes[-1])
     )
     same = [o.tokens for o in outs] == [o.tokens for o in mine]
     print(

@@ -41,7 +41,7 @@ def save_tiny(root: Path, arch: str, seed: int) -> str:
 def check_args(path: str, dtype: str, device: str) -> None:
     """Cached ARGS == reference ARGS on CUDA; w=0 == greedy; rewards on the GPU."""
     from analysis.data.records import PreferencePair
-    from analysis.decoding.args import args_generate
+    from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
     from analysis.features import pair_features
@@ -66,10 +66,10 @@ def check_args(path: str, dtype: str, device: str) -> None:
     prompts = ["the city council vote on the budget", "storm hits the river bridge", "team wins"]
     users = ["u0", "u1", "u0"]
     greedy = generate_greedy(model, tok, prompts, max_new_tokens=8)
-    w0 = args_generate(model, tok, rm, prompts, users, w=0.0, k=4, max_new_tokens=8)
+    w0 = args_generate(model, tok, rm, prompts, users, ArgsConfig(w=0.0, k=4, max_new_tokens=8))
     same_w0 = [o.text for o in w0] == greedy
-    cached = args_generate(model, tok, rm, prompts, users, w=1.5, k=4, max_new_tokens=8)
-    ref = reference_args(model, tok, rm, prompts, users, w=1.5, k=4, max_new_tokens=8)
+    cached = args_generate(model, tok, rm, prompts, users, ArgsConfig(w=1.5, k=4, max_new_tokens=8))
+    ref = reference_args(model, tok, rm, prompts, users, ArgsConfig(w=1.5, k=4, max_new_tokens=8))
     same = [list(map(int, a.tokens)) for a in cached] == [list(map(int, b.tokens)) for b in ref]
     print(
         f"[{dtype}] args: w=0 == greedy: {same_w0}; cached == reference: {same}; "
@@ -224,7 +224,7 @@ def check_args_overhead(dtype: str, device: str, tiny: bool, batch_sizes=(1, 8),
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-    from analysis.decoding.args import args_generate
+    from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.features import pair_features
     from analysis.models import build_tiny_tokenizer
     from analysis.rewards import make_reward_model
@@ -264,7 +264,7 @@ def check_args_overhead(dtype: str, device: str, tiny: bool, batch_sizes=(1, 8),
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             outs = args_generate(
-                model, tok, rm_, prompts, users, w=w, k=k, max_new_tokens=n_new, batch_size=bs
+                model, tok, rm_, prompts, users, ArgsConfig(w=w, k=k, max_new_tokens=n_new, batch_size=bs)
             )
             if device.startswith("cuda"):
                 torch.cuda.synchronize()

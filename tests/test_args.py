@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-from analysis.decoding.args import args_generate
+from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.decoding.reference import reference_args
+from analysis.errors import ConfigError
 from analysis.features import BackboneSpec, pair_features
 from analysis.models import build_tiny_model, encode_prompt, model_id
 from analysis.rewards import OracleRM, make_reward_model
@@ -80,7 +80,9 @@ def _hf_greedy(model, tok, prompt, n):
 def test_w0_emits_hf_greedy_tokens(tiny_models, arch):
     model, tok = tiny_models[arch]
     rm = LinearRM(model)
-    outs = args_generate(model, tok, rm, PROMPTS, _users(rm, 4), w=0.0, k=5, max_new_tokens=10, batch_size=4)
+    outs = args_generate(
+        model, tok, rm, PROMPTS, _users(rm, 4), ArgsConfig(w=0.0, k=5, max_new_tokens=10, batch_size=4)
+    )
     for p, o in zip(PROMPTS, outs, strict=True):
         assert o.tokens == _hf_greedy(model, tok, p, 10)[: len(o.tokens)]
         assert len(o.tokens) == 10 or o.finished
@@ -91,7 +93,7 @@ def test_w0_matches_base_generate_greedy(tiny_lm, trained_rm):
 
     model, tok = tiny_lm
     outs = args_generate(
-        model, tok, trained_rm, PROMPTS, _users(trained_rm, 4), w=0.0, k=10, max_new_tokens=8
+        model, tok, trained_rm, PROMPTS, _users(trained_rm, 4), ArgsConfig(w=0.0, k=10, max_new_tokens=8)
     )
     assert [o.text.strip() for o in outs] == generate_greedy(model, tok, PROMPTS, max_new_tokens=8)
 
@@ -103,13 +105,13 @@ def test_cached_equals_reference(tiny_models, arch, batch_size):
     rm = LinearRM(model)
     users = _users(rm, 4)
     greedy = args_generate(
-        model, tok, rm, PROMPTS, users, w=0.0, k=5, max_new_tokens=10, batch_size=batch_size
+        model, tok, rm, PROMPTS, users, ArgsConfig(w=0.0, k=5, max_new_tokens=10, batch_size=batch_size)
     )
     for w in (1.0, 5.0):
         cached = args_generate(
-            model, tok, rm, PROMPTS, users, w=w, k=5, max_new_tokens=10, batch_size=batch_size
+            model, tok, rm, PROMPTS, users, ArgsConfig(w=w, k=5, max_new_tokens=10, batch_size=batch_size)
         )
-        ref = reference_args(model, tok, rm, PROMPTS, users, w=w, k=5, max_new_tokens=10)
+        ref = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(w=w, k=5, max_new_tokens=10))
         for c, r in zip(cached, ref, strict=True):
             assert c.tokens == r.tokens
             assert c.step_scores == pytest.approx(r.step_scores, abs=1e-3)
@@ -127,8 +129,10 @@ def test_cached_equals_independent_reference_padded_batch(tiny_lm, w, k):
     rm = LinearRM(model, scale=2.0, seed=1)
     users = _users(rm, 4)
     for kw in (dict(mode="greedy"), dict(mode="sample", temperature=1.3, seed=11)):
-        cached = args_generate(model, tok, rm, PROMPTS, users, w=w, k=k, max_new_tokens=7, batch_size=3, **kw)
-        ref = reference_args(model, tok, rm, PROMPTS, users, w=w, k=k, max_new_tokens=7, **kw)
+        cached = args_generate(
+            model, tok, rm, PROMPTS, users, ArgsConfig(w=w, k=k, max_new_tokens=7, batch_size=3, **kw)
+        )
+        ref = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(w=w, k=k, max_new_tokens=7, **kw))
         _same_outputs(cached, ref, abs=1e-3)
 
 
@@ -158,13 +162,7 @@ def test_first_sampled_token_follows_softmax_of_scores_over_temperature(tiny_lm)
             rm,
             [prompt] * n,
             ["u0"] * n,
-            w=w,
-            k=k,
-            max_new_tokens=1,
-            mode="sample",
-            temperature=T,
-            seed=5,
-            batch_size=n,
+            ArgsConfig(w=w, k=k, max_new_tokens=1, mode="sample", temperature=T, seed=5, batch_size=n),
         )
         first = [o.tokens[0] for o in outs]
         counts = np.array([first.count(int(v)) for v in cand])
@@ -186,8 +184,10 @@ def test_cached_equals_reference_trained_rm_and_inner_layer(tiny_lm):
     )
     assert rm.backbone.layer == 1
     users = ["user00", "user01", "user02", "user00"]
-    cached = args_generate(model, tok, rm, PROMPTS, users, w=3.0, k=6, max_new_tokens=8, batch_size=4)
-    ref = reference_args(model, tok, rm, PROMPTS, users, w=3.0, k=6, max_new_tokens=8)
+    cached = args_generate(
+        model, tok, rm, PROMPTS, users, ArgsConfig(w=3.0, k=6, max_new_tokens=8, batch_size=4)
+    )
+    ref = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(w=3.0, k=6, max_new_tokens=8))
     assert [c.tokens for c in cached] == [r.tokens for r in ref]
     # the final reward is r_u(x, y) of the generated response = the RM on the features (layer 1)
     # of its last token
@@ -206,30 +206,32 @@ def test_sampling_reproducible_and_batch_independent(tiny_lm):
     rm = LinearRM(model)
     users = _users(rm, 4)
     kw = dict(w=0.1, k=6, max_new_tokens=10, mode="sample", temperature=2.0)
-    a = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=4, **kw)
-    b = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=4, **kw)
-    c = args_generate(model, tok, rm, PROMPTS, users, seed=7, batch_size=1, **kw)
-    d = args_generate(model, tok, rm, PROMPTS, users, seed=8, batch_size=4, **kw)
-    r = reference_args(model, tok, rm, PROMPTS, users, seed=7, **kw)
+    a = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(seed=7, batch_size=4, **kw))
+    b = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(seed=7, batch_size=4, **kw))
+    c = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(seed=7, batch_size=1, **kw))
+    d = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(seed=8, batch_size=4, **kw))
+    r = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(seed=7, **kw))
     toks = lambda outs: [o.tokens for o in outs]  # noqa: E731
     assert toks(a) == toks(b) == toks(c) == toks(r)
     assert toks(a) != toks(d)
-    greedy = args_generate(model, tok, rm, PROMPTS, users, w=0.1, k=6, max_new_tokens=10)
+    greedy = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(w=0.1, k=6, max_new_tokens=10))
     assert toks(a) != toks(greedy)
 
 
 def test_stop_token_ends_response(tiny_lm):
     model, tok = tiny_lm
     rm = LinearRM(model)
-    first = args_generate(model, tok, rm, PROMPTS[:1], ["u0"], w=1.0, k=5, max_new_tokens=10)[0]
+    first = args_generate(model, tok, rm, PROMPTS[:1], ["u0"], ArgsConfig(w=1.0, k=5, max_new_tokens=10))[0]
     stop = first.tokens[3]
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [tok.eos_token_id, stop]
     try:
         outs = args_generate(
-            model, tok, rm, PROMPTS[:2], ["u0", "u1"], w=1.0, k=5, max_new_tokens=10, batch_size=2
+            model, tok, rm, PROMPTS[:2], ["u0", "u1"], ArgsConfig(w=1.0, k=5, max_new_tokens=10, batch_size=2)
         )
-        ref = reference_args(model, tok, rm, PROMPTS[:2], ["u0", "u1"], w=1.0, k=5, max_new_tokens=10)
+        ref = reference_args(
+            model, tok, rm, PROMPTS[:2], ["u0", "u1"], ArgsConfig(w=1.0, k=5, max_new_tokens=10)
+        )
     finally:
         model.generation_config.eos_token_id = old
     o = outs[0]
@@ -247,14 +249,14 @@ def test_rows_leaving_the_batch_keep_the_others_exact(tiny_lm):
     rm = LinearRM(model)
     users = _users(rm, 4)
     kw = dict(w=0.5, k=5, max_new_tokens=10, mode="sample", temperature=1.5, seed=3)
-    alone = args_generate(model, tok, rm, PROMPTS, users, batch_size=1, **kw)
+    alone = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(batch_size=1, **kw))
     stop = alone[2].tokens[2]  # a token that ends at least one row early
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [tok.eos_token_id, stop]
     try:
-        alone = args_generate(model, tok, rm, PROMPTS, users, batch_size=1, **kw)
-        batched = args_generate(model, tok, rm, PROMPTS, users, batch_size=4, **kw)
-        ref = reference_args(model, tok, rm, PROMPTS, users, **kw)
+        alone = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(batch_size=1, **kw))
+        batched = args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(batch_size=4, **kw))
+        ref = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(**kw))
     finally:
         model.generation_config.eos_token_id = old
     lengths = [len(o.tokens) for o in alone]
@@ -268,9 +270,11 @@ def test_text_path_oracle_cached_equals_reference_and_raises_reward(tiny_lm):
     model, tok = tiny_lm
     oracle = OracleRM.from_synthetic(styles={"q": "question", "t": "terse", "l": "listicle"})
     prompts, users = PROMPTS[:3], ["q", "t", "l"]
-    base = args_generate(model, tok, None, prompts, users, w=0.0, k=10, max_new_tokens=6)
-    steer = args_generate(model, tok, oracle, prompts, users, w=20.0, k=10, max_new_tokens=6, batch_size=3)
-    ref = reference_args(model, tok, oracle, prompts, users, w=20.0, k=10, max_new_tokens=6)
+    base = args_generate(model, tok, None, prompts, users, ArgsConfig(w=0.0, k=10, max_new_tokens=6))
+    steer = args_generate(
+        model, tok, oracle, prompts, users, ArgsConfig(w=20.0, k=10, max_new_tokens=6, batch_size=3)
+    )
+    ref = reference_args(model, tok, oracle, prompts, users, ArgsConfig(w=20.0, k=10, max_new_tokens=6))
     assert [o.tokens for o in steer] == [o.tokens for o in ref]
     r_base = oracle.reward_text(users, prompts, [o.text for o in base])
     r_steer = oracle.reward_text(users, prompts, [o.text for o in steer])
@@ -288,29 +292,34 @@ def test_bad_inputs(tiny_lm, tiny_models):
         ({"w": float("nan")}, "w must"),
     ]:
         with pytest.raises(ConfigError, match=msg):
-            args_generate(model, tok, rm, PROMPTS[:1], ["u0"], **kw)
+            args_generate(model, tok, rm, PROMPTS[:1], ["u0"], ArgsConfig(**kw))
     with pytest.raises(ConfigError, match="needs a reward model"):
-        args_generate(model, tok, None, PROMPTS[:1], ["u0"], w=1.0)
+        args_generate(model, tok, None, PROMPTS[:1], ["u0"], ArgsConfig(w=1.0))
     with pytest.raises(ConfigError, match="prompts but"):
         args_generate(model, tok, rm, PROMPTS[:2], ["u0"])
     other, other_tok = tiny_models["qwen2"]
     with pytest.raises(ConfigError, match="trained on features of"):
-        args_generate(other, other_tok, rm, PROMPTS[:1], ["u0"], w=1.0)
+        args_generate(other, other_tok, rm, PROMPTS[:1], ["u0"], ArgsConfig(w=1.0))
     with pytest.raises(ConfigError, match="trained on features of"):
-        reference_args(other, other_tok, rm, PROMPTS[:1], ["u0"], w=1.0)
+        reference_args(other, other_tok, rm, PROMPTS[:1], ["u0"], ArgsConfig(w=1.0))
 
 
 def test_unknown_user_gets_documented_fallback(tiny_lm, trained_rm):
     model, tok = tiny_lm
     with pytest.warns(UserWarning, match="unseen by the reward model"):
         outs = args_generate(
-            model, tok, trained_rm, PROMPTS[:2], ["nobody", "user00"], w=1.0, k=5, max_new_tokens=5
+            model,
+            tok,
+            trained_rm,
+            PROMPTS[:2],
+            ["nobody", "user00"],
+            ArgsConfig(w=1.0, k=5, max_new_tokens=5),
         )
     assert all(math.isfinite(r) for o in outs for r in o.step_rewards)
     strict = make_reward_model("per_user_bt", steps=5, unknown_user="error")
     strict.fit(pair_features(model, tok, [PreferencePair("a", "p", "x y", "y x")], progress=False))
     with pytest.raises(ValueError, match="no training pairs"), pytest.warns(UserWarning):
-        args_generate(model, tok, strict, PROMPTS[:1], ["nobody"], w=1.0, k=3, max_new_tokens=3)
+        args_generate(model, tok, strict, PROMPTS[:1], ["nobody"], ArgsConfig(w=1.0, k=3, max_new_tokens=3))
 
 
 def test_cli_generate_and_policy_acc(tmp_path, capsys):
@@ -356,7 +365,9 @@ def test_cli_generate_and_policy_acc(tmp_path, capsys):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 4 and {r["params"]["w"] for r in rows} == {0.0, 2.0}
     assert set(rows[0]) >= {"user_id", "prompt", "method", "params", "text", "reward"}
-    direct = args_generate(model, tok, rm, ["city council vote"], ["user00"], w=2.0, k=4, max_new_tokens=5)[0]
+    direct = args_generate(
+        model, tok, rm, ["city council vote"], ["user00"], ArgsConfig(w=2.0, k=4, max_new_tokens=5)
+    )[0]
     assert rows[2]["text"] == direct.text
     rc = main(
         [
@@ -398,12 +409,14 @@ def test_separate_backbone_rm_goes_through_text_path(tiny_lm, tiny_models):
         pair_features(enc, enc_tok, pairs, kind="separate", progress=False)
     )
     with pytest.raises(ConfigError, match="attach its featurizer"):
-        args_generate(model, tok, rm, PROMPTS[:1], ["user00"], w=1.0)
+        args_generate(model, tok, rm, PROMPTS[:1], ["user00"], ArgsConfig(w=1.0))
     rm.attach_featurizer(TextFeaturizer(enc, enc_tok, rm.backbone))
     users = ["user00", "user01", "user02"]
-    cached = args_generate(model, tok, rm, PROMPTS[:3], users, w=50.0, k=5, max_new_tokens=6, batch_size=3)
-    ref = reference_args(model, tok, rm, PROMPTS[:3], users, w=50.0, k=5, max_new_tokens=6)
-    greedy = args_generate(model, tok, None, PROMPTS[:3], users, w=0.0, max_new_tokens=6)
+    cached = args_generate(
+        model, tok, rm, PROMPTS[:3], users, ArgsConfig(w=50.0, k=5, max_new_tokens=6, batch_size=3)
+    )
+    ref = reference_args(model, tok, rm, PROMPTS[:3], users, ArgsConfig(w=50.0, k=5, max_new_tokens=6))
+    greedy = args_generate(model, tok, None, PROMPTS[:3], users, ArgsConfig(w=0.0, max_new_tokens=6))
     assert [c.tokens for c in cached] == [r.tokens for r in ref]
     assert any(c.tokens != g.tokens for c, g in zip(cached, greedy, strict=True))
     o = cached[0]
@@ -430,8 +443,8 @@ def test_stop_candidate_scored_as_the_prefix_on_fast_and_reference_paths(tiny_lm
     prompt = PROMPTS[0]
     rm = StopLoverRM(model, tok, prompt)
     kw = dict(w=50.0, k=tok.vocab_size, max_new_tokens=6)
-    fast = args_generate(model, tok, rm, [prompt], ["u0"], batch_size=1, **kw)[0]
-    ref = reference_args(model, tok, rm, [prompt], ["u0"], **kw)[0]
+    fast = args_generate(model, tok, rm, [prompt], ["u0"], ArgsConfig(batch_size=1, **kw))[0]
+    ref = reference_args(model, tok, rm, [prompt], ["u0"], ArgsConfig(**kw))[0]
     assert fast.tokens == ref.tokens and fast.finished == ref.finished
     assert fast.step_rewards == pytest.approx(ref.step_rewards, abs=1e-3)
     # the stop token's own hidden state would give it reward ~5 |h| and stop at step 1; scored as
@@ -439,7 +452,7 @@ def test_stop_candidate_scored_as_the_prefix_on_fast_and_reference_paths(tiny_lm
     assert fast.tokens[0] != tok.eos_token_id
     # a decoding that surely stops: at w = 0 the tokens are the greedy ones, so making its third
     # token a stop id ends it there; the stop step carries the reward of the prefix before it
-    greedy = args_generate(model, tok, rm, [prompt], ["u0"], w=0.0, k=5, max_new_tokens=6)[0]
+    greedy = args_generate(model, tok, rm, [prompt], ["u0"], ArgsConfig(w=0.0, k=5, max_new_tokens=6))[0]
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [tok.eos_token_id, greedy.tokens[2]]
     try:
@@ -477,8 +490,8 @@ def test_text_path_scores_a_stop_candidate_as_the_prefix(tiny_lm):
     model.generation_config.eos_token_id = [tok.eos_token_id, stop]
     try:
         kw = dict(w=20.0, k=10, max_new_tokens=6)
-        fast = args_generate(model, tok, oracle, ["why"], ["q"], **kw)[0]
-        ref = reference_args(model, tok, oracle, ["why"], ["q"], **kw)[0]
+        fast = args_generate(model, tok, oracle, ["why"], ["q"], ArgsConfig(**kw))[0]
+        ref = reference_args(model, tok, oracle, ["why"], ["q"], ArgsConfig(**kw))[0]
     finally:
         model.generation_config.eos_token_id = old
     assert fast.tokens == ref.tokens and fast.step_rewards == pytest.approx(ref.step_rewards)
@@ -506,13 +519,13 @@ def test_multi_rm_args_equals_one_run_per_rm(tiny_lm, mode):
     rms = [LinearRM(model, scale=1.0, seed=0), LinearRM(model, scale=3.0, seed=0), LinearRM(model, seed=5)]
     users = _users(rms[0], 4)
     kw = dict(w=1.0, k=5, max_new_tokens=10, mode=mode, temperature=1.5, seed=3)
-    first = args_generate(model, tok, rms[1], PROMPTS, users, batch_size=4, **kw)
+    first = args_generate(model, tok, rms[1], PROMPTS, users, ArgsConfig(batch_size=4, **kw))
     stop = first[1].tokens[2]
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [tok.eos_token_id, stop]
     try:
-        alone = [args_generate(model, tok, rm, PROMPTS, users, batch_size=4, **kw) for rm in rms]
-        multi = args_generate_multi(model, tok, rms, PROMPTS, users, batch_size=3, **kw)
+        alone = [args_generate(model, tok, rm, PROMPTS, users, ArgsConfig(batch_size=4, **kw)) for rm in rms]
+        multi = args_generate_multi(model, tok, rms, PROMPTS, users, ArgsConfig(batch_size=3, **kw))
     finally:
         model.generation_config.eos_token_id = old
     assert len(multi) == len(rms)
@@ -534,6 +547,6 @@ def test_multi_rm_args_falls_back_to_separate_runs_off_the_fast_path(tiny_lm):
     oracle = OracleRM(make_synthetic_users(n_users=2, n_profile=(4, 4), n_test=1, seed=0))
     lin = LinearRM(model)
     kw = dict(w=2.0, k=4, max_new_tokens=6, batch_size=2)
-    multi = args_generate_multi(model, tok, [oracle, lin], PROMPTS[:2], users, **kw)
-    _same_outputs(multi[0], args_generate(model, tok, oracle, PROMPTS[:2], users, **kw))
-    _same_outputs(multi[1], args_generate(model, tok, lin, PROMPTS[:2], users, **kw))
+    multi = args_generate_multi(model, tok, [oracle, lin], PROMPTS[:2], users, ArgsConfig(**kw))
+    _same_outputs(multi[0], args_generate(model, tok, oracle, PROMPTS[:2], users, ArgsConfig(**kw)))
+    _same_outputs(multi[1], args_generate(model, tok, lin, PROMPTS[:2], users, ArgsConfig(**kw)))

@@ -7,7 +7,7 @@ import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.data.tasks import zero_shot_prompt
-from analysis.decoding.args import args_generate
+from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.decoding.reference import reference_args
 from analysis.features import pair_features
 from analysis.models import encode_prompt
@@ -34,14 +34,20 @@ def rm(smollm2):
 def test_cached_equals_reference_and_w0_is_greedy(smollm2, rm):
     model, tok = smollm2
     users = ["user00", "user01", "user02"]
-    greedy = args_generate(model, tok, rm, PROMPTS, users, w=0.0, k=4, max_new_tokens=8, batch_size=3)
+    greedy = args_generate(
+        model, tok, rm, PROMPTS, users, ArgsConfig(w=0.0, k=4, max_new_tokens=8, batch_size=3)
+    )
     for p, g in zip(PROMPTS, greedy, strict=True):
         ids = torch.tensor([encode_prompt(tok, p)])
         hf = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8)
         assert g.tokens == hf[0, ids.shape[1] :].tolist()[: len(g.tokens)]
-    cached = args_generate(model, tok, rm, PROMPTS, users, w=4.0, k=4, max_new_tokens=8, batch_size=3)
-    single = args_generate(model, tok, rm, PROMPTS[:1], users[:1], w=4.0, k=4, max_new_tokens=8, batch_size=1)
-    ref = reference_args(model, tok, rm, PROMPTS, users, w=4.0, k=4, max_new_tokens=8)
+    cached = args_generate(
+        model, tok, rm, PROMPTS, users, ArgsConfig(w=4.0, k=4, max_new_tokens=8, batch_size=3)
+    )
+    single = args_generate(
+        model, tok, rm, PROMPTS[:1], users[:1], ArgsConfig(w=4.0, k=4, max_new_tokens=8, batch_size=1)
+    )
+    ref = reference_args(model, tok, rm, PROMPTS, users, ArgsConfig(w=4.0, k=4, max_new_tokens=8))
     assert [c.tokens for c in cached] == [r.tokens for r in ref]
     assert single[0].tokens == ref[0].tokens
     # float32 (the fixture pins it), so tokens must be identical; the rewards carry float32 rounding
@@ -66,8 +72,12 @@ def test_oracle_large_w_beats_base(smollm2):
     tasks = data.tasks
     users = [t.user_id for t in tasks]
     prompts = [zero_shot_prompt("news_headline", t.test_input) for t in tasks]
-    base = args_generate(model, tok, None, prompts, users, w=0.0, k=40, max_new_tokens=12, batch_size=8)
-    steer = args_generate(model, tok, oracle, prompts, users, w=10.0, k=40, max_new_tokens=12, batch_size=8)
+    base = args_generate(
+        model, tok, None, prompts, users, ArgsConfig(w=0.0, k=40, max_new_tokens=12, batch_size=8)
+    )
+    steer = args_generate(
+        model, tok, oracle, prompts, users, ArgsConfig(w=10.0, k=40, max_new_tokens=12, batch_size=8)
+    )
     r_base = oracle.reward_text(users, prompts, [o.text for o in base])
     r_steer = oracle.reward_text(users, prompts, [o.text for o in steer])
     assert float(r_steer.mean()) > float(r_base.mean()) + 0.1

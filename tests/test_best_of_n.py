@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.base import generate_sample
 from analysis.decoding.best_of_n import (
@@ -17,6 +16,7 @@ from analysis.decoding.best_of_n import (
     best_of_n,
     sample_base,
 )
+from analysis.errors import ConfigError
 from analysis.features import pair_features, sequence_features
 from analysis.rewards import OracleRM, make_reward_model
 
@@ -33,7 +33,7 @@ def rm(tiny_lm):
 def test_keeps_argmax_of_feature_rm(tiny_lm, rm):
     model, tok = tiny_lm
     users = ["user00", "user01"]
-    outs = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3)
+    outs = best_of_n(model, tok, rm, PROMPTS, users, BestOfNConfig(n=4, max_new_tokens=6, seed=3))
     samples = generate_sample(
         model,
         tok,
@@ -53,14 +53,16 @@ def test_keeps_argmax_of_feature_rm(tiny_lm, rm):
         assert sorted(rm.reward([u] * len(ok), f).tolist()) == pytest.approx(
             sorted(r for r in o.rewards if not math.isnan(r)), abs=1e-4
         )
-    again = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3, batch_size=3)
+    again = best_of_n(
+        model, tok, rm, PROMPTS, users, BestOfNConfig(n=4, max_new_tokens=6, seed=3, batch_size=3)
+    )
     assert [o.text for o in again] == [o.text for o in outs]
 
 
 def test_oracle_best_of_n_beats_average_sample(tiny_lm):
     model, tok = tiny_lm
     oracle = OracleRM.from_synthetic(styles={"q": "question", "t": "terse"})
-    outs = best_of_n(model, tok, oracle, PROMPTS, ["q", "t"], n=6, max_new_tokens=6)
+    outs = best_of_n(model, tok, oracle, PROMPTS, ["q", "t"], BestOfNConfig(n=6, max_new_tokens=6))
     for o in outs:
         finite = [r for r in o.rewards if not math.isnan(r)]
         assert o.reward == max(finite) >= sum(finite) / len(finite)
@@ -71,13 +73,13 @@ def test_oracle_best_of_n_beats_average_sample(tiny_lm):
 def test_bad_inputs(tiny_lm, rm):
     model, tok = tiny_lm
     with pytest.raises(ConfigError, match="n must"):
-        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], n=0)
+        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], BestOfNConfig(n=0))
     with pytest.raises(ConfigError, match="needs a reward model"):
         best_of_n(model, tok, None, PROMPTS, ["user00", "user01"])
     with pytest.raises(ConfigError, match="max_new_tokens"):
-        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], max_new_tokens=0)
+        best_of_n(model, tok, rm, PROMPTS, ["user00", "user01"], BestOfNConfig(max_new_tokens=0))
     with pytest.warns(UserWarning, match="unseen"):
-        out = best_of_n(model, tok, rm, PROMPTS[:1], ["stranger"], n=2, max_new_tokens=4)[0]
+        out = best_of_n(model, tok, rm, PROMPTS[:1], ["stranger"], BestOfNConfig(n=2, max_new_tokens=4))[0]
     assert torch.isfinite(torch.tensor(out.reward))
 
 
@@ -91,10 +93,10 @@ def test_sampled_base_is_sample_zero_of_best_of_n_with_the_same_settings(tiny_lm
     """The fair reference: sample_base(seed) == best_of_n(seed).candidates[0] == best_of_n(n=1).text."""
     model, tok = tiny_lm
     users = ["user00", "user01"]
-    base = sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3)
-    outs = best_of_n(model, tok, rm, PROMPTS, users, n=4, max_new_tokens=6, seed=3)
+    base = sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, seed=3))
+    outs = best_of_n(model, tok, rm, PROMPTS, users, BestOfNConfig(n=4, max_new_tokens=6, seed=3))
     assert base == [o.candidates[0] for o in outs]
-    one = best_of_n(model, tok, rm, PROMPTS, users, n=1, max_new_tokens=6, seed=3)
+    one = best_of_n(model, tok, rm, PROMPTS, users, BestOfNConfig(n=1, max_new_tokens=6, seed=3))
     assert base == [o.text for o in one]
     assert base == [
         s[0]
@@ -102,11 +104,13 @@ def test_sampled_base_is_sample_zero_of_best_of_n_with_the_same_settings(tiny_lm
             model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3, temperature=0.7, top_p=0.9
         )
     ]
-    hot = sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3, temperature=1.0, top_p=1.0)
+    hot = sample_base(
+        model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, seed=3, temperature=1.0, top_p=1.0)
+    )
     assert hot == [s[0] for s in generate_sample(model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3)]
-    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, seed=3, batch_size=1) == base
+    assert sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, seed=3, batch_size=1)) == base
     with pytest.raises(ConfigError, match="top_p"):
-        sample_base(model, tok, PROMPTS, top_p=0.0)
+        sample_base(model, tok, PROMPTS, BestOfNConfig(top_p=0.0))
 
 
 def test_sampled_base_uses_its_settings(tiny_lm):
@@ -115,5 +119,11 @@ def test_sampled_base_uses_its_settings(tiny_lm):
 
     model, tok = tiny_lm
     greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=6)
-    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, temperature=1e-4, top_p=1.0) == greedy
-    assert sample_base(model, tok, PROMPTS, max_new_tokens=6, temperature=1.0, top_p=1e-6) == greedy
+    assert (
+        sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, temperature=1e-4, top_p=1.0))
+        == greedy
+    )
+    assert (
+        sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, temperature=1.0, top_p=1e-6))
+        == greedy
+    )

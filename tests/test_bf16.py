@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-from analysis.decoding.args import args_generate
+from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.features import pair_features, prefix_features, sequence_features
 from analysis.models import encode_prompt, load_model, model_dtype, resolve_dtype
 from analysis.rewards import make_reward_model
@@ -147,7 +147,9 @@ def test_bf16_cached_args_steps_equal_reference_steps(smollm2_bf16, rm):
         "Summarize in one sentence: the river flooded the old bridge after heavy rain.",
     ]
     w, stops = 4.0, set(stop_token_ids(model, tok))
-    cached = args_generate(model, tok, rm, prompts, USERS, w=w, k=4, max_new_tokens=6, batch_size=3)
+    cached = args_generate(
+        model, tok, rm, prompts, USERS, ArgsConfig(w=w, k=4, max_new_tokens=6, batch_size=3)
+    )
     worst = {"logprob": 0.0, "reward": 0.0, "score": 0.0}
     for p, u, c in zip(prompts, USERS, cached, strict=True):
         ids = encode_prompt(tok, p)
@@ -163,5 +165,7 @@ def test_bf16_cached_args_steps_equal_reference_steps(smollm2_bf16, rm):
             assert diffs["logprob"] <= lp_tol and diffs["reward"] <= REWARD_TOL, (p, t, diffs)
             assert diffs["score"] <= lp_tol + w * REWARD_TOL, (p, t, diffs)
     print("largest cached - reference differences:", {k: round(d, 4) for k, d in worst.items()})
-    greedy = args_generate(model, tok, rm, prompts, USERS, w=0.0, k=4, max_new_tokens=6, batch_size=3)
+    greedy = args_generate(
+        model, tok, rm, prompts, USERS, ArgsConfig(w=0.0, k=4, max_new_tokens=6, batch_size=3)
+    )
     assert any(c.tokens != g.tokens for c, g in zip(cached, greedy, strict=True))  # the RM steers

@@ -69,8 +69,8 @@ def test_a_user_error_is_one_line_with_exit_status_2(capsys):
 @pytest.mark.parametrize("kind", ["data", "model", "config"])
 def test_every_user_error_kind_is_one_line(monkeypatch, capsys, kind):
     from analysis.cli import info
-    from analysis.config import ConfigError
     from analysis.data.records import DataError
+    from analysis.errors import ConfigError
     from analysis.models import ModelError
 
     exc = {
@@ -133,3 +133,34 @@ def test_git_commit_and_versions():
         "no-such-dist": "not installed"
     }
     assert provenance.git_commit(Path("/")) == "unknown"
+
+
+def test_command_flags_come_from_their_config_dataclasses():
+    """generate, policy-acc and data summary: one flag per config field, its help the field's
+    metadata (written once), and the parsed flags build the config."""
+    import argparse
+    from dataclasses import fields
+
+    from analysis.cli import build_parser
+    from analysis.cli.data import SummaryOptions
+    from analysis.cli.flags import config_from_flags
+    from analysis.decoding.args import ArgsConfig
+    from analysis.policy_accuracy import PolicyAccuracyConfig
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    data = next(a for a in sub.choices["data"]._actions if isinstance(a, argparse._SubParsersAction))
+    for command, cls, skip in [
+        (sub.choices["policy-acc"], PolicyAccuracyConfig, ()),
+        (sub.choices["generate"], ArgsConfig, ("w",)),
+        (data.choices["summary"], SummaryOptions, ()),
+    ]:
+        helps = {a.dest: a.help for a in command._actions}
+        for f in fields(cls):
+            if f.name not in skip:
+                assert helps[f.name].startswith(f.metadata["help"]), (cls.__name__, f.name)
+    args = parser.parse_args(["policy-acc", "--pairs", "p.jsonl", "--ws", "0,2", "--variants", "score"])
+    cfg = config_from_flags(args, PolicyAccuracyConfig)
+    assert (cfg.ws, cfg.variants, cfg.n_boot) == ((0.0, 2.0), ("score",), PolicyAccuracyConfig.n_boot)
+    args = parser.parse_args(["generate", "--input", "i", "--out", "o", "--k", "3", "--mode", "sample"])
+    assert config_from_flags(args, ArgsConfig, w=0.5) == ArgsConfig(w=0.5, k=3, mode="sample")

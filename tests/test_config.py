@@ -2,7 +2,9 @@
 
 import pytest
 
-from analysis.config import PRESETS, ConfigError, StudyConfig, dump_config, load_config, parse_set
+from analysis.config import PRESETS, StudyConfig, dump_config, load_config, parse_set
+from analysis.config import load_config as _load_config
+from analysis.errors import ConfigError
 
 
 def test_default_preset_is_embedded_on_cpu():
@@ -148,14 +150,19 @@ def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
 
 def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
     from analysis.config import absolute_data_paths
+    from analysis.studies.datasets import check_datasets
+
+    def load_config(preset, overrides):  # the dataset names are checked by the studies' registry
+        return check_datasets(_load_config(preset, overrides))
 
     cfg = load_config("embedded", {"datasets": ["mine"], "data_paths": {"mine": "prefs.jsonl"}})
     assert cfg.datasets == ["mine"]
     with pytest.raises(
-        ConfigError, match=r"'datasets\[1\]': 'lamp_preflam' is not a built-in.*did you mean 'lamp_preflamp'"
+        ConfigError,
+        match=r"'datasets\[1\]': unknown study-1 dataset 'lamp_preflam'; did you mean 'lamp_preflamp'",
     ):
         load_config("embedded", {"datasets": ["synthetic_preflamp", "lamp_preflam"]})
-    with pytest.raises(ConfigError, match=r"'mine' is not a built-in.*data_paths='\{mine: FILE\}'"):
+    with pytest.raises(ConfigError, match=r"unknown study-1 dataset 'mine'.*data_paths='\{mine: FILE\}'"):
         load_config("embedded", {"datasets": ["mine"]})
     with pytest.raises(
         ConfigError, match=r"data_columns.mine': column mapping key 'usr' \(did you mean 'user'"

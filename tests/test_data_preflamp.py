@@ -114,7 +114,7 @@ def test_split_is_per_user_by_date_and_seeded_without_dates():
 
 def test_argument_errors():
     t = _task("u", [("a", "b")])
-    with pytest.raises(ValueError, match="negatives must be one of"):
+    with pytest.raises(ValueError, match="unknown negatives 'random'"):
         build_pref_lamp([t], negatives="random")
     with pytest.raises(ValueError, match="unknown task"):
         build_pref_lamp([t], task="poems", generate_fn=FakeBase())

@@ -165,9 +165,7 @@ def test_personal_llm_bad_scores_name_file_record_and_field(personal_llm_dir, tm
     path.write_text(json.dumps(rows[2]))
     with pytest.raises(DataError, match=r"bad.jsonl, line 1, field 'response_8': missing field"):
         load_public_preferences("personal_llm", {"path": str(path)})
-    with pytest.raises(
-        DataError, match=r"unknown setting 'alpah' for personal_llm \(did you mean 'alpha'\?\)"
-    ):
+    with pytest.raises(DataError, match=r"unknown setting for personal_llm 'alpah'; did you mean 'alpha'\?"):
         load_public_preferences("personal_llm", {"path": str(personal_llm_dir), "alpah": 0.1})
 
 

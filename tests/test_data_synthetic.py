@@ -29,7 +29,9 @@ def test_zero_shot_prompt_known_text():
     )
     assert set(TASKS) == {"news_headline", "scholarly_title", "tweet_paraphrase"}
     assert get_task("scholarly_title").lamp_id == "LaMP-5"
-    with pytest.raises(ValueError, match="known tasks: news_headline, scholarly_title, tweet_paraphrase"):
+    with pytest.raises(
+        ValueError, match="unknown task 'poetry' .choices: news_headline, scholarly_title, tweet_paraphrase"
+    ):
         zero_shot_prompt("poetry", "x")
     assert (
         strip_lamp_prefix("news_headline", "Generate a headline for the following article: Body.") == "Body."

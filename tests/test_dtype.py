@@ -7,7 +7,8 @@ import nbformat
 import pytest
 import torch
 
-from analysis.config import ConfigError, load_config
+from analysis.config import load_config
+from analysis.errors import ConfigError
 from analysis.models import (
     CPU_BF16_ENV,
     ModelError,

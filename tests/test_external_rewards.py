@@ -11,7 +11,10 @@ import torch
 
 from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
+from analysis.decoding.args import ArgsConfig
+from analysis.decoding.best_of_n import BestOfNConfig
 from analysis.errors import ModelError
+from analysis.policy_accuracy import PolicyAccuracyConfig
 from analysis.rewards.external import (
     CallableReward,
     HFReward,
@@ -178,7 +181,7 @@ def test_policy_accuracy_both_variants_with_an_external_rm(tiny_lm, checkpoint, 
     rm = CallableReward(count_a) if kind == "callable" else HFReward(checkpoint)
     pairs = _pairs(8)
     data = prepare_pa_data(model, tok, pairs, k=3, policy=True, batch_size=4, progress=False)
-    res = policy_accuracy(rm, data, ws=[0.0, 1.0, 1000.0], n_boot=50, tok=tok)
+    res = policy_accuracy(rm, data, PolicyAccuracyConfig(ws=[0.0, 1.0, 1000.0], n_boot=50), tok=tok)
     assert set(res.summary["variant"]) == {"score", "policy"}
     base = {  # the base ranking from one plain forward pass per response (no project scoring code)
         side: [_logprob(model, tok, p.prompt, getattr(p, side)) for p in pairs]
@@ -202,7 +205,9 @@ def test_best_of_n_keeps_the_highest_external_reward(tiny_lm, checkpoint):
 
     model, tok = tiny_lm
     for rm in (CallableReward(count_a), HFReward(checkpoint)):
-        outs = best_of_n(model, tok, rm, PROMPTS[:2], ["u0", "u1"], n=4, max_new_tokens=6, seed=0)
+        outs = best_of_n(
+            model, tok, rm, PROMPTS[:2], ["u0", "u1"], BestOfNConfig(n=4, max_new_tokens=6, seed=0)
+        )
         for o in outs:
             assert len(o.candidates) == 4 and o.reward == max(r for r in o.rewards if r == r)
             again = rm.reward_text([o.user_id], [o.prompt], [o.text])
@@ -218,9 +223,9 @@ def test_reference_args_with_a_callable_reward(tiny_lm):
     model, tok = tiny_lm
     rm = CallableReward(count_a)
     users = ["u0", "u1"]
-    w0 = reference_args(model, tok, rm, PROMPTS[:2], users, w=0.0, k=5, max_new_tokens=6)
+    w0 = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=0.0, k=5, max_new_tokens=6))
     assert [o.text for o in w0] == generate_greedy(model, tok, PROMPTS[:2], max_new_tokens=6)
-    big = reference_args(model, tok, rm, PROMPTS[:2], users, w=1e4, k=5, max_new_tokens=6)
+    big = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=1e4, k=5, max_new_tokens=6))
     from analysis.models import encode_prompt
 
     for o, p in zip(big, PROMPTS[:2], strict=True):
@@ -233,7 +238,9 @@ def test_reference_args_with_a_callable_reward(tiny_lm):
             assert tok.decode(ids + [v], skip_special_tokens=True).count("a") == max(counts)
             ids.append(v)
     assert sum(o.text.count("a") for o in big) > sum(o.text.count("a") for o in w0)
-    cached = args_generate(model, tok, rm, PROMPTS[:2], users, w=1e4, k=5, max_new_tokens=6, batch_size=2)
+    cached = args_generate(
+        model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=1e4, k=5, max_new_tokens=6, batch_size=2)
+    )
     assert [o.tokens for o in cached] == [o.tokens for o in big]
 
 

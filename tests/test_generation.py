@@ -119,9 +119,11 @@ def test_rerun_skips_finished_work_and_new_params_add_rows(tiny_lm, data, tmp_pa
 
 def test_registry_errors(tiny_lm, data, tmp_path):
     model, tok = tiny_lm
-    with pytest.raises(DataError, match="did you mean icl"):
+    with pytest.raises(DataError, match="unknown generation method 'icll'; did you mean 'icl'"):
         run_generations(model, tok, data.tasks, ["icll"], tmp_path / "g.jsonl", progress=False)
-    with pytest.raises(DataError, match="did you mean 'retriever'"):
+    with pytest.raises(
+        DataError, match="method 'icl': unknown parameter 'retriver'; did you mean 'retriever'"
+    ):
         run_generations(model, tok, data.tasks, ["icl:retriver=bm25"], tmp_path / "g.jsonl", progress=False)
     with pytest.raises(ValueError, match="already registered"):
         register_method("base", lambda *a: [])

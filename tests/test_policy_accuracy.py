@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
+from analysis.errors import ConfigError
 from analysis.features import pair_features, select_hidden
 from analysis.metrics import pairwise_accuracy, summarize_by_user
 from analysis.models import build_tiny_model, encode_prompt, encode_response
 from analysis.policy_accuracy import (
+    PolicyAccuracyConfig,
     policy_accuracy,
     prepare_pa_data,
     response_scores,
@@ -44,7 +45,7 @@ def _independent_logprob(model, tok, prompt, response) -> float:
 
 def test_w0_equals_base_ranking_accuracy(setup):
     model, tok, _, _, rm, test, pa = setup
-    res = policy_accuracy(rm, pa, ws=[0.0, 1.0], n_boot=200)
+    res = policy_accuracy(rm, pa, PolicyAccuracyConfig(ws=(0.0, 1.0), n_boot=200))
     for norm in (False, True):
         sc = {}
         for side in ("chosen", "rejected"):
@@ -71,7 +72,7 @@ def test_policy_variant_full_vocab_w0_is_base_likelihood(tiny_lm):
     got = response_scores(pa.chosen, zero, torch.zeros_like(pa.chosen.cand_logp), 0.0, "policy")
     expected = [_independent_logprob(model, tok, p.prompt, p.chosen)[0] for p in pairs]
     assert got.tolist() == pytest.approx(expected, abs=1e-3)
-    res = policy_accuracy(None, pa, ws=[0.0], n_boot=50)
+    res = policy_accuracy(None, pa, PolicyAccuracyConfig(ws=(0.0,), n_boot=50))
     pol = res.per_pair.query("variant == 'policy'")["correct"].to_numpy()
     sco = res.per_pair.query("variant == 'score'")["correct"].to_numpy()
     np.testing.assert_array_equal(pol, sco)
@@ -100,7 +101,7 @@ def test_policy_variant_matches_brute_force(setup):
 
 def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup, two_level_sd):
     model, tok, _, pairs, rm, test, pa = setup
-    res = policy_accuracy(rm, pa, ws=[0.0, 0.5, 2.0], n_boot=200)
+    res = policy_accuracy(rm, pa, PolicyAccuracyConfig(ws=(0.0, 0.5, 2.0), n_boot=200))
     # RM accuracy from the last prefix reward == the RM issue's rm_accuracy on sequence features
     feats = pair_features(model, tok, test, progress=False)
     ref = summarize_rm_accuracy(rm_accuracy(rm, feats), n_boot=200)
@@ -140,7 +141,7 @@ def test_score_variant_and_rm_accuracy_consistent_with_rm_issue(setup, two_level
             assert 0.6 < (row.ci_high - row.ci_low) / (2 * 1.96 * sd) < 1.4
     assert res.per_user.groupby(["variant", "length_norm", "w"]).n_pairs.sum().eq(len(test)).all()
     # w moves the answer: at large w the score variant follows the RM's per-pair preference
-    big = policy_accuracy(rm, pa, ws=[1e4], variants=["score"], n_boot=50).per_pair
+    big = policy_accuracy(rm, pa, PolicyAccuracyConfig(ws=(1e4,), variants=("score",), n_boot=50)).per_pair
     r_rej, r_cho = rw["rejected"][0], rw["chosen"][0]
     seg_sum = lambda d, r: torch.zeros(len(d.lengths)).index_add_(0, d.segment(), r)  # noqa: E731
     np.testing.assert_array_equal(
@@ -156,7 +157,7 @@ def test_oracle_text_rm_large_w(setup):
     model, tok, data, _, _, test, _ = setup
     oracle = OracleRM.from_synthetic(data)
     pa = prepare_pa_data(model, tok, test, k=3, progress=False)
-    res = policy_accuracy(oracle, pa, ws=[0.0, 50.0], tok=tok, n_boot=50)
+    res = policy_accuracy(oracle, pa, PolicyAccuracyConfig(ws=(0.0, 50.0), n_boot=50), tok=tok)
     assert res.rm_accuracy["mean"] > 0.9
     s = res.summary.set_index(["variant", "length_norm", "w"])["mean"]
     assert s[("score", True, 50.0)] > 0.8
@@ -182,27 +183,29 @@ def test_oracle_text_rm_large_w(setup):
             assert row["pair_id"] == p.pair_id
             assert row["score_rejected"] == pytest.approx(total, abs=1e-3)
     with pytest.raises(ConfigError, match="tokenizer"):
-        policy_accuracy(oracle, pa, ws=[1.0])
+        policy_accuracy(oracle, pa, PolicyAccuracyConfig(ws=(1.0,)))
 
 
 def test_bad_inputs(setup):
     model, tok, _, _, rm, test, pa = setup
     with pytest.raises(ConfigError, match="w must be|every w"):
-        policy_accuracy(rm, pa, ws=[-1.0])
+        policy_accuracy(rm, pa, PolicyAccuracyConfig(ws=(-1.0,)))
     with pytest.raises(ConfigError, match="variants"):
-        policy_accuracy(rm, pa, variants=["nope"])
+        policy_accuracy(rm, pa, PolicyAccuracyConfig(variants=("nope",)))
     with pytest.raises(ConfigError, match="k must"):
         prepare_pa_data(model, tok, test, k=0)
     score_only = prepare_pa_data(model, tok, test[:2], policy=False, progress=False)
     with pytest.raises(ConfigError, match="candidate data"):
-        policy_accuracy(rm, score_only, variants=["policy"])
+        policy_accuracy(rm, score_only, PolicyAccuracyConfig(variants=("policy",)))
     other, other_tok = build_tiny_model("qwen2")
     with pytest.raises(ConfigError, match="prepare the data with the RM's backbone"):
         policy_accuracy(
-            rm, prepare_pa_data(other, other_tok, test[:2], policy=False, progress=False), variants=["score"]
+            rm,
+            prepare_pa_data(other, other_tok, test[:2], policy=False, progress=False),
+            PolicyAccuracyConfig(variants=("score",)),
         )
     with pytest.warns(UserWarning, match="unseen"):
-        res = policy_accuracy(rm, _relabel(pa, "stranger"), ws=[1.0], n_boot=20)
+        res = policy_accuracy(rm, _relabel(pa, "stranger"), PolicyAccuracyConfig(ws=(1.0,), n_boot=20))
     assert res.summary["mean"].notna().all()
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-from analysis.decoding.args import args_generate
+from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.features import pair_features
-from analysis.policy_accuracy import policy_accuracy, prepare_pa_data
+from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
 from analysis.rewards import OracleRM, make_reward_model
 
 METHODS = ["shared_bt", "per_user_bt", "lore", "pal", "vpl", "oracle"]
@@ -65,8 +65,8 @@ def test_per_user_constant_changes_neither_policy_accuracy_nor_args(setup, metho
         assert float(shifted._score_one(users[0], "some text")) == pytest.approx(
             float(rm._score_one(users[0], "some text")) + offsets[users[0]]
         )
-    kw = dict(ws=[0.5, 2.0], n_boot=20, tok=tok)
-    a, b = policy_accuracy(rm, pa, **kw).per_pair, policy_accuracy(shifted, pa, **kw).per_pair
+    kw = dict(ws=(0.5, 2.0), n_boot=20)
+    a, b = (policy_accuracy(r, pa, PolicyAccuracyConfig(**kw), tok=tok).per_pair for r in (rm, shifted))
     np.testing.assert_array_equal(a["correct"].to_numpy(), b["correct"].to_numpy())
     assert set(zip(a["variant"], a["length_norm"], strict=True)) == {
         ("score", False),
@@ -77,8 +77,8 @@ def test_per_user_constant_changes_neither_policy_accuracy_nor_args(setup, metho
     np.testing.assert_allclose(a["score_chosen"], b["score_chosen"], rtol=1e-4, atol=1e-3)
     us = [users[i % len(users)] for i in range(len(PROMPTS))]
     gen = dict(w=2.0, k=5, max_new_tokens=6, batch_size=4)
-    ta = [o.tokens for o in args_generate(model, tok, rm, PROMPTS, us, **gen)]
-    tb = [o.tokens for o in args_generate(model, tok, shifted, PROMPTS, us, **gen)]
+    ta = [o.tokens for o in args_generate(model, tok, rm, PROMPTS, us, ArgsConfig(**gen))]
+    tb = [o.tokens for o in args_generate(model, tok, shifted, PROMPTS, us, ArgsConfig(**gen))]
     assert ta == tb
 
 

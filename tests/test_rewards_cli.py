@@ -128,7 +128,10 @@ def test_rm_cli_unknown_dataset(setup, capsys):
     args = list(common)
     args[1] = "synthetic_styleswap"
     assert main(["rm", "train", *args, "--method", "lore"]) == 2
-    assert "did you mean synthetic_style_swap" in capsys.readouterr().err
+    assert (
+        "unknown dataset 'synthetic_styleswap'; did you mean 'synthetic_style_swap'"
+        in capsys.readouterr().err
+    )
 
 
 def test_rm_eval_on_two_users_prints_an_interval_of_honest_width(setup, capsys):

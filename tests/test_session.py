@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from analysis.config import ConfigError
+from analysis.errors import ConfigError
 from analysis.report import NOTEBOOK_DIR
 from analysis.studies import open_run, session
 

@@ -7,9 +7,9 @@ import pytest
 
 from analysis import config as config_mod
 from analysis import settings
-from analysis.config import ConfigError, load_config
+from analysis.config import load_config
 from analysis.data.records import DataError
-from analysis.errors import UserError
+from analysis.errors import ConfigError, UserError
 from analysis.models import ModelError
 
 
@@ -44,7 +44,7 @@ def test_a_name_added_to_a_registry_is_accepted(monkeypatch):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"methods": ["lore", "loer"]}, r"'methods\[1\]': 'loer'.*did you mean 'lore'"),
+        ({"methods": ["lore", "loer"]}, r"'methods\[1\]': unknown value 'loer'; did you mean 'lore'"),
         ({"methods": ["oracle"]}, r"'methods\[0\]'"),  # the oracle is not a trainable method
         ({"task": "news_headlines"}, r"'task'.*did you mean 'news_headline'"),
         ({"icl_rendering": "html"}, "'icl_rendering'"),
@@ -176,3 +176,39 @@ def test_the_studies_settings_equal_their_hand_mapping(preset):
             want = method_info(m).cls(seed=1, steps=max(cfg.budgets), normalize_reward=norm).config
             assert settings.rm_config(cfg, m, 1, max(cfg.budgets), norm) == want
             assert settings.rm_config(None, m, 1, max(cfg.budgets), norm) == want
+
+
+def test_every_registry_and_choice_check_reads_the_same():
+    """One helper (analysis.errors.lookup) words every unknown name: what, the name, the closest
+    choice, the choices; and each check keeps its own exception class."""
+    import re
+
+    from analysis.data.tasks import get_task
+    from analysis.decoding.args import ArgsConfig
+    from analysis.generation_methods import get_method
+    from analysis.metrics import rouge_by_user
+    from analysis.rewards import method_info
+
+    cases = [
+        (lambda: method_info("lor"), ConfigError, "reward method 'lor'", "lore"),
+        (lambda: get_task("news_headlin"), ConfigError, "task 'news_headlin'", "news_headline"),
+        (
+            lambda: load_config(overrides={"methodz": ["lore"]}),
+            ConfigError,
+            "config key 'methodz'",
+            "methods",
+        ),
+        (lambda: load_config("embeded"), ConfigError, "preset 'embeded'", "embedded"),
+        (lambda: get_method("icll"), DataError, "generation method 'icll'", "icl"),
+        (lambda: ArgsConfig(mode="sampel").validate(), ConfigError, "mode 'sampel'", "sample"),
+        (lambda: rouge_by_user(["u"], ["a"], ["a"], rouge_type="rougeX"), ValueError, "ROUGE type", None),
+    ]
+    for call, cls, named, close in cases:
+        with pytest.raises(cls) as err:
+            call()
+        assert type(err.value) is cls, err.value
+        msg = str(err.value)
+        assert f"unknown {named}" in msg, msg
+        hint = f"; did you mean '{close}'? (choices: " if close else " (choices: "
+        assert hint in msg, msg
+        assert re.search(r"\(choices: .+\)$", msg), msg

@@ -352,7 +352,7 @@ def test_preflamp_decoupling_on_real_news_category(tmp_path):
 
 def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
     """One shared sample set re-ranked per RM == analysis.decoding.best_of_n called per RM."""
-    from analysis.decoding.best_of_n import best_of_n
+    from analysis.decoding.best_of_n import BestOfNConfig, best_of_n
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import preflamp_pairs, synthetic_data
     from analysis.studies.generations import generate_systems
@@ -377,29 +377,33 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
             rm,
             prompts,
             [t.user_id for t in tasks],
-            n=5,
-            max_new_tokens=cfg.max_new_tokens,
-            seed=cfg.seed,
-            batch_size=cfg.batch_size,
-            temperature=cfg.sample_temperature,
-            top_p=cfg.sample_top_p,
+            BestOfNConfig(
+                n=5,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=cfg.seed,
+                batch_size=cfg.batch_size,
+                temperature=cfg.sample_temperature,
+                top_p=cfg.sample_top_p,
+            ),
         )
         got = [r for r in rows if r["method"] == m]
         assert [r["text"] for r in got] == [o.text for o in ref]
         assert np.allclose([r["reward"] for r in got], [o.reward for o in ref], atol=1e-4, equal_nan=True)
     # the sampled base system (n = 1, same settings) is sample 0 of the shared samples == sample_base
-    from analysis.decoding.best_of_n import sample_base
+    from analysis.decoding.best_of_n import BestOfNConfig, sample_base
 
     sampled = [r["text"] for r in all_rows if r["system"] == "base_sampled"]
     want = sample_base(
         model,
         tok,
         prompts,
-        temperature=cfg.sample_temperature,
-        top_p=cfg.sample_top_p,
-        seed=cfg.seed,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
+        BestOfNConfig(
+            temperature=cfg.sample_temperature,
+            top_p=cfg.sample_top_p,
+            seed=cfg.seed,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+        ),
     )
     assert sampled == want and len(sampled) == len(tasks)
 
@@ -561,7 +565,7 @@ def test_study_args_of_all_rms_in_one_pass_equals_args_per_rm(tiny_dir, tmp_path
     """The studies' ARGS systems (every RM in one pass, shared_args) give the rows of one
     args_generate run per RM: texts and rewards."""
     from analysis.data.tasks import zero_shot_prompt
-    from analysis.decoding.args import args_generate
+    from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import preflamp_pairs, synthetic_data
     from analysis.studies.generations import generate_systems
@@ -587,10 +591,7 @@ def test_study_args_of_all_rms_in_one_pass_equals_args_per_rm(tiny_dir, tmp_path
             rm,
             prompts,
             users,
-            w=2.0,
-            k=cfg.k,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
+            ArgsConfig(w=2.0, k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size),
         )
         got = [r for r in rows if r["method"] == m]
         assert [r["text"] for r in got] == [o.text for o in ref], m

@@ -102,7 +102,7 @@ def ray_cluster():
 
 
 def test_missing_ray_is_one_clear_error(monkeypatch):
-    from analysis.config import ConfigError
+    from analysis.errors import ConfigError
     from analysis.sweep.engines import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError

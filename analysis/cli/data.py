@@ -16,8 +16,9 @@ written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
+from analysis.cli.flags import add_dataclass_flags, config_from_flags
 from analysis.data.adapters import ADAPTERS
 from analysis.data.loaders import TASK_SOURCES
 from analysis.data.records import DataError, DatasetCard
@@ -73,26 +74,13 @@ def add_commands(sub) -> None:
     s = dsub.add_parser(
         "summary", help="print a dataset card (users, items or pairs per user); --out writes pairs"
     )
-    for f in fields(SummaryOptions):
-        flag = "--" + f.name.replace("_", "-")
-        kw = {"help": f.metadata["help"], "dest": f.name}
-        if f.type == "bool":
-            s.add_argument(flag, action="store_true", **kw)
-            continue
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
-        if f.type == "int":
-            kw["type"] = int
-        if f.name == "source":  # the one field without a default
-            s.add_argument(flag, required=True, **kw)
-        else:
-            s.add_argument(flag, default=f.default, **kw)
+    add_dataclass_flags(s, SummaryOptions)
     s.set_defaults(func=cmd_summary)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def cmd_summary(args) -> int:
-    opts = SummaryOptions(**{f.name: getattr(args, f.name) for f in fields(SummaryOptions)})
+    opts = config_from_flags(args, SummaryOptions)
     cards, pairs = run_summary(opts)
     if opts.out and pairs is not None:
         from analysis.data.preferences import write_preferences

@@ -26,44 +26,11 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from analysis.config import ConfigError
+from analysis.cli.flags import add_dataclass_flags, config_from_flags, floats
+from analysis.errors import ConfigError
 
 log = logging.getLogger(__name__)
 METHODS = ("args", "base", "best_of_n")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in str(text).split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip=(), group_title=None) -> None:
-    """One ``--flag`` per dataclass field, help text from the field's metadata (no second copy)."""
-    g = p.add_argument_group(group_title or cls.__name__)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        default = f.default
-        g.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            type=type(default),
-            default=None,
-            help=f"{f.metadata.get('help', '')} (default {default})",
-        )
-
-
-def _pick(args, cls, **over) -> dict:
-    """Keyword settings of ``cls`` given on the command line (unset flags keep the defaults)."""
-    out = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(cls)
-        if getattr(args, f.name, None) is not None
-    }
-    out.update({k: v for k, v in over.items() if v is not None})
-    return out
 
 
 def _reward_model_args(p: argparse.ArgumentParser) -> None:
@@ -172,9 +139,9 @@ def cmd_generate(args) -> int:
         )
     ws = args.w if args.w is not None else [ArgsConfig.w]
     if args.method == "args":
-        cfgs = [ArgsConfig(**_pick(args, ArgsConfig, w=w)).validate() for w in ws]  # errors before loading
+        cfgs = [config_from_flags(args, ArgsConfig, w=w).validate() for w in ws]  # errors before loading
     elif args.method == "best_of_n":
-        cfgs = [BestOfNConfig(**_pick(args, BestOfNConfig)).validate()]
+        cfgs = [config_from_flags(args, BestOfNConfig).validate()]
     model, tok, rm = _load(args)
     batch = args.batch_size or 16
     mnt = args.max_new_tokens or ArgsConfig.max_new_tokens
@@ -207,10 +174,7 @@ def cmd_policy_acc(args) -> int:
         raise ConfigError(f"no pairs with split {args.split!r} in {args.pairs}")
     if args.limit:
         pairs = pairs[: args.limit]
-    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    cfg = PolicyAccuracyConfig(
-        ws=tuple(args.ws), variants=variants, temperature=args.temperature, n_boot=args.n_boot, seed=args.seed
-    ).validate()
+    cfg = config_from_flags(args, PolicyAccuracyConfig).validate()
     model, tok, rm = _load(args)
     layer = rm.backbone.layer if getattr(rm, "backbone", None) is not None else -1
     data = prepare_pa_data(
@@ -219,11 +183,11 @@ def cmd_policy_acc(args) -> int:
         pairs,
         layer=layer,
         k=args.k,
-        policy="policy" in variants,
+        policy="policy" in cfg.variants,
         batch_size=args.batch_size,
         progress=True,
     )
-    res = policy_accuracy(rm, data, **dataclasses.asdict(cfg), tok=tok)
+    res = policy_accuracy(rm, data, cfg, tok=tok)
     ra = res.rm_accuracy
     print(
         f"{len(pairs)} pairs, {ra.get('n_users', 0)} users, split={args.split}, k={args.k}, T={cfg.temperature}"
@@ -261,6 +225,7 @@ def cmd_policy_acc(args) -> int:
 def add_commands(sub) -> None:
     from analysis.decoding.args import ArgsConfig
     from analysis.decoding.best_of_n import BestOfNConfig
+    from analysis.policy_accuracy import PolicyAccuracyConfig
 
     p = sub.add_parser(
         "generate",
@@ -274,14 +239,15 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     _common(p)
     p.add_argument(
-        "--w", type=_floats, default=None, help="ARGS weight(s) w >= 0, comma-separated (default 1.0)"
+        "--w", type=floats, default=None, help="ARGS weight(s) w >= 0, comma-separated (default 1.0)"
     )
-    _add_dataclass_flags(p, ArgsConfig, skip=("w",), group_title="ARGS / shared settings")
-    _add_dataclass_flags(
+    add_dataclass_flags(p, ArgsConfig, skip=("w",), title="ARGS / shared settings", unset=True)
+    add_dataclass_flags(
         p,
         BestOfNConfig,
         skip=("max_new_tokens", "temperature", "seed", "batch_size"),
-        group_title="best-of-n settings",
+        title="best-of-n settings",
+        unset=True,
     )
     p.set_defaults(func=cmd_generate)
 
@@ -292,12 +258,8 @@ def add_commands(sub) -> None:
         "--pairs", required=True, help="preference JSONL {user_id, prompt, chosen, rejected[, split]}"
     )
     q.add_argument("--split", default="test", help="train / val / test / all (default test)")
-    q.add_argument("--ws", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0], help="comma-separated w values")
+    add_dataclass_flags(q, PolicyAccuracyConfig, title="policy-accuracy settings")
     q.add_argument("--k", type=int, default=10, help="top-k candidates of the policy variant")
-    q.add_argument("--variants", default="score,policy", help="score and/or policy")
-    q.add_argument("--temperature", type=float, default=1.0, help="temperature of the policy variant")
-    q.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over users")
-    q.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     q.add_argument("--batch-size", type=int, default=16, help="responses per feature batch")
     q.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     q.add_argument("--out", default=None, help="folder for policy_accuracy.json and per-user / per-pair CSVs")

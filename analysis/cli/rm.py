@@ -19,19 +19,19 @@ suggestions; ``python -m analysis rm methods`` lists them).
 from __future__ import annotations
 
 import argparse
-import difflib
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 import yaml
 
 from analysis.data.records import DataError
+from analysis.errors import lookup
 
 TABLE_COLUMNS = ["method", "seed", "rm_accuracy", "ci_low", "ci_high", "train_pairs", "n_users", "n_pairs"]
 
 
 def _split_param(item: str) -> tuple[str, object]:
-    from analysis.config import ConfigError
+    from analysis.errors import ConfigError
 
     if "=" not in item:
         raise ConfigError(f"--param expects key=value, got {item!r}")
@@ -50,17 +50,10 @@ def _config_keys(method: str) -> list[str]:
 def check_params(methods: list[str], items: list[str]) -> None:
     """Every --param key must be a setting of at least one of ``methods`` (checked before any
     model is loaded); a typo gets close matches."""
-    from analysis.config import ConfigError
 
     valid = sorted({k for m in methods for k in _config_keys(m)})
     for item in items or []:
-        key, _ = _split_param(item)
-        if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=2)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            raise ConfigError(
-                f"unknown setting {key!r} for {', '.join(methods)}{hint}; valid: {', '.join(valid)}"
-            )
+        lookup(valid, _split_param(item)[0], "setting", prefix=f"{', '.join(methods)}: ")
 
 
 def _parse_params(method: str, items: list[str]) -> dict:
@@ -149,12 +142,7 @@ def _load(args, need: tuple[str, ...] = ("train",)):
         ds = Dataset(Path(args.dataset).stem, pairs)
         _check_split_pairs(ds, need, args.dataset)
     elif args.dataset not in STUDY1_DATASETS:
-        near = difflib.get_close_matches(args.dataset, list(STUDY1_DATASETS), n=2)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise DataError(
-            f"--dataset {args.dataset!r} is neither a file nor a known dataset{hint}; "
-            f"known: {', '.join(STUDY1_DATASETS)}"
-        )
+        lookup(STUDY1_DATASETS, args.dataset, "dataset", DataError, prefix="--dataset is not a file: ")
     model, tok = load_model(args.model or cfg.policy_model, **model_kwargs(cfg))  # cfg.threads threads
     layer = cfg.feature_layer if args.layer is None else args.layer
     if ds is None:

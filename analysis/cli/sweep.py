@@ -117,6 +117,7 @@ def format_dry_run(d: dict) -> str:
 def cmd_sweep(args) -> int:
     from analysis.cli.main import config_from_args
     from analysis.config import check_runnable
+    from analysis.studies.datasets import check_datasets
     from analysis.sweep.engines import run_local, run_ray
 
     cfg = config_from_args(args)
@@ -126,6 +127,7 @@ def cmd_sweep(args) -> int:
         print(json.dumps(d, indent=2) if args.json else format_dry_run(d))
         return 0
     check_runnable(cfg)
+    check_datasets(cfg)
     graph = plan(cfg, args.generation_w)
     if args.engine == "ray":
         out = run_ray(graph, cfg, cache_dir, address=args.address, max_retries=args.max_retries, echo=print)

@@ -21,7 +21,7 @@ from analysis.data.preferences import assign_splits, preference_card
 from analysis.data.public_sets import PUBLIC_SETS, load_public_preferences
 from analysis.data.readers import get_field
 from analysis.data.records import DataError, DatasetCard, PreferencePair
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 
 ADAPTERS = (*PUBLIC_SETS, "vpl_hh")  # source names
 _ASSISTANT = "\n\nAssistant:"
@@ -60,8 +60,7 @@ def load_preference_source(
     Give ``path`` (local file / folder) or ``hub_id`` (``"hub"`` = the set's own hub id). Empty or
     malformed records raise :class:`DataError` naming file, line/record and field.
     """
-    if source not in ADAPTERS:
-        raise ConfigError(f"unknown preference source {source!r}; known: {', '.join(ADAPTERS)}")
+    lookup(ADAPTERS, source, "preference source")
     if (path is None) == (hub_id is None):
         raise ConfigError("give exactly one of path= (local files) or hub_id= (Hugging Face hub)")
     if source in PUBLIC_SETS:

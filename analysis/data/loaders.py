@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from analysis.data.records import DatasetCard, UserTask
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 
 TASK_SOURCES = ("synthetic", "lamp", "news_category")
 
@@ -39,8 +39,7 @@ def load_tasks(
 
         data = make_synthetic_users(**kw)
         return data.tasks, data.card
-    if source not in TASK_SOURCES:
-        raise ConfigError(f"unknown task source {source!r}; known: {', '.join(TASK_SOURCES)}")
+    lookup(TASK_SOURCES, source, "task source")
     if path is None and source == "news_category":
         path = default_data_path(source)
     if path is None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from analysis.data.readers import get_field, read_records
 from analysis.data.records import DataError, DatasetCard, ProfileItem, UserTask
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 
 MULTI_AUTHOR_POLICIES = ("drop", "first", "each")
 _AFFILIATION = re.compile(r",\s*(AP NEWS|AP|ASSOCIATED PRESS|REUTERS)\s*$", re.IGNORECASE)
@@ -75,8 +75,7 @@ def load_news_category(
     ``skip_empty=True`` drops records with an empty headline or short_description instead of
     raising (the full Kaggle file has many empty descriptions); by default they are errors.
     """
-    if multi_author not in MULTI_AUTHOR_POLICIES:
-        raise ConfigError(f"multi_author must be one of {MULTI_AUTHOR_POLICIES}, got {multi_author!r}")
+    lookup(MULTI_AUTHOR_POLICIES, multi_author, "multi_author policy")
     if min_profile < 1:
         raise ConfigError(f"min_profile must be >= 1 (a user needs a non-empty profile), got {min_profile}")
     if path is None:

@@ -36,7 +36,7 @@ from analysis.data.readers import get_field, iter_jsonl
 from analysis.data.records import DataError, DatasetCard, PreferencePair, ProfileItem, UserTask
 from analysis.data.splits import split_items, split_items_across_users
 from analysis.data.tasks import get_task, zero_shot_prompt
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 from analysis.io import write_jsonl
 
 NEGATIVES = ("base", "other_user")
@@ -234,8 +234,7 @@ def build_pref_lamp(
     source_card: the card of ``tasks`` (names the result and carries ``synthetic``).
     """
     get_task(task)
-    if negatives not in NEGATIVES:
-        raise ConfigError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+    lookup(NEGATIVES, negatives, "negatives")
     if not tasks:
         raise DataError("no user tasks to build pairs from")
     profiles = user_profiles(tasks)

@@ -27,7 +27,6 @@ hub's parquet files work as downloaded) or, without a path, from the Hugging Fac
 
 from __future__ import annotations
 
-import difflib
 import math
 import random
 from collections import Counter
@@ -40,6 +39,7 @@ from analysis.data.preferences import preference_card
 from analysis.data.readers import get_field
 from analysis.data.records import DataError, DatasetCard, PreferencePair
 from analysis.data.splits import split_counts
+from analysis.errors import lookup
 
 PERSONAL_LLM_RMS = (
     "gemma_2b",
@@ -92,16 +92,9 @@ PUBLIC_SETS = tuple(SETTINGS)
 
 def settings(name: str, params: dict | None = None) -> dict:
     """Defaults of ``name`` overridden by ``params``; an unknown key is one :class:`DataError` line."""
-    if name not in SETTINGS:
-        near = difflib.get_close_matches(name, PUBLIC_SETS, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise DataError(f"unknown public preference set '{name}'{hint}; known: {', '.join(PUBLIC_SETS)}")
-    s = {**_COMMON, **SETTINGS[name]}
+    s = {**_COMMON, **lookup(SETTINGS, name, "public preference set", DataError)}
     for k, v in (params or {}).items():
-        if k not in s:
-            near = difflib.get_close_matches(k, list(s), n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise DataError(f"unknown setting '{k}' for {name}{hint}; known: {', '.join(sorted(s))}")
+        lookup(sorted(s), k, f"setting for {name}", DataError)
         s[k] = v
     for k, low in (
         ("n_users", 1),

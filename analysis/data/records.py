@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analysis.errors import UserError
+from analysis.errors import UserError, lookup
 
 SPLITS = ("train", "val", "test")
 
@@ -127,8 +127,7 @@ class PreferencePair:
         _check_text(self.prompt, "prompt", rec)
         _check_text(self.chosen, "chosen", rec)
         _check_text(self.rejected, "rejected", rec)
-        if self.split not in SPLITS:
-            raise DataError(f"split must be one of {SPLITS}, got {self.split!r}", record=rec, field="split")
+        lookup(SPLITS, self.split, "split", DataError, record=rec, field="split")
 
     def to_dict(self) -> dict:
         return asdict(self)

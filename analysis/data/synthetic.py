@@ -29,7 +29,7 @@ from analysis.data import synthetic_words as W
 from analysis.data.records import DatasetCard, PreferencePair, ProfileItem, UserTask
 from analysis.data.splits import split_items_across_users
 from analysis.data.tasks import zero_shot_prompt
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, unknown_message
 
 STYLES = ("terse", "question", "listicle", "kicker", "quote", "descriptive", "exclaim")
 STYLE_DESCRIPTIONS = {
@@ -134,7 +134,7 @@ def render_headline(style: str, item: NewsItem) -> str:
     if style == "exclaim":
         opener = W.EXCLAIM_OPENERS[item.variant % len(W.EXCLAIM_OPENERS)]
         return f"{opener}! {_cap(item.actor_short)} {item.verb_present} {item.obj_short}"
-    raise ConfigError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
+    raise ConfigError(unknown_message("style", style, STYLES))
 
 
 # ----------------------------------------------------------------------------- oracle
@@ -214,7 +214,7 @@ def oracle_reward(style: str, response: str) -> float:
     if style == "exclaim":
         bang = any("!" in w for w in words[:2])
         return 0.6 * (_bare(first) in W.INTERJECTIONS) + 0.4 * bang
-    raise ConfigError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
+    raise ConfigError(unknown_message("style", style, STYLES))
 
 
 # ----------------------------------------------------------------------------- generator

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.errors import ConfigError
+from analysis.errors import lookup
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,7 @@ TASKS: dict[str, TaskSpec] = {
 
 def get_task(task: str) -> TaskSpec:
     """Look up a :class:`TaskSpec` by name; unknown names raise ``ValueError`` listing known ones."""
-    try:
-        return TASKS[task]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+    return lookup(TASKS, task, "task")
 
 
 def zero_shot_prompt(task: str, input_text: str) -> str:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from analysis.config import ConfigError
 from analysis.decoding.args import aligned_inputs, prompt_text, reward_path, rm_device, warn_unknown_users
+from analysis.errors import ConfigError
 
 DEFAULT_TEMPERATURE = 0.7  # sampling temperature of best-of-n and the sampled base
 DEFAULT_TOP_P = 0.9  # nucleus threshold of best-of-n and the sampled base
@@ -111,16 +111,13 @@ def best_of_n(
     rm,
     prompts: Sequence[str | list[dict]],
     user_ids: Sequence[str],
+    cfg: BestOfNConfig | None = None,
     *,
-    n: int = 8,
-    max_new_tokens: int = 32,
-    temperature: float = DEFAULT_TEMPERATURE,
-    top_p: float = DEFAULT_TOP_P,
-    seed: int = 0,
-    batch_size: int = 16,
     progress: bool = False,
 ) -> list[BestOfNOutput]:
-    """Sample ``n`` responses per prompt and keep the highest-reward one (ties: first sample).
+    """Sample ``cfg.n`` responses per prompt and keep the highest-reward one (ties: first sample).
+
+    ``cfg``: the sampling settings (:class:`BestOfNConfig`; default ``BestOfNConfig()``).
 
     Example
     -------
@@ -132,20 +129,14 @@ def best_of_n(
     >>> data = make_synthetic_users(n_users=2, n_test=1, seed=0)
     >>> model, tok = build_tiny_model("llama")
     >>> rm = OracleRM.from_synthetic(data)
-    >>> outs = best_of_n(model, tok, rm, ["Write a headline."], [data.tasks[0].user_id], n=3, max_new_tokens=4)
+    >>> cfg = BestOfNConfig(n=3, max_new_tokens=4)
+    >>> outs = best_of_n(model, tok, rm, ["Write a headline."], [data.tasks[0].user_id], cfg)
     >>> len(outs[0].candidates), outs[0].text in outs[0].candidates
     (3, True)
     """
     from analysis.decoding.base import generate_sample
 
-    cfg = BestOfNConfig(
-        n=n,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
-    ).validate()
+    cfg = (BestOfNConfig() if cfg is None else cfg).validate()
     prompts, user_ids = aligned_inputs(prompts, user_ids)
     if rm is None:
         raise ConfigError("best_of_n needs a reward model")
@@ -191,34 +182,23 @@ def sample_base(
     model,
     tok,
     prompts: Sequence[str | list[dict]],
+    cfg: BestOfNConfig | None = None,
     *,
-    temperature: float = DEFAULT_TEMPERATURE,
-    top_p: float = DEFAULT_TOP_P,
-    seed: int = 0,
-    max_new_tokens: int = 32,
-    batch_size: int = 16,
     progress: bool = False,
 ) -> list[str]:
     """The "sampled base" system: one sample per prompt from the base policy, no reward model.
 
-    Same settings and seeds as :func:`best_of_n` with ``n >= 1``: its text for prompt ``i`` is
-    that call's ``candidates[0]`` (and equals ``best_of_n(..., n=1).text``), so a study that
-    already drew best-of-n samples gets the sampled base without sampling again.
+    Uses ``cfg``'s sampling settings and seed (``cfg.n`` is ignored: one sample): its text for
+    prompt ``i`` is ``best_of_n(..., cfg).candidates[0]`` (and equals the text of best-of-1), so a
+    study that already drew best-of-n samples gets the sampled base without sampling again.
 
     Example
     -------
-    >>> texts = sample_base(model, tok, ["Write a headline: ..."], seed=0)  # doctest: +SKIP
+    >>> texts = sample_base(model, tok, ["Write a headline: ..."], BestOfNConfig(seed=0))  # doctest: +SKIP
     """
     from analysis.decoding.base import generate_sample
 
-    cfg = BestOfNConfig(
-        n=1,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
-    ).validate()
+    cfg = (BestOfNConfig() if cfg is None else cfg).validate()
     rows = generate_sample(
         model,
         tok,

@@ -29,22 +29,9 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from analysis.config import ConfigError
-from analysis.decoding.args import ArgsOutput
+from analysis.decoding.args import ArgsConfig, ArgsOutput
 from analysis.decoding.base import row_seed
-
-
-def _check(w, k, max_new_tokens, mode, temperature) -> None:
-    if not (isinstance(k, int) and k >= 1):
-        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    if not w >= 0:  # also rejects NaN
-        raise ConfigError(f"w must be >= 0, got {w!r}")
-    if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
-        raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-    if mode not in ("greedy", "sample"):
-        raise ConfigError(f"mode must be 'greedy' or 'sample', got {mode!r}")
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature!r}")
+from analysis.errors import ConfigError
 
 
 def _how_rewarded(rm, model, w) -> str:
@@ -181,27 +168,23 @@ def reference_args(
     rm,
     prompts: Sequence[str | list[dict]],
     user_ids: Sequence[str],
+    cfg: ArgsConfig | None = None,
     *,
-    w: float = 1.0,
-    k: int = 10,
-    max_new_tokens: int = 32,
-    mode: str = "greedy",
-    temperature: float = 1.0,
-    seed: int = 0,
     layer: int | None = None,
     progress: bool = False,
 ) -> list[ArgsOutput]:
-    """Reference ARGS (same arguments and outputs as :func:`analysis.decoding.args.args_generate`).
+    """Reference ARGS (same arguments and outputs as :func:`analysis.decoding.args.args_generate`;
+    one prompt at a time, so ``cfg.batch_size`` is not used).
 
     Sampling draws prompt i's candidates with a generator seeded from ``(seed, i)`` (one draw per
     step, ``torch.multinomial`` over the k candidates in top-k order), the documented rule of the
     cached version, so both make the same draws.
     """
-    _check(w, k, max_new_tokens, mode, temperature)
+    cfg = (ArgsConfig() if cfg is None else cfg).validate()  # the config's own checks, not the path's
     prompts, user_ids = list(prompts), [str(u) for u in user_ids]
     if len(prompts) != len(user_ids):
         raise ConfigError(f"got {len(prompts)} prompts but {len(user_ids)} user ids")
-    how = _how_rewarded(rm, model, w)
+    how = _how_rewarded(rm, model, cfg.w)
     if layer is None:
         layer = rm.backbone.layer if how == "features" else -1
     stops = _stop_ids(model, tok)
@@ -213,15 +196,15 @@ def reference_args(
             rm,
             p,
             u,
-            w=w,
-            k=k,
-            max_new_tokens=max_new_tokens,
-            mode=mode,
-            T=temperature,
+            w=cfg.w,
+            k=cfg.k,
+            max_new_tokens=cfg.max_new_tokens,
+            mode=cfg.mode,
+            T=cfg.temperature,
             how=how,
             layer=layer,
             stops=stops,
-            gen=torch.Generator().manual_seed(row_seed(int(seed), i, 0)),
+            gen=torch.Generator().manual_seed(row_seed(int(cfg.seed), i, 0)),
         )
         for i, (p, u) in tqdm(it, total=len(prompts), desc="reference ARGS", disable=not progress)
     ]

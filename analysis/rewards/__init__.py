@@ -13,11 +13,10 @@ Every method: ``fit(train, val) -> self``, ``reward(user_ids, features) -> (N,)`
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.errors import ConfigError
+from analysis.errors import lookup
 from analysis.rewards.base import RewardModel, RMConfig, load_config_json
 from analysis.rewards.lore import LoRe, LoReConfig
 from analysis.rewards.oracle import OracleConfig, OracleRM
@@ -56,11 +55,7 @@ FEATURE_METHODS = tuple(m for m, info in REGISTRY.items() if info.input_kind == 
 
 def method_info(method: str) -> MethodInfo:
     """Registry entry of ``method``; a typo raises ``ValueError`` with close matches."""
-    if method not in REGISTRY:
-        near = difflib.get_close_matches(method, list(REGISTRY), n=3)
-        hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-        raise ConfigError(f"unknown reward method {method!r}{hint} (known: {', '.join(REGISTRY)})")
-    return REGISTRY[method]
+    return lookup(REGISTRY, method, "reward method")
 
 
 def make_reward_model(method: str, **config) -> RewardModel:

@@ -32,7 +32,7 @@ from typing import ClassVar
 import torch
 
 from analysis.data.records import DataError
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, lookup
 from analysis.features import BackboneSpec, PairFeatures
 from analysis.io import atomic_open, read_json, write_json
 
@@ -99,8 +99,7 @@ class RMConfig:
             raise ConfigError("steps, batch_size, eval_every and patience must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.unknown_user not in UNKNOWN_USER:
-            raise ConfigError(f"unknown_user must be one of {UNKNOWN_USER}, got {self.unknown_user!r}")
+        lookup(UNKNOWN_USER, self.unknown_user, "value", prefix="unknown_user: ")
 
 
 @dataclass
@@ -131,10 +130,9 @@ class RewardModel:
         if config is not None and kwargs:
             raise TypeError("pass either config or keyword settings, not both")
         if config is None:
-            known = {f.name for f in fields(self.config_cls)}
-            bad = sorted(set(kwargs) - known)
-            if bad:
-                raise ConfigError(f"{self.method}: unknown setting(s) {bad}; valid: {sorted(known)}")
+            known = sorted(f.name for f in fields(self.config_cls))
+            for key in sorted(kwargs):
+                lookup(known, key, "setting", prefix=f"{self.method}: ")
             config = self.config_cls(**kwargs)
         self.config = config
         self.backbone: BackboneSpec | None = None

@@ -10,8 +10,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from analysis.config import ConfigError, StudyConfig
+from analysis.config import StudyConfig
 from analysis.data.records import DataError, DatasetCard, PreferencePair, UserTask
+from analysis.errors import ConfigError, unknown_message
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
 
@@ -282,3 +283,31 @@ def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -
 
         return user_preference_dataset(cfg, name)
     return spec.build(cfg, name, model, tok, cache)
+
+
+def check_datasets(cfg: StudyConfig) -> StudyConfig:
+    """Every study-1 dataset is built in or a user's preference dataset named in ``data_paths``
+    (a typo of a built-in name gets a close match); ``data_columns`` only maps named datasets' columns.
+
+    Checked where the names are resolved (the study, the report runner, the sweep), before any
+    model work; the config layer does not know the registry. Returns ``cfg``.
+    """
+    from analysis.data.preferences import column_names
+
+    for i, name in enumerate(cfg.datasets):
+        if name in STUDY1_DATASETS or cfg.data_paths.get(name):
+            continue
+        raise ConfigError(
+            f"config key 'datasets[{i}]': {unknown_message('study-1 dataset', name, STUDY1_DATASETS)}; "
+            f"or your own preference file: --set datasets=[{name}] --set data_paths='{{{name}: FILE}}'"
+        )
+    for name, cols in cfg.data_columns.items():
+        if name in STUDY1_DATASETS:
+            raise ConfigError(
+                f"config key 'data_columns.{name}': column mappings are for your own datasets, not built-in ones"
+            )
+        try:
+            column_names(cols)
+        except ConfigError as e:
+            raise ConfigError(f"config key 'data_columns.{name}': {e}") from None
+    return cfg

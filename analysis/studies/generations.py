@@ -157,9 +157,8 @@ def shared_args(cfg: StudyConfig, rms: dict, method: str, memo: dict):
         key = key_hash([prompts, users, sorted(kw.items()), params["batch_size"]])
         if key not in memo:
             names = list(rms)
-            outs = args_generate_multi(
-                model, tok, [rms[m] for m in names], prompts, users, batch_size=params["batch_size"], **kw
-            )
+            args_cfg = ArgsConfig(**kw, batch_size=params["batch_size"])
+            outs = args_generate_multi(model, tok, [rms[m] for m in names], prompts, users, args_cfg)
             memo[key] = dict(zip(names, outs, strict=True))
         return [{"text": o.text, "reward": float(o.reward)} for o in memo[key][method]]
 

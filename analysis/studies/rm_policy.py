@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from analysis.config import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
-from analysis.studies.datasets import Dataset, study1_dataset
+from analysis.studies.datasets import Dataset, check_datasets, study1_dataset
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
@@ -234,16 +234,7 @@ def rm_points(
         }
         if inputs.pa_data is None:
             inputs.pa_data = pa_data(cfg, model, tok, inputs.test_pairs, cache, fkey)
-        res = policy_accuracy(
-            rm,
-            inputs.pa_data,
-            ws=pac.ws,
-            variants=pac.variants,
-            temperature=pac.temperature,
-            n_boot=pac.n_boot,
-            seed=pac.seed,
-            tok=tok,
-        )
+        res = policy_accuracy(rm, inputs.pa_data, pac, tok=tok)
         pa = res.summary.rename(
             columns={"mean": "policy_acc", "ci_low": "policy_acc_lo", "ci_high": "policy_acc_hi"}
         )
@@ -373,6 +364,7 @@ def rm_vs_policy_accuracy(
 
     cache = StudyCache(cache_dir)
     all_rms, all_points, all_pairs, all_pp, cards = [], [], [], [], []
+    check_datasets(cfg)  # before any model work: every name built in or in data_paths
     names = list(datasets or cfg.datasets)
     schedule.started(cfg.device)
     main = [d for d in names if d == f"{cfg.preflamp_source}_preflamp"]

@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from analysis.config import ConfigError, StudyConfig
+from analysis.config import StudyConfig
+from analysis.errors import ConfigError
 from analysis.sweep.graph import Graph, Task
 
 log = logging.getLogger(__name__)
