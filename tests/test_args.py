@@ -457,7 +457,7 @@ def test_stop_candidate_scored_as_the_prefix_on_fast_and_reference_paths(tiny_lm
     model.generation_config.eos_token_id = [tok.eos_token_id, greedy.tokens[2]]
     try:
         both = [
-            f(model, tok, rm, [prompt], ["u0"], w=0.0, k=5, max_new_tokens=6)[0]
+            f(model, tok, rm, [prompt], ["u0"], ArgsConfig(w=0.0, k=5, max_new_tokens=6))[0]
             for f in (args_generate, reference_args)
         ]
     finally:
