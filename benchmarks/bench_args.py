@@ -11,8 +11,8 @@ interleaved, keeping the fastest run of each (the machine is shared). The refere
 once on the first ``--reference-prompts`` prompts (it is one prompt at a time by design and
 slow; tokens/s is per token). Prompts ask for long answers so every method generates all
 ``max_new_tokens`` tokens; tokens/s counts the tokens actually generated. The model comes from
-:func:`analysis.models.load_model`, so on CPU its linears have the small-batch path of
-:mod:`analysis.cpu_linear`.
+:func:`analysis.models.loading.load_model`, so on CPU its linears have the small-batch path of
+:mod:`analysis.models.cpu.linear`.
 
 The final line is for the last batch size of ``--batch-sizes``; one line per batch size above it.
 
@@ -70,8 +70,9 @@ def main(argv=None) -> int:
     from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
-    from analysis.features import pair_features
-    from analysis.models import encode_prompt, load_model, model_dtype
+    from analysis.features.cache import pair_features
+    from analysis.models.loading import load_model, model_dtype
+    from analysis.models.tokens import encode_prompt
     from analysis.rewards import make_reward_model
 
     warnings.filterwarnings("ignore")

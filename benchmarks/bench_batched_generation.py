@@ -1,7 +1,7 @@
 """Batched vs one-at-a-time greedy generation on the embedded SmolLM2-135M-Instruct (1 thread).
 
 Generates headlines for 32 short news-like articles twice through the generation runner
-(:func:`analysis.generation.run_generations`, method ``base``, each run into a fresh file): once
+(:func:`analysis.generation.runner.run_generations`, method ``base``, each run into a fresh file): once
 with ``batch_size=32`` (length-bucketed chunks, left-padded batches, KV cache, shared prefix,
 finished rows dropped), once with ``batch_size=1`` (prompt by prompt), after an untimed warm-up
 of both (the batched workload once, two prompts one at a time). Prints the timings,
@@ -58,8 +58,9 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="auto", help="model dtype (auto: float32 on CPU)")
     args = p.parse_args(argv)
 
-    from analysis.generation import PromptTask, run_generations
-    from analysis.models import load_model, model_dtype
+    from analysis.generation.methods import PromptTask
+    from analysis.generation.runner import run_generations
+    from analysis.models.loading import load_model, model_dtype
 
     torch.set_num_threads(args.threads)
     model, tok = load_model(args.model, dtype=args.dtype, threads=args.threads)

@@ -48,7 +48,7 @@ def _cache(out):
 @torch.no_grad()
 def decode_step_seconds(model, tok, prompt: str, rows: int, repeats: int, steps: int = 8) -> float:
     """Mean time of one cached one-token step with ``rows`` rows (after a prompt prefill)."""
-    from analysis.models import encode_prompt
+    from analysis.models.tokens import encode_prompt
 
     ids = torch.tensor([encode_prompt(tok, prompt)] * rows)
     params = inspect.signature(model.forward).parameters
@@ -76,7 +76,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     from analysis.decoding.base import generate_greedy
-    from analysis.models import cpu_bf16_supported, load_model, render_prompt, resolve_dtype
+    from analysis.models.loading import cpu_bf16_supported, load_model, resolve_dtype
+    from analysis.models.tokens import render_prompt
 
     torch.set_num_threads(args.threads)
     prompts = make_prompts(args.n)

@@ -64,7 +64,7 @@ def largest_tau_change(a, b) -> tuple[float, str]:
 
 
 def main(argv=None) -> None:
-    from analysis.config import load_config, parse_set
+    from analysis.config.parse import load_config, parse_set
     from analysis.studies import rm_vs_policy_accuracy
     from analysis.studies.findings import claim1
 

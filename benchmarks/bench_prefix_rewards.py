@@ -5,7 +5,7 @@ Policy accuracy (score variant, design section 2) needs, for every response toke
     S_u(y) = sum_t [ log pi(y_t | x, y_{<t}) + w * r_u(x, y_{<=t}) ].
 
 - one-pass (ours): one teacher-forced forward of ``x + y`` per response gives phi(x, y_{<=t}) and
-  the log-probs for every t (:func:`analysis.features.prefix_features`), then the RM head.
+  the log-probs for every t (:func:`analysis.features.passes.prefix_features`), then the RM head.
 - per-prefix (naive): for each t, run the backbone on ``x + y_{<=t}`` alone (an RM called on
   each prefix separately, as the reference ARGS does), take the last hidden state for the reward
   and the second-to-last logits for log pi(y_t | ...) (LM head on those two positions only).
@@ -43,8 +43,8 @@ def _responses(tok, n: int, n_tokens: int) -> tuple[list[str], list[str]]:
 
 @torch.no_grad()
 def _naive_scores(model, tok, rm, users, prompts, response_ids, w: float) -> list[float]:
-    from analysis.features import select_hidden
-    from analysis.models import encode_prompt
+    from analysis.features.passes import select_hidden
+    from analysis.models.tokens import encode_prompt
 
     out = []
     for u, p, r in zip(users, prompts, response_ids, strict=True):
@@ -69,8 +69,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", default="auto", help="model dtype (auto: float32 on CPU)")
     args = ap.parse_args(argv)
 
-    from analysis.features import BackboneSpec, PairFeatures, prefix_features
-    from analysis.models import load_model, model_dtype, model_id
+    from analysis.features.passes import BackboneSpec, PairFeatures, prefix_features
+    from analysis.models.loading import load_model, model_dtype, model_id
     from analysis.rewards import make_reward_model
 
     torch.manual_seed(0)

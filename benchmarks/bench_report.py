@@ -4,7 +4,7 @@
     python benchmarks/bench_report.py --only 02 --set n_users=4 --set methods='[shared_bt,lore]'
     python benchmarks/bench_report.py --cache reports/cache # warm: reuse an earlier run's cache
 
-Runs :func:`analysis.report.run_report` into a temporary folder (kept with ``--keep``) with an
+Runs :func:`analysis.report.runner.run_report` into a temporary folder (kept with ``--keep``) with an
 empty study cache unless ``--cache`` is given, so the default measures a cold report as a fresh
 clone runs it (model conversion caches under ~/.cache are reused). Prints, per notebook, the
 seconds of each section (papermill's cell timing) and of each study phase (self time, from the
@@ -29,9 +29,9 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> float:
-    from analysis.config import parse_set
-    from analysis.report import run_report
-    from analysis.timings import format_timings
+    from analysis.config.parse import parse_set
+    from analysis.report.runner import run_report
+    from analysis.report.timings import format_timings
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="embedded")

@@ -20,7 +20,7 @@ import torch
 
 
 def main() -> None:
-    from analysis.config import load_config, parse_set
+    from analysis.config.parse import load_config, parse_set
     from analysis.studies import preflamp_decoupling, rm_vs_policy_accuracy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 
 def save_tiny(root: Path, arch: str, seed: int) -> str:
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model(arch, seed=seed)
     path = root / f"tiny-{arch}-{seed}"
@@ -44,8 +44,8 @@ def check_args(path: str, dtype: str, device: str) -> None:
     from analysis.decoding.args import ArgsConfig, args_generate
     from analysis.decoding.base import generate_greedy
     from analysis.decoding.reference import reference_args
-    from analysis.features import pair_features
-    from analysis.models import load_model
+    from analysis.features.cache import pair_features
+    from analysis.models.loading import load_model
     from analysis.rewards import make_reward_model
 
     model, tok = load_model(path, device=device, dtype=dtype)
@@ -81,7 +81,7 @@ def check_args(path: str, dtype: str, device: str) -> None:
 
 
 def check_studies(paths: list[str], dtype: str, cache: Path, device: str) -> None:
-    from analysis.config import load_config
+    from analysis.config.parse import load_config
     from analysis.studies import icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy
 
     cfg = load_config(
@@ -133,7 +133,7 @@ def check_sweep(paths: list[str], dtype: str, root: Path, device: str, engines: 
     import warnings
 
     from analysis.cli.sweep import plan
-    from analysis.config import load_config
+    from analysis.config.parse import load_config
     from analysis.sweep.engines import run_local, run_ray
 
     cfg = load_config(
@@ -225,8 +225,8 @@ def check_args_overhead(dtype: str, device: str, tiny: bool, batch_sizes=(1, 8),
 
     from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
     from analysis.decoding.args import ArgsConfig, args_generate
-    from analysis.features import pair_features
-    from analysis.models import build_tiny_tokenizer
+    from analysis.features.cache import pair_features
+    from analysis.models.tiny import build_tiny_tokenizer
     from analysis.rewards import make_reward_model
 
     tok = build_tiny_tokenizer(chat_template=True)

@@ -38,14 +38,15 @@ cache_dir: str = ""  # intermediate results (resumable); empty: the config's, el
 
 
 def _setup(keys: list[str]) -> str:
-    """Notebooks 01-03's set-up: imports and one :func:`analysis.studies.open_run` call."""
+    """Notebooks 01-03's set-up: imports and one :func:`analysis.report.session.open_run` call."""
     params = ", ".join(f'"{k}": {k}' for k in keys)
     return (
         "import matplotlib.pyplot as plt\n"
         "from IPython.display import display\n\n"
-        "from analysis.plots import save_figure, settings_columns, write_table\n"
-        "from analysis.studies import findings, open_run\n"
-        "from analysis.timings import time_stages\n\n"
+        "from analysis.report.plots import save_figure, settings_columns, write_table\n"
+        "from analysis.report.session import open_run\n"
+        "from analysis.studies import findings\n"
+        "from analysis.report.timings import time_stages\n\n"
         "run = open_run(preset, overrides, config_path, output_dir, cache_dir,\n"
         f"               params={{{params}}})  # None keeps the config's value\n"
         "cfg, out, cache = run.cfg, run.out, run.cache\n"
@@ -99,10 +100,10 @@ def nb01():
             new_code_cell(_setup(["datasets", "methods", "seeds", "budgets", "w_values", "k"])),
             new_markdown_cell("## Train the populations and evaluate them"),
             new_code_cell(
-                "from analysis.cpu_share import SCHEDULE\n"
+                "from analysis.report.schedule import SCHEDULE\n"
                 "from analysis.studies import rm_vs_policy_accuracy\n\n"
                 "# in a report on CPU, notebook 02 starts next to this one once the study starts (SCHEDULE:\n"
-                "# the report's fixed thread schedule, analysis.cpu_share); outside a report it does nothing\n"
+                "# the report's fixed thread schedule, analysis.report.schedule); outside a report it does nothing\n"
                 "res = rm_vs_policy_accuracy(cfg, cache, schedule=SCHEDULE)\n"
                 "settings = settings_columns(cfg, methods=cfg.methods, budgets=cfg.budgets)\n"
                 'for name in ("rms", "points", "tau", "pairs", "cards"):\n'
@@ -125,7 +126,7 @@ def nb01():
             ),
             new_markdown_cell("## Figure: RM accuracy vs policy accuracy (score variant, w = `rgd_w`)"),
             new_code_cell(
-                "from analysis.plots import plot_tau_by_w, plot_tau_scatter\n\n"
+                "from analysis.report.plots import plot_tau_by_w, plot_tau_scatter\n\n"
                 'fig = plot_tau_scatter(res["points"], tau, variant="score", w=cfg.rgd_w)\n'
                 'save_figure(fig, out, "study1_tau_scatter")\n'
                 "plt.show()\n"
@@ -170,10 +171,10 @@ def nb02():
             new_markdown_cell("## Train one RM per method, generate, score"),
             new_code_cell(
                 "import dataclasses\n\nimport pandas as pd\n\n"
-                "from analysis.cpu_share import SCHEDULE, share_cpu\n"
+                "from analysis.report.schedule import SCHEDULE, share_cpu\n"
                 "from analysis.studies import preflamp_decoupling\n\n"
                 "# in a report this notebook runs next to notebook 01 from the start, both on one thread (a fixed\n"
-                "# schedule, so the numbers never depend on timing: analysis.cpu_share); before it trains RMs it\n"
+                "# schedule, so the numbers never depend on timing: analysis.report.schedule); before it trains RMs it\n"
                 "# waits for the Pref-LaMP features that 01 caches (SCHEDULE). Outside a report neither does anything.\n"
                 "share_cpu()\n"
                 "res = preflamp_decoupling(cfg, cache, w_values=cfg.inspector_w if generation_w is None else generation_w,\n"
@@ -195,7 +196,7 @@ def nb02():
             ),
             new_markdown_cell("## Figure: RM accuracy vs ROUGE-1"),
             new_code_cell(
-                "from analysis.plots import plot_decoupling\n\n"
+                "from analysis.report.plots import plot_decoupling\n\n"
                 'fig = plot_decoupling(res["summary"])\n'
                 'save_figure(fig, out, "study2_decoupling")\n'
                 "plt.show()"
@@ -204,7 +205,7 @@ def nb02():
             new_code_cell('display(res["comparisons"].round(4))'),
             new_markdown_cell("## Findings"),
             new_code_cell(
-                "from analysis.cpu_share import claim_cpu\n\n"
+                "from analysis.report.schedule import claim_cpu\n\n"
                 "claim_cpu()  # in a report: wait until notebook 01 (running next to this one) has written its tables\n"
                 'table = findings(decoupling=res["summary"], tables_dir=out / "tables", w=cfg.rgd_w)\n'
                 'write_table(table, out, "study2_findings", settings_columns(cfg))\n'
@@ -236,7 +237,7 @@ def nb03():
             new_code_cell(_setup(["models", "icl_k", "methods"])),
             new_markdown_cell("## Generate and score per model"),
             new_code_cell(
-                "from analysis.cpu_share import SCHEDULE\n"
+                "from analysis.report.schedule import SCHEDULE\n"
                 "from analysis.studies import icl_vs_rgd_scale\n\n"
                 "res = icl_vs_rgd_scale(cfg, cache, schedule=SCHEDULE)  # SCHEDULE: as in notebooks 01 and 02\n"
                 "settings = settings_columns(cfg, dataset=cfg.preflamp_source, rgd_w=cfg.rgd_w, "
@@ -247,7 +248,7 @@ def nb03():
             ),
             new_markdown_cell("## Figure: ROUGE-1 vs model size"),
             new_code_cell(
-                "from analysis.plots import plot_scale\n\n"
+                "from analysis.report.plots import plot_scale\n\n"
                 'fig = plot_scale(res["scale"])\n'
                 'save_figure(fig, out, "study3_scale")\n'
                 "plt.show()"
@@ -284,7 +285,7 @@ def nb04():
             ),
             new_code_cell(
                 "from IPython.display import HTML, display\n\n"
-                "from analysis.widgets import Inspector, InspectorWidget, pick_run\n\n"
+                "from analysis.inspect.widgets import Inspector, InspectorWidget, pick_run\n\n"
                 "run = pick_run(run_dir, output_dir, reports_root)  # never a run that is still being written\n"
                 "ins = Inspector(run)\n"
                 'print(f"{run.name}: {len(ins.gens)} generations, datasets: {ins.datasets()}")'

@@ -30,7 +30,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm():
     """A tiny random Llama-shaped causal LM with a chat template, built offline (session-cached)."""
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     return build_tiny_model("llama", seed=0)
 
@@ -42,7 +42,7 @@ def smollm2():
     Pinned, never through ``dtype: auto``: the known-answer tests on it (batched == single, cached
     == reference ARGS, one pass == per prefix) hold bit for bit only in float32; what must still
     hold in bfloat16 is checked by the ``bf16`` tests (tests/test_bf16.py)."""
-    from analysis.models import load_model
+    from analysis.models.loading import load_model
 
     return load_model("smollm2-135m-instruct", dtype="float32", threads=1)
 

@@ -14,8 +14,11 @@ from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.decoding.reference import reference_args
 from analysis.errors import ConfigError
-from analysis.features import BackboneSpec, pair_features
-from analysis.models import build_tiny_model, encode_prompt, model_id
+from analysis.features.cache import pair_features
+from analysis.features.passes import BackboneSpec
+from analysis.models.loading import model_id
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt
 from analysis.rewards import OracleRM, make_reward_model
 
 PROMPTS = [
@@ -325,7 +328,7 @@ def test_unknown_user_gets_documented_fallback(tiny_lm, trained_rm):
 def test_cli_generate_and_policy_acc(tmp_path, capsys):
     from analysis.cli import main
     from analysis.data.preferences import write_preferences
-    from analysis.models import load_model
+    from analysis.models.loading import load_model
 
     model, tok = build_tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path / "lm")
@@ -400,7 +403,7 @@ def test_cli_generate_and_policy_acc(tmp_path, capsys):
 
 def test_separate_backbone_rm_goes_through_text_path(tiny_lm, tiny_models):
     """An RM on another model's features scores decoded candidate texts via its featurizer."""
-    from analysis.features import TextFeaturizer
+    from analysis.features.passes import TextFeaturizer
 
     model, tok = tiny_lm
     enc, enc_tok = tiny_models["qwen2"]
@@ -430,7 +433,7 @@ class StopLoverRM(LinearRM):
 
     def __init__(self, model, tok, prompt):
         super().__init__(model)
-        from analysis.features import select_hidden
+        from analysis.features.passes import select_hidden
 
         ids = torch.tensor([encode_prompt(tok, prompt) + [tok.eos_token_id]])
         with torch.no_grad():

@@ -9,8 +9,8 @@ from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.data.tasks import zero_shot_prompt
 from analysis.decoding.args import ArgsConfig, args_generate
 from analysis.decoding.reference import reference_args
-from analysis.features import pair_features
-from analysis.models import encode_prompt
+from analysis.features.cache import pair_features
+from analysis.models.tokens import encode_prompt
 from analysis.rewards import OracleRM, make_reward_model
 
 pytestmark = pytest.mark.embedded

@@ -17,7 +17,8 @@ from analysis.decoding.best_of_n import (
     sample_base,
 )
 from analysis.errors import ConfigError
-from analysis.features import pair_features, sequence_features
+from analysis.features.cache import pair_features
+from analysis.features.passes import sequence_features
 from analysis.rewards import OracleRM, make_reward_model
 
 PROMPTS = ["city council vote", "why the storm hit the river bridge"]

@@ -20,8 +20,10 @@ import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.args import ArgsConfig, args_generate
-from analysis.features import pair_features, prefix_features, sequence_features
-from analysis.models import encode_prompt, load_model, model_dtype, resolve_dtype
+from analysis.features.cache import pair_features
+from analysis.features.passes import prefix_features, sequence_features
+from analysis.models.loading import load_model, model_dtype, resolve_dtype
+from analysis.models.tokens import encode_prompt
 from analysis.rewards import make_reward_model
 
 pytestmark = [pytest.mark.embedded, pytest.mark.bf16]

@@ -50,8 +50,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """<tmp>/notebooks/04 (the clean notebook) and <tmp>/reports/{tiny (finished), tiny2 (running)}."""
-    from analysis.models import build_tiny_model
-    from analysis.report import run_report
+    from analysis.models.tiny import build_tiny_model
+    from analysis.report.runner import run_report
 
     tmp = tmp_path_factory.mktemp("browser")
     model, tok = build_tiny_model("llama", seed=1)
@@ -197,7 +197,7 @@ def _expect_shown(page, gens, user: str, system: str, absent: str | None = None)
     """The inspector shows ``system``'s row of ``user``'s current item, as in the generation table."""
     from playwright.sync_api import expect
 
-    from analysis.run_picker import item_label
+    from analysis.inspect.run_picker import item_label
 
     test_id = str(gens[gens["user_id"] == user]["test_id"].iloc[0])  # a new user shows its first item
     label = re.escape(f"1: {item_label(test_id)}").replace("\\ ", "\\s")  # ipywidgets: nbsp for spaces
@@ -272,10 +272,10 @@ def check_findings_table(page, run: Path) -> None:
     """index.html opens with the findings table: it is visible in the first screen, above every
     figure; every claim of the run's ``tables/study*_findings.csv`` is in it, and each claim's
     verdict is the one of the latest study's CSV that measured it; every figure shows its
-    one-line reading (``analysis.plots.FIGURE_CAPTIONS``) under it."""
+    one-line reading (``analysis.report.plots.FIGURE_CAPTIONS``) under it."""
     from playwright.sync_api import expect
 
-    from analysis.plots import figure_caption
+    from analysis.report.plots import figure_caption
     from analysis.studies.findings import VERDICTS
 
     csvs = sorted((run / "tables").glob("study*_findings.csv"))

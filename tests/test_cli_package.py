@@ -26,7 +26,7 @@ def _run(code: str) -> str:
 def test_every_module_imports_in_a_fresh_interpreter_without_models_and_report_does_not_import_the_cli():
     code = (
         "import importlib, pkgutil, sys\n"
-        "import analysis.report\n"
+        "import analysis.report.runner\n"
         "assert not [m for m in sys.modules if m.startswith('analysis.cli')], 'report imports the CLI'\n"
         "import analysis\n"
         "names = [m.name for m in pkgutil.walk_packages(analysis.__path__, 'analysis.') if m.name != 'analysis.__main__']\n"
@@ -70,8 +70,7 @@ def test_a_user_error_is_one_line_with_exit_status_2(capsys):
 def test_every_user_error_kind_is_one_line(monkeypatch, capsys, kind):
     from analysis.cli import info
     from analysis.data.records import DataError
-    from analysis.errors import ConfigError
-    from analysis.models import ModelError
+    from analysis.errors import ConfigError, ModelError
 
     exc = {
         "data": DataError("is empty", path="in.jsonl", line=3, field="prompt"),
@@ -117,14 +116,18 @@ def test_code_version_follows_code_not_presentation_nor_file_names(tmp_path):
     pkg = tmp_path / "analysis"
     shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     v0 = provenance.code_version(pkg)
-    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# presentation edit\n")
+    (pkg / "report" / "plots.py").write_text(
+        (pkg / "report" / "plots.py").read_text() + "\n# presentation edit\n"
+    )
     (pkg / "cli" / "rm.py").write_text((pkg / "cli" / "rm.py").read_text() + "\n# cli edit\n")
     assert provenance.code_version(pkg) == v0
     # a computational module is hashed whatever its name (no name-prefix rule)
     (pkg / "rewards" / "cli_like.py").write_text("X = 1\n")
     v1 = provenance.code_version(pkg)
     assert v1 != v0
-    (pkg / "metrics.py").write_text((pkg / "metrics.py").read_text() + "\n# code edit\n")
+    (pkg / "metrics" / "intervals.py").write_text(
+        (pkg / "metrics" / "intervals.py").read_text() + "\n# code edit\n"
+    )
     assert provenance.code_version(pkg) not in (v0, v1)
 
 
@@ -145,7 +148,7 @@ def test_command_flags_come_from_their_config_dataclasses():
     from analysis.cli.data import SummaryOptions
     from analysis.cli.flags import config_from_flags
     from analysis.decoding.args import ArgsConfig
-    from analysis.policy_accuracy import PolicyAccuracyConfig
+    from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

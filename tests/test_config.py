@@ -2,8 +2,10 @@
 
 import pytest
 
-from analysis.config import PRESETS, StudyConfig, dump_config, load_config, parse_set
-from analysis.config import load_config as _load_config
+from analysis.config.parse import dump_config, load_config, parse_set
+from analysis.config.parse import load_config as _load_config
+from analysis.config.presets import PRESETS
+from analysis.config.schema import StudyConfig
 from analysis.errors import ConfigError
 
 
@@ -94,7 +96,7 @@ def test_fingerprint_changes_with_values():
 
 
 def test_paper_preset_needs_a_lamp_path_before_running(tmp_path):
-    from analysis.config import check_runnable
+    from analysis.config.parse import check_runnable
 
     with pytest.raises(ConfigError, match=r"data_paths.lamp is not set"):
         check_runnable(load_config("paper"))
@@ -149,7 +151,7 @@ def test_bad_sizes_and_sampling_settings_name_the_key(override, message):
 
 
 def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
-    from analysis.config import absolute_data_paths
+    from analysis.config.parse import absolute_data_paths
     from analysis.studies.datasets import check_datasets
 
     def load_config(preset, overrides):  # the dataset names are checked by the studies' registry

@@ -1,6 +1,6 @@
-"""CPU speed paths that must not change a number: column-blocked linears (analysis.cpu_linear),
-grouped-head attention (analysis.cpu_attention), the reserved KV cache (analysis.decoding.base)
-and the malloc thresholds (analysis.cpu_memory)."""
+"""CPU speed paths that must not change a number: column-blocked linears (analysis.models.cpu.linear),
+grouped-head attention (analysis.models.cpu.attention), the reserved KV cache (analysis.decoding.base)
+and the malloc thresholds (analysis.models.cpu.memory)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from analysis.cpu_attention import NAME, use_cpu_gqa_attention
-from analysis.cpu_linear import BLOCK, column_blocks, enable_small_batch_linear
 from analysis.decoding.base import _ReservedLayer, generate_greedy, left_pad, positions_from_mask
-from analysis.models import build_tiny_model, encode_prompt, pad_token_id
+from analysis.models.cpu.attention import NAME, use_cpu_gqa_attention
+from analysis.models.cpu.linear import BLOCK, column_blocks, enable_small_batch_linear
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt, pad_token_id
 from analysis.rewards.base import training_threads  # n torch threads inside a block, restored after
 
 PROMPTS = [
@@ -143,7 +144,7 @@ def test_cpu_gqa_attention_leaves_other_models_alone():
 _FAULTS = textwrap.dedent(
     """
     import ctypes, resource, sys, torch
-    from analysis.cpu_memory import keep_freed_memory
+    from analysis.models.cpu.memory import keep_freed_memory
     if sys.argv[1] == "on":
         assert keep_freed_memory() and keep_freed_memory()
     torch.set_num_threads(1)

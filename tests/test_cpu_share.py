@@ -1,10 +1,10 @@
-"""analysis.cpu_share: the fixed thread schedule of two notebooks sharing the CPU (the runner's side
+"""analysis.report.schedule: the fixed thread schedule of two notebooks sharing the CPU (the runner's side
 is in test_report.py)."""
 
 import pytest
 import torch
 
-from analysis import cpu_share
+from analysis.report import schedule as cpu_share
 
 
 def _reset():
@@ -110,6 +110,6 @@ def test_no_study_or_data_module_imports_the_report_schedule():
                     names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
                 elif isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
-                if any(n.startswith("analysis.cpu_share") for n in names):
+                if any(n.startswith("analysis.report.schedule") for n in names):
                     bad.append(str(path.relative_to(root)))
     assert bad == []

@@ -157,7 +157,7 @@ def test_base_negatives_need_a_model(tmp_path, capsys):
 
 def test_base_negatives_with_a_tiny_model_folder(tmp_path, capsys):
     """--negatives base loads the policy from a folder and caches its generations."""
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model("llama", seed=0)
     model.save_pretrained(tmp_path / "tiny")

@@ -306,7 +306,7 @@ def test_prompt_splits_keep_source_test_and_sample_prompts():
 
 # ----------------------------------------------------------------------------- study 1 of the paper preset
 def test_paper_study1_builds_the_three_public_sets_from_local_copies(tmp_path, personal_llm_dir, tldr_dir):
-    from analysis.config import load_config
+    from analysis.config.parse import load_config
     from analysis.studies.datasets import STUDY1_DATASETS, StudyCache, study1_dataset
 
     ps = tmp_path / "psoups"

@@ -17,7 +17,8 @@ from analysis.decoding.base import (
     positions_from_mask,
     sample_tokens,
 )
-from analysis.models import build_tiny_model, encode_prompt
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt
 
 INSTRUCTION = "Write a headline for the following news article about the city council vote today. "
 PROMPTS = [

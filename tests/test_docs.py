@@ -26,7 +26,7 @@ def test_sections_and_generation_row_fields():
         "### Generation rows",
     ):
         assert heading in DOC
-    from analysis.generation import ROW_FIELDS, RUN_FIELDS
+    from analysis.generation.runner import ROW_FIELDS, RUN_FIELDS
 
     gen = DOC.split("### Generation rows", 1)[1]
     for field in (*ROW_FIELDS, *RUN_FIELDS):

@@ -7,17 +7,10 @@ import nbformat
 import pytest
 import torch
 
-from analysis.config import load_config
-from analysis.errors import ConfigError
-from analysis.models import (
-    CPU_BF16_ENV,
-    ModelError,
-    build_tiny_model,
-    cpu_bf16_supported,
-    load_model,
-    model_dtype,
-    resolve_dtype,
-)
+from analysis.config.parse import load_config
+from analysis.errors import ConfigError, ModelError
+from analysis.models.loading import CPU_BF16_ENV, cpu_bf16_supported, load_model, model_dtype, resolve_dtype
+from analysis.models.tiny import build_tiny_model
 
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512dq avx512bw avx512vl\n"  # no native bf16
 COOPER_LAKE = "flags\t\t: fpu avx2 avx512f avx512bw avx512_bf16\n"
@@ -112,7 +105,7 @@ def test_provenance_records_float32_on_a_bf16_cpu_and_a_bf16_run_is_labelled(tmp
     numbers are not comparable with float32 runs."""
     import pandas as pd
 
-    from analysis.report import run_report
+    from analysis.report.runner import run_report
 
     monkeypatch.setenv(CPU_BF16_ENV, "1")
     books = _one_notebook(tmp_path / "nbs")

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.config import ConfigError
 from analysis.data.records import PreferencePair
 from analysis.decoding.args import ArgsConfig
 from analysis.decoding.best_of_n import BestOfNConfig
-from analysis.errors import ModelError
-from analysis.policy_accuracy import PolicyAccuracyConfig
+from analysis.errors import ConfigError, ModelError
+from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
 from analysis.rewards.external import (
     CallableReward,
     HFReward,
@@ -72,7 +71,7 @@ def _pairs(n=8):
 
 
 def test_callable_reward_known_rm_accuracy():
-    from analysis.features import BackboneSpec, PairFeatures
+    from analysis.features.passes import BackboneSpec, PairFeatures
     from analysis.rewards.evaluate import rm_accuracy, summarize_rm_accuracy
 
     pairs = _pairs(8)
@@ -160,7 +159,7 @@ def test_per_user_folders_and_spec_forms(checkpoint, tmp_path):
 
 def _logprob(model, tok, prompt, response) -> float:
     """sum_t log pi(y_t | x, y_{<t}) from one plain forward pass."""
-    from analysis.models import encode_prompt, encode_response
+    from analysis.models.tokens import encode_prompt, encode_response
 
     p, r = encode_prompt(tok, prompt), encode_response(tok, response)
     with torch.no_grad():
@@ -174,8 +173,8 @@ def test_policy_accuracy_both_variants_with_an_external_rm(tiny_lm, checkpoint, 
     """The text path decodes the policy's prefixes and the RM scores them with its own tokenizer:
     w = 0 is the base ranking, and the score variant's per-step rewards are the RM's rewards of the
     decoded prefixes."""
-    from analysis.metrics import pairwise_accuracy
-    from analysis.policy_accuracy import policy_accuracy, prepare_pa_data, step_rewards
+    from analysis.evaluation.policy_accuracy import policy_accuracy, prepare_pa_data, step_rewards
+    from analysis.metrics.intervals import pairwise_accuracy
 
     model, tok = tiny_lm
     rm = CallableReward(count_a) if kind == "callable" else HFReward(checkpoint)
@@ -226,7 +225,7 @@ def test_reference_args_with_a_callable_reward(tiny_lm):
     w0 = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=0.0, k=5, max_new_tokens=6))
     assert [o.text for o in w0] == generate_greedy(model, tok, PROMPTS[:2], max_new_tokens=6)
     big = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=1e4, k=5, max_new_tokens=6))
-    from analysis.models import encode_prompt
+    from analysis.models.tokens import encode_prompt
 
     for o, p in zip(big, PROMPTS[:2], strict=True):
         ids: list[int] = []
@@ -247,7 +246,7 @@ def test_reference_args_with_a_callable_reward(tiny_lm):
 def test_cli_policy_acc_and_generate_with_reward_model(tmp_path, checkpoint, capsys):
     from analysis.cli import main
     from analysis.data.preferences import write_preferences
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path / "lm")

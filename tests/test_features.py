@@ -6,17 +6,18 @@ import pytest
 import torch
 
 from analysis.data.records import DataError, PreferencePair
-from analysis.features import (
+from analysis.features.cache import pair_features
+from analysis.features.passes import (
     BackboneSpec,
     PairFeatures,
     TextFeaturizer,
-    pair_features,
     prefix_features,
     select_hidden,
     sequence_features,
     text_prefix_features,
 )
-from analysis.models import build_tiny_model, encode_prompt
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt
 
 PROMPTS = [
     "write a headline",
@@ -113,7 +114,7 @@ def _pairs(n=6):
 
 
 def test_pair_features_cache_reused_and_keyed(tiny_lm, tmp_path, monkeypatch):
-    import analysis.features as F
+    import analysis.features.passes as F
 
     model, tok = tiny_lm
     pairs = _pairs()
@@ -166,7 +167,7 @@ def test_text_prefix_features_uses_decoded_prefixes(tiny_lm):
 
 @pytest.mark.embedded
 def test_minilm_mean_pooled_separate_backbone_padding_invariant():
-    from analysis.models import load_model
+    from analysis.models.loading import load_model
 
     enc, etok = load_model("minilm-l6", dtype="float32", threads=1)  # pinned: 1e-5 holds in float32
     spec = BackboneSpec("minilm-l6", -1, "separate", "mean")
@@ -201,7 +202,7 @@ def test_shared_prompt_pass_equals_prefix_features(batch_size):
     """The studies' fast path (shared prefix, one forward per distinct prompt, responses on its
     repeated cache) gives the prefix features and log-probs of one full-sequence pass per response,
     whatever the batch and however many responses share a prompt."""
-    from analysis.features import shared_prompt_features, shared_prompt_pass
+    from analysis.features.passes import shared_prompt_features, shared_prompt_pass
 
     for arch in ("llama", "qwen2"):  # the prompt-sharing archs (cache + position_ids)
         model, tok = build_tiny_model(arch, seed=0)
@@ -219,7 +220,7 @@ def test_shared_prompt_pass_equals_prefix_features(batch_size):
 def test_small_batch_linear_equals_linear_and_load_model_applies_it(tmp_path):
     """cpu_linear: the transposed-copy path (few rows) and the default path (many rows) give
     nn.Linear's outputs; load_model turns it on for CPU models."""
-    from analysis.cpu_linear import SmallBatchLinear, enable_small_batch_linear
+    from analysis.models.cpu.linear import SmallBatchLinear, enable_small_batch_linear
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(32, 16)
@@ -234,7 +235,7 @@ def test_small_batch_linear_equals_linear_and_load_model_applies_it(tmp_path):
     assert torch.allclose(lin(x3), ref(x3), atol=1e-5)
     assert isinstance(lin, SmallBatchLinear) and "weight_t" not in lin.state_dict()
 
-    from analysis.models import load_model
+    from analysis.models.loading import load_model
 
     model, tok = build_tiny_model("llama", seed=0)
     model.save_pretrained(tmp_path)

@@ -1,4 +1,4 @@
-"""The generation runner: rows, cache, method registry, resume after a kill (analysis.generation)."""
+"""The generation runner: rows, cache, method registry, resume after a kill (analysis.generation.runner)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from analysis.data.records import DataError
 from analysis.data.synthetic import make_synthetic_users
 from analysis.data.tasks import zero_shot_prompt
 from analysis.decoding.base import generate_greedy
-from analysis.generation import METHODS, MethodSpec, read_rows, register_method, run_generations
-from analysis.icl import ICLConfig, build_icl_prompt
-from analysis.models import render_prompt
+from analysis.generation.icl import ICLConfig, build_icl_prompt
+from analysis.generation.methods import METHODS, MethodSpec, register_method
+from analysis.generation.runner import read_rows, run_generations
+from analysis.models.tokens import render_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys, time
 from analysis.data.synthetic import make_synthetic_users
-from analysis.generation import METHODS, register_method, run_generations
-from analysis.models import build_tiny_model
+from analysis.generation.methods import METHODS, register_method
+from analysis.generation.runner import run_generations
+from analysis.models.tiny import build_tiny_model
 
 DELAY = [0.0]
 
@@ -175,7 +177,7 @@ def test_kill_halfway_and_rerun_yields_identical_jsonl(script, tmp_path):
 
 def test_rgd_hook_args_w0_equals_base_and_rewards_are_recorded(tiny_lm, data, tmp_path):
     from analysis.data.synthetic import oracle_reward
-    from analysis.generation import register_rgd_method
+    from analysis.generation.methods import register_rgd_method
     from analysis.rewards.oracle import OracleRM
 
     model, tok = tiny_lm
@@ -205,9 +207,10 @@ def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
     import pandas as pd
 
     from analysis.cli import main
-    from analysis.generation import ROW_FIELDS
-    from analysis.metrics import rouge_scores
-    from analysis.models import build_tiny_model, load_model
+    from analysis.generation.runner import ROW_FIELDS
+    from analysis.metrics.rouge import rouge_scores
+    from analysis.models.loading import load_model
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path / "lm")
@@ -250,7 +253,7 @@ def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
 def test_chunks_are_length_bucketed_and_the_file_keeps_job_order(tiny_lm, tmp_path):
     """Prompts of one setting spanning several chunks are sorted by length into the chunks;
     rows still come back (and are stored) in job order."""
-    from analysis.generation import PromptTask
+    from analysis.generation.methods import PromptTask
 
     model, tok = tiny_lm
     words = [5, 1, 4, 2, 6, 3]

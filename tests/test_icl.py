@@ -1,4 +1,4 @@
-"""Retrieval, ICL prompt rendering and token budgets (analysis.icl)."""
+"""Retrieval, ICL prompt rendering and token budgets (analysis.generation.icl)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from analysis.data.records import DataError, ProfileItem, UserTask
 from analysis.data.tasks import zero_shot_prompt
-from analysis.icl import ICLConfig, build_icl_prompt, icl_messages, retrieve, words
-from analysis.models import build_tiny_tokenizer, encode_prompt, render_prompt
+from analysis.generation.icl import ICLConfig, build_icl_prompt, icl_messages, retrieve, words
+from analysis.models.tiny import build_tiny_tokenizer
+from analysis.models.tokens import encode_prompt, render_prompt
 
 
 def _item(i, text, out="a headline", date=None):
@@ -140,7 +141,7 @@ def test_examples_dropped_when_budget_too_small_and_error_when_nothing_fits(tok)
 def test_icl_k4_beats_base_on_planted_styles(smollm2, tmp_path):
     """Known answer (issue 6): 4 examples of a planted headline style raise the oracle style score."""
     from analysis.data.synthetic import make_synthetic_users, oracle_reward
-    from analysis.generation import run_generations
+    from analysis.generation.runner import run_generations
 
     model, tok = smollm2
     data = make_synthetic_users(n_users=6, n_test=1, seed=0)

@@ -1,12 +1,11 @@
-"""Known answers for the shared statistics in analysis.metrics."""
+"""Known answers for the shared statistics in analysis.metrics.intervals."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.metrics import (
+from analysis.metrics.intervals import (
     bootstrap_ci,
-    kendall_tau_ci,
     paired_comparison,
     pairwise_accuracy,
     per_user_items,
@@ -15,6 +14,7 @@ from analysis.metrics import (
     two_level_boot_means,
     two_level_ci,
 )
+from analysis.metrics.tau import kendall_tau_ci
 
 
 def test_pairwise_accuracy_counts_ties_half():
@@ -131,7 +131,7 @@ def test_two_level_interval_stays_in_range_and_matches_the_exact_resample():
     normal approximation gave [0.41, 1.03]) and agrees with the weight-based exact replicates."""
     import numpy as np
 
-    from analysis.metrics import two_level_boot_means, two_level_ci
+    from analysis.metrics.intervals import two_level_boot_means, two_level_ci
 
     users = ["a"] * 3 + ["b"] * 2 + ["c"] * 4
     acc = [1, 1, 1, 1, 0.5, 1, 1, 0, 1]
@@ -144,7 +144,7 @@ def test_two_level_interval_stays_in_range_and_matches_the_exact_resample():
 def test_two_level_ci_reuses_its_user_draws_without_changing_a_result():
     """The (seed, n_users, n_boot) user draws are cached across calls (every RM of a dataset asks
     for the same ones); a call gives the same interval with a cold and a warm cache, in any order."""
-    from analysis.metrics import _user_copies_cached, two_level_ci
+    from analysis.metrics.intervals import _user_copies_cached, two_level_ci
 
     rng = np.random.default_rng(3)
     data = [

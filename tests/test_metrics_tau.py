@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.metrics_tau import honest_tau, split_half_reliability, tau_b_weighted
+from analysis.metrics.tau import honest_tau, split_half_reliability, tau_b_weighted
 
 
 def test_weighted_tau_b_equals_scipy_on_repeated_points():
@@ -138,7 +138,7 @@ def test_wilcoxon_p_value_is_calibrated_on_null_paired_data():
     """Two methods with the same distribution per user (item values continuous): the paired
     comparison's Wilcoxon p-value over the users' mean differences is roughly uniform over 300
     seeds, and it is small when B is shifted (power)."""
-    from analysis.metrics import paired_comparison
+    from analysis.metrics.intervals import paired_comparison
 
     rng = np.random.default_rng(1)
     p = []

@@ -6,14 +6,10 @@ import os
 import pytest
 import torch
 
-from analysis.models import (
-    ModelError,
-    build_tiny_model,
-    encode_prompt,
-    encode_response,
-    load_model,
-    render_prompt,
-)
+from analysis.errors import ModelError
+from analysis.models.loading import load_model
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt, encode_response, render_prompt
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
@@ -101,7 +97,7 @@ def test_embedded_minilm_encoder_loads():
 @pytest.mark.embedded
 def test_gguf_conversion_into_a_fresh_cache_is_atomic_and_reused(tmp_path, monkeypatch):
     """The embedded SmolLM2 GGUF is converted once into a safetensors folder; later calls reuse it."""
-    from analysis.models import embedded_model_dir
+    from analysis.models.embedded import embedded_model_dir
 
     monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path))
     folder = embedded_model_dir("smollm2-135m-instruct")
@@ -121,7 +117,7 @@ def test_gguf_conversion_into_a_fresh_cache_is_atomic_and_reused(tmp_path, monke
 
 def test_a_stale_gguf_quantization_config_is_removed_from_a_converted_folder(tmp_path, monkeypatch):
     """Folders converted by older code kept the GGUF quantization_config; the next lookup drops it."""
-    from analysis.models import embedded_model_dir
+    from analysis.models.embedded import embedded_model_dir
 
     monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path))
     folder = tmp_path / "models" / "smollm2-135m-instruct"

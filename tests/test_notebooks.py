@@ -6,7 +6,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from analysis.report import NOTEBOOK_DIR, list_notebooks, run_report
+from analysis.report.runner import NOTEBOOK_DIR, list_notebooks, run_report
 from analysis.studies.findings import VERDICTS
 
 EXPECTED = [
@@ -65,7 +65,7 @@ def test_notebooks_match_their_generator():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     tmp = tmp_path_factory.mktemp("nbreport")
     model, tok = build_tiny_model("llama", seed=1)

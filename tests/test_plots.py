@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.config import load_config
-from analysis.plots import (
+from analysis.config.parse import load_config
+from analysis.report.plots import (
     plot_decoupling,
     plot_scale,
     plot_tau_by_w,

@@ -8,16 +8,18 @@ import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.errors import ConfigError
-from analysis.features import pair_features, select_hidden
-from analysis.metrics import pairwise_accuracy, summarize_by_user
-from analysis.models import build_tiny_model, encode_prompt, encode_response
-from analysis.policy_accuracy import (
+from analysis.evaluation.policy_accuracy import (
     PolicyAccuracyConfig,
     policy_accuracy,
     prepare_pa_data,
     response_scores,
     step_rewards,
 )
+from analysis.features.cache import pair_features
+from analysis.features.passes import select_hidden
+from analysis.metrics.intervals import pairwise_accuracy, summarize_by_user
+from analysis.models.tiny import build_tiny_model
+from analysis.models.tokens import encode_prompt, encode_response
 from analysis.rewards import OracleRM, make_reward_model
 from analysis.rewards.evaluate import rm_accuracy, summarize_rm_accuracy
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from analysis.cli import main
-from analysis.report import list_notebooks, run_report
+from analysis.report.runner import list_notebooks, run_report
 
 
 def _notebook(path, body: str) -> None:
@@ -36,7 +36,7 @@ def books(tmp_path):
 
 
 def test_report_runs_notebooks_in_order_with_outputs(tmp_path, books, monkeypatch):
-    import analysis.report as report
+    import analysis.report.runner as report
 
     warmed = []
     real_warm = report.warm_html_export
@@ -77,7 +77,7 @@ def test_failed_notebook_stops_run_and_keeps_earlier_outputs(tmp_path, books):
 
 _WAIT = (
     "import pathlib, time\n"
-    "from analysis import cpu_share\n"
+    "from analysis.report import schedule as cpu_share\n"
     "def wait(cond, what):\n"
     "    t = time.time()\n"
     "    while not cond():\n"
@@ -116,7 +116,7 @@ def test_a_notebook_that_hands_off_runs_alongside_the_next(tmp_path, books):
     )
     _notebook(
         books / "03_c.ipynb",
-        "import pathlib\nfrom analysis import cpu_share\n"
+        "import pathlib\nfrom analysis.report import schedule as cpu_share\n"
         "assert pathlib.Path(output_dir, 'a_done').exists() and pathlib.Path(output_dir, 'b_done').exists()\n"
         "assert cpu_share.wait_for_inputs(timeout=5)  # nothing runs next to it: returns at once",
     )
@@ -182,7 +182,7 @@ def test_run_writes_timings_and_a_page_that_shows_the_run_in_progress(tmp_path, 
         "page = open('index.html').read()\n"
         "assert 'In progress: 02_b is running; 1 of 2 notebooks done' in page, page[:3000]\n"
         "assert 'http-equiv=\"refresh\"' in page\n"
-        "from analysis.timings import time_stages\n"
+        "from analysis.report.timings import time_stages\n"
         "timer = time_stages(output_dir)\n"
         "with timer.phase('train RMs'):\n"
         "    pass",
@@ -213,7 +213,7 @@ C2 = "2. Large RM-accuracy gaps give nearly the same ROUGE (Pref-LaMP)"
 
 
 def test_findings_rows_split_datasets_and_take_the_latest_study(tmp_path):
-    from analysis.report_page import findings_rows
+    from analysis.report.page import findings_rows
 
     t = tmp_path / "tables"
     t.mkdir()
@@ -255,7 +255,7 @@ def test_findings_rows_split_datasets_and_take_the_latest_study(tmp_path):
 def test_one_row_claim_names_the_setting_it_was_measured_on(tmp_path):
     """Study 2's tables hold the main and the second setting; claim 2 is measured on the main one
     only and says so at the start of ``this_run``: the page names that setting, not both."""
-    from analysis.report_page import findings_rows
+    from analysis.report.page import findings_rows
 
     t = tmp_path / "tables"
     t.mkdir()
@@ -269,7 +269,7 @@ def test_one_row_claim_names_the_setting_it_was_measured_on(tmp_path):
 def test_findings_csv_with_a_setting_column_gives_a_row_per_setting(tmp_path):
     import pandas as pd
 
-    from analysis.report_page import findings_rows
+    from analysis.report.page import findings_rows
 
     t = tmp_path / "tables"
     t.mkdir()
@@ -293,8 +293,8 @@ def test_findings_csv_with_a_setting_column_gives_a_row_per_setting(tmp_path):
 def test_page_shows_findings_first_then_captioned_figures_and_settings(tmp_path):
     import matplotlib.pyplot as plt
 
-    from analysis.plots import FIGURE_CAPTIONS, save_figure
-    from analysis.report_page import write_index
+    from analysis.report.page import write_index
+    from analysis.report.plots import FIGURE_CAPTIONS, save_figure
 
     run = tmp_path / "run"
     (run / "tables").mkdir(parents=True)
@@ -341,7 +341,7 @@ def test_page_shows_findings_first_then_captioned_figures_and_settings(tmp_path)
 
 
 def test_cell_stages_sum_papermill_durations_under_headings(tmp_path):
-    from analysis.timings import cell_stages
+    from analysis.report.timings import cell_stages
 
     nb = nbformat.v4.new_notebook()
     cells = [
@@ -366,7 +366,7 @@ def test_stage_timer_counts_self_time_and_restores_functions(tmp_path, monkeypat
     import sys
     import types
 
-    from analysis import timings
+    from analysis.report import timings
 
     clock = iter([0.0, 1.0, 3.0, 4.0, 10.0, 10.5])  # enter A, enter B, exit B, exit A, enter B, exit B
     monkeypatch.setattr(timings.time, "perf_counter", lambda: next(clock))
@@ -395,7 +395,8 @@ def test_every_phase_name_exists_in_the_timed_modules(tmp_path):
     silently drop out of the report's timings), including study 1's per-RM policy accuracy."""
     import importlib
 
-    from analysis import policy_accuracy, timings
+    from analysis.evaluation import policy_accuracy
+    from analysis.report import timings
 
     mods = [importlib.import_module(m) for m in timings.STUDY_MODULES]
     for name in timings.PHASES:
@@ -412,7 +413,7 @@ def test_two_runs_give_byte_identical_tables(tmp_path):
     """Determinism: notebook 02 (RMs, ARGS / best-of-n / ICL generations, ROUGE, bootstrap
     intervals, paired tests, findings) on a tiny model, run twice with a fresh cache each and a
     fresh kernel each (so another hash seed too), writes the same bytes into every table."""
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model("llama", seed=1)
     model.save_pretrained(tmp_path / "tiny")  # one model path: it is a settings column of every table

@@ -9,8 +9,8 @@ import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.args import ArgsConfig, args_generate
-from analysis.features import pair_features
-from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
+from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
+from analysis.features.cache import pair_features
 from analysis.rewards import OracleRM, make_reward_model
 
 METHODS = ["shared_bt", "per_user_bt", "lore", "pal", "vpl", "oracle"]

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from analysis.data.records import DataError, PreferencePair
-from analysis.features import BackboneSpec, PairFeatures, pair_features, prefix_features
-from analysis.metrics import pairwise_accuracy
+from analysis.features.cache import pair_features
+from analysis.features.passes import BackboneSpec, PairFeatures, prefix_features
+from analysis.metrics.intervals import pairwise_accuracy
 from analysis.rewards import (
     FEATURE_METHODS,
     REGISTRY,
@@ -321,7 +322,7 @@ def test_rewards_are_normalised_to_unit_std_on_training_responses():
     """normalize_reward divides by a positive constant: unit std on training responses, same ranking."""
     import torch
 
-    from analysis.features import BackboneSpec, PairFeatures
+    from analysis.features.passes import BackboneSpec, PairFeatures
     from analysis.rewards import make_reward_model
 
     g = torch.Generator().manual_seed(0)

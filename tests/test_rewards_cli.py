@@ -13,7 +13,7 @@ from analysis.cli import main
 def setup(tmp_path_factory):
     from test_rewards import _opposite_style_pairs
 
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("rmcli")
     model, tok = build_tiny_model("llama")
@@ -172,14 +172,14 @@ def test_rm_eval_on_two_users_prints_an_interval_of_honest_width(setup, capsys):
 @pytest.mark.parametrize("command", ["eval", "train"])
 def test_split_check_comes_before_any_model_work(setup, capsys, monkeypatch, command):
     """A file without the needed split fails on its pairs: no model is loaded, no feature computed."""
-    import analysis.features
-    import analysis.models
+    import analysis.features.passes
+    import analysis.models.loading
 
     def boom(*a, **k):
         raise AssertionError("model work before the split check")
 
-    monkeypatch.setattr(analysis.features, "pair_features", boom)
-    monkeypatch.setattr(analysis.models, "load_model", boom)
+    monkeypatch.setattr(analysis.features.passes, "pair_features", boom)
+    monkeypatch.setattr(analysis.models.loading, "load_model", boom)
     root, common = setup
     split = "train" if command == "eval" else "test"  # eval lacks test pairs, train lacks train pairs
     rows = [

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.evaluation import compare_methods, format_table, method_table, score_generations
-from analysis.metrics import rouge_by_user, rouge_scores, rouge_summary, summarize_by_user
+from analysis.evaluation.generations import compare_methods, format_table, method_table, score_generations
+from analysis.metrics.intervals import summarize_by_user
+from analysis.metrics.rouge import rouge_by_user, rouge_scores, rouge_summary
 
 
 @pytest.mark.parametrize("stem", [True, False])

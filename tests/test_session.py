@@ -1,11 +1,12 @@
-"""analysis.studies.open_run: the notebooks' one-call set-up, and where interactive runs write."""
+"""analysis.report.session.open_run: the notebooks' one-call set-up, and where interactive runs write."""
 
 import nbformat
 import pytest
 
 from analysis.errors import ConfigError
-from analysis.report import NOTEBOOK_DIR
-from analysis.studies import open_run, session
+from analysis.report import session
+from analysis.report.runner import NOTEBOOK_DIR
+from analysis.report.session import open_run
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_study_notebook_set_up_is_one_open_run_call(name, reports):
     assert setup.source.count("open_run(") == 1 and "mkdir" not in setup.source
     # imports, the one open_run call, and the stage timer (its import and call: report timings)
     lines = [ln for ln in setup.source.splitlines() if "time_stages" not in ln]
-    assert len(lines) <= 9
+    assert len(lines) <= 10
     ns: dict = {}
     exec(params.source, ns)  # the defaults, as an interactive user would run them
     ns["overrides"] = {"seeds": [1]}

@@ -5,12 +5,11 @@ import dataclasses
 
 import pytest
 
-from analysis import config as config_mod
-from analysis import settings
-from analysis.config import load_config
+from analysis.config import algorithms as settings
+from analysis.config import parse as config_mod
+from analysis.config.parse import load_config
 from analysis.data.records import DataError
-from analysis.errors import ConfigError, UserError
-from analysis.models import ModelError
+from analysis.errors import ConfigError, ModelError, UserError
 
 
 def test_error_family():
@@ -23,7 +22,7 @@ def test_error_family():
 
 def test_choices_are_the_registries():
     from analysis.data.tasks import TASKS
-    from analysis.icl import RENDERINGS, RETRIEVERS
+    from analysis.generation.icl import RENDERINGS, RETRIEVERS
     from analysis.rewards import FEATURE_METHODS
 
     c = config_mod.choices()
@@ -33,7 +32,7 @@ def test_choices_are_the_registries():
 
 
 def test_a_name_added_to_a_registry_is_accepted(monkeypatch):
-    import analysis.icl as icl
+    import analysis.generation.icl as icl
 
     with pytest.raises(ConfigError, match="'retriever'"):
         load_config(overrides={"retriever": "dense"})
@@ -117,13 +116,13 @@ def test_user_mistakes_in_lower_layers_are_user_errors():
 
 @pytest.mark.parametrize("preset", ["embedded", "embedded_synthetic", "paper"])
 def test_the_studies_settings_equal_their_hand_mapping(preset):
-    """What the studies build through :mod:`analysis.settings` equals, field for field, what they
+    """What the studies build through :mod:`analysis.config.algorithms` equals, field for field, what they
     mapped by hand from the study config before (so routing them through it changes no number)."""
     from analysis.decoding.args import ArgsConfig
     from analysis.decoding.base import GenerationConfig
     from analysis.decoding.best_of_n import BestOfNConfig
-    from analysis.icl import ICLConfig
-    from analysis.policy_accuracy import PolicyAccuracyConfig
+    from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
+    from analysis.generation.icl import ICLConfig
     from analysis.rewards import method_info
 
     cfg = load_config(preset)
@@ -185,8 +184,8 @@ def test_every_registry_and_choice_check_reads_the_same():
 
     from analysis.data.tasks import get_task
     from analysis.decoding.args import ArgsConfig
-    from analysis.generation_methods import get_method
-    from analysis.metrics import rouge_by_user
+    from analysis.generation.methods import get_method
+    from analysis.metrics.rouge import rouge_by_user
     from analysis.rewards import method_info
 
     cases = [

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.config import load_config
+from analysis.config.parse import load_config
 from analysis.studies import findings, icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy, tau_table
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     model, tok = build_tiny_model("llama", seed=0)
@@ -411,7 +411,7 @@ def test_best_of_n_systems_equal_best_of_n(tiny_dir, tmp_path):
 def test_settings_change_the_data(tmp_path):
     """Wiring: each size / real-data setting changes the data the studies read."""
     from analysis.data.preflamp import user_profiles
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
 
@@ -470,9 +470,9 @@ def test_icl_parity_retrieves_only_rm_training_items():
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_shared_prompt_features_equal_sequence_features(arch):
-    """The prompt-sharing fast path gives the features of analysis.features (any grouping, any layer)."""
-    from analysis.features import sequence_features, shared_prompt_features
-    from analysis.models import build_tiny_model
+    """The prompt-sharing fast path gives the features of analysis.features.passes (any grouping, any layer)."""
+    from analysis.features.passes import sequence_features, shared_prompt_features
+    from analysis.models.tiny import build_tiny_model
 
     model, tok = build_tiny_model(arch, seed=2)
     prompts = [
@@ -532,7 +532,7 @@ def test_bootstrap_by_user_keeps_counts_and_varies_with_seed():
     """RM populations: seeds resample each user's training pairs (same count), deterministically."""
     import torch
 
-    from analysis.features import BackboneSpec, PairFeatures
+    from analysis.features.passes import BackboneSpec, PairFeatures
     from analysis.studies.rms import bootstrap_by_user
 
     users = ["a"] * 6 + ["b"] * 4
@@ -717,8 +717,8 @@ def test_studies_2_3_wait_for_their_inputs_after_the_systems_without_rms(tiny_di
 
 
 def test_study1_datasets_are_a_registry(monkeypatch, tmp_path):
-    from analysis.config import ConfigError
     from analysis.data.records import PreferencePair
+    from analysis.errors import ConfigError
     from analysis.studies import datasets
     from analysis.studies.cache import StudyCache
 
@@ -769,7 +769,8 @@ def _user_file(path, n_users=3, n_prompts=12):
 def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
     """Any name that is not built in is the file data_paths names: study 1 gives its RM and policy
     accuracy rows, its tau rows, its card (with the dropped pair) and a claim-1 findings row."""
-    from analysis.config import ConfigError, check_runnable
+    from analysis.config.parse import check_runnable
+    from analysis.errors import ConfigError
 
     prefs = _user_file(tmp_path / "prefs.jsonl")
     cfg = _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(prefs)})

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from analysis.config import load_config
+from analysis.config.parse import load_config
 from analysis.sweep.graph import build_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from analysis.models import build_tiny_model
+    from analysis.models.tiny import build_tiny_model
 
     path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     model, tok = build_tiny_model("llama", seed=0)
@@ -176,7 +176,7 @@ def test_local_run_fills_the_caches_the_studies_read(local_run, monkeypatch):
 def _study_tables(cfg, cache, monkeypatch) -> dict[str, pd.DataFrame]:
     """The study tables built from a swept cache; any model computation fails the test."""
     import analysis.decoding.base as base
-    import analysis.policy_accuracy as pa
+    import analysis.evaluation.policy_accuracy as pa
     import analysis.rewards as rewards
     from analysis.studies import icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy
 
@@ -411,9 +411,9 @@ def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
     """The caches that several sweep tasks write (one text-feature file per model, one base-negatives
     file for all models) merge under a lock: a writer holding a stale copy drops no other rows."""
     from analysis.data.preflamp import GenerationCache
-    from analysis.feature_cache import TextFeatureStore
-    from analysis.features import BackboneSpec
-    from analysis.models import model_id
+    from analysis.features.cache import TextFeatureStore
+    from analysis.features.passes import BackboneSpec
+    from analysis.models.loading import model_id
 
     model, tok = tiny_lm
     spec = BackboneSpec(model_id(model), 1, "shared", "last")
@@ -434,7 +434,7 @@ def test_shared_cache_files_keep_every_writers_rows(tiny_lm, tmp_path):
 
 
 def test_every_task_kind_has_a_runner_and_an_unknown_one_is_refused(tmp_path):
-    from analysis.config import load_config
+    from analysis.config.parse import load_config
     from analysis.studies.cache import StudyCache
     from analysis.sweep.graph import Task, build_graph
     from analysis.sweep.tasks import RUNNERS, _run
@@ -472,7 +472,7 @@ def test_local_sweep_of_a_users_own_preference_file(small, tmp_path, monkeypatch
         warnings.simplefilter("ignore")
         out = run_local(g, cfg, cache, echo=lambda s: None)
     assert out["done"] == len(g.tasks)
-    import analysis.policy_accuracy as pa
+    import analysis.evaluation.policy_accuracy as pa
     import analysis.rewards as rewards
     from analysis.studies import rm_vs_policy_accuracy
 

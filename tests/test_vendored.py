@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.config import check_runnable, load_config
+from analysis.config.parse import check_runnable, load_config
 from analysis.data import default_data_path, load_tasks
 from analysis.data.news_category import load_news_category
 from analysis.data.vendored import NEWS_CATEGORY_SUBSET, news_category_path, vendored_path

@@ -1,9 +1,9 @@
-"""analysis.warmup: the set-up step that compiles what a report imports."""
+"""analysis.report.warmup: the set-up step that compiles what a report imports."""
 
 import os
 import sys
 
-from analysis import warmup
+from analysis.report import warmup
 
 
 def test_warmup_writes_bytecode_even_where_the_environment_forbids_it(tmp_path, monkeypatch):

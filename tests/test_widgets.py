@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.run_picker import default_run, item_label, pick_run, run_choices, run_state
-from analysis.widgets import Inspector, InspectorWidget, list_runs
+from analysis.inspect.run_picker import default_run, item_label, pick_run, run_choices, run_state
+from analysis.inspect.widgets import Inspector, InspectorWidget, list_runs
 
 
 def _rows():

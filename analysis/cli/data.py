@@ -146,7 +146,7 @@ def _base_generate_fn(model_name: str | None, task: str):
         raise DataError("--negatives base needs --model (a base policy to generate the negatives)")
     from analysis.data.tasks import get_task
     from analysis.decoding.base import generate_greedy
-    from analysis.models import load_model, model_id
+    from analysis.models.loading import load_model, model_id
 
     model, tok = load_model(model_name)
     max_new = get_task(task).max_new_tokens

@@ -13,7 +13,7 @@ rest), or a Python ``module:function`` / ``file.py:function`` called as
 
 ``--input`` is JSON lines with ``user_id`` and ``prompt`` (``input`` / ``test_input`` are accepted as
 the prompt), optionally ``reference`` (passed through, for ``evaluate``) and ``test_id``. Output:
-the generation runner's rows (:data:`analysis.generation.ROW_FIELDS`: user_id, test_id, prompt as
+the generation runner's rows (:data:`analysis.generation.runner.ROW_FIELDS`: user_id, test_id, prompt as
 rendered, reference, system, method, params, model, text, reward), resumable: a rerun skips
 finished rows. Then ``python -m analysis evaluate --generations OUT`` scores them.
 Flags and their help come from the config dataclasses beside each algorithm.
@@ -76,7 +76,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from analysis.models import load_model
+    from analysis.models.loading import load_model
     from analysis.rewards import load_reward_model
 
     if getattr(args, "reward_model", None):
@@ -95,7 +95,7 @@ def _load(args):
     if rm is not None and getattr(rm, "input_kind", "") == "features" and rm.backbone is not None:
         rm.to(args.device)
         if rm.backbone.kind == "separate":
-            from analysis.features import TextFeaturizer
+            from analysis.features.passes import TextFeaturizer
 
             enc, enc_tok = load_model(rm.backbone.model_id, device=args.device)
             rm.attach_featurizer(TextFeaturizer(enc, enc_tok, rm.backbone))
@@ -103,11 +103,11 @@ def _load(args):
 
 
 def read_prompts(path: str) -> list:
-    """:class:`analysis.generation.PromptTask` per line of a JSONL file of ``{user_id, prompt}``
+    """:class:`analysis.generation.methods.PromptTask` per line of a JSONL file of ``{user_id, prompt}``
     records (``input`` / ``test_input`` accepted as the prompt; optional ``reference``, ``test_id``)."""
     from analysis.data.readers import get_field, iter_jsonl
     from analysis.data.records import DataError
-    from analysis.generation import PromptTask
+    from analysis.generation.methods import PromptTask
 
     tasks = []
     for line, rec in iter_jsonl(path):
@@ -123,11 +123,12 @@ def read_prompts(path: str) -> list:
 
 
 def cmd_generate(args) -> int:
-    """Generate through the one runner (:func:`analysis.generation.run_generations`); the output
-    file is its resumable JSONL (schema :data:`analysis.generation.ROW_FIELDS`)."""
+    """Generate through the one runner (:func:`analysis.generation.runner.run_generations`); the output
+    file is its resumable JSONL (schema :data:`analysis.generation.runner.ROW_FIELDS`)."""
     from analysis.decoding.args import ArgsConfig
     from analysis.decoding.best_of_n import BestOfNConfig
-    from analysis.generation import MethodSpec, register_rgd_method, run_generations
+    from analysis.generation.methods import MethodSpec, register_rgd_method
+    from analysis.generation.runner import run_generations
 
     tasks = read_prompts(args.input)
     if args.limit:
@@ -163,8 +164,8 @@ def cmd_generate(args) -> int:
 
 def cmd_policy_acc(args) -> int:
     from analysis.data.preferences import read_preferences
+    from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
     from analysis.io import write_json
-    from analysis.policy_accuracy import PolicyAccuracyConfig, policy_accuracy, prepare_pa_data
 
     rm_id = _rm_given(args, "policy-acc")
     if not rm_id:
@@ -225,7 +226,7 @@ def cmd_policy_acc(args) -> int:
 def add_commands(sub) -> None:
     from analysis.decoding.args import ArgsConfig
     from analysis.decoding.best_of_n import BestOfNConfig
-    from analysis.policy_accuracy import PolicyAccuracyConfig
+    from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
 
     p = sub.add_parser(
         "generate",

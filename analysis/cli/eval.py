@@ -37,7 +37,7 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from analysis.evaluation import (
+    from analysis.evaluation.generations import (
         compare_methods,
         format_table,
         load_generations,

@@ -3,13 +3,13 @@
 Every command whose settings are a dataclass (``data summary``: :class:`analysis.cli.data.SummaryOptions`;
 ``generate``: :class:`analysis.decoding.args.ArgsConfig` and
 :class:`analysis.decoding.best_of_n.BestOfNConfig`; ``policy-acc``:
-:class:`analysis.policy_accuracy.PolicyAccuracyConfig`) gets its flags here, so a help text lives in
+:class:`analysis.evaluation.policy_accuracy.PolicyAccuracyConfig`) gets its flags here, so a help text lives in
 the field's ``metadata["help"]`` only. ``metadata["choices"]`` becomes the flag's choices; a field
 without a default is a required flag; ``bool`` fields are switches; ``tuple[float, ...]`` and
 ``tuple[str, ...]`` fields take comma-separated values.
 
 >>> import argparse
->>> from analysis.policy_accuracy import PolicyAccuracyConfig
+>>> from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
 >>> p = argparse.ArgumentParser()
 >>> add_dataclass_flags(p, PolicyAccuracyConfig)
 >>> cfg = config_from_flags(p.parse_args(["--ws", "0,2", "--n-boot", "50"]), PolicyAccuracyConfig)

@@ -8,8 +8,10 @@ import json
 def cmd_info(args) -> int:
     """Versions, presets, embedded models and device."""
     from analysis import __version__, provenance
-    from analysis.config import PRESETS, load_config
-    from analysis.models import cache_dir, cpu_bf16_supported, embedded_status, resolve_dtype
+    from analysis.config.parse import load_config
+    from analysis.config.presets import PRESETS
+    from analysis.models.embedded import cache_dir, embedded_status
+    from analysis.models.loading import cpu_bf16_supported, resolve_dtype
 
     info = {
         "analysis": __version__,

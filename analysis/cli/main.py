@@ -47,7 +47,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    from analysis.config import load_config, parse_set
+    from analysis.config.parse import load_config, parse_set
 
     return load_config(args.preset, parse_set(args.overrides), path=args.config)
 

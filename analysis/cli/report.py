@@ -1,6 +1,6 @@
 """``python -m analysis report``: run the study notebooks with papermill into ``reports/<run-id>/``.
 
-The runner itself is :func:`analysis.report.run_report`; this module only parses the command line.
+The runner itself is :func:`analysis.report.runner.run_report`; this module only parses the command line.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 
 from analysis.cli.main import add_config_arguments
-from analysis.report import REPO, run_report
+from analysis.report.runner import REPO, run_report
 
 
 def cmd_report(args) -> int:
-    from analysis.config import parse_set
+    from analysis.config.parse import parse_set
 
     overrides = parse_set(args.overrides)
     for item in args.param or []:  # -p key value, papermill style

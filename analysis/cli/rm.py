@@ -127,10 +127,10 @@ def _load(args, need: tuple[str, ...] = ("train",)):
     The splits in ``need`` must have pairs: checked on the pairs before any feature is computed
     (and, for a file, before the model is loaded)."""
     from analysis.cli import config_from_args
+    from analysis.config.algorithms import model_kwargs
     from analysis.data.preferences import load_preferences
-    from analysis.features import pair_features
-    from analysis.models import load_model
-    from analysis.settings import model_kwargs
+    from analysis.features.cache import pair_features
+    from analysis.models.loading import load_model
     from analysis.studies.cache import StudyCache
     from analysis.studies.datasets import STUDY1_DATASETS, Dataset, study1_dataset
 

@@ -116,7 +116,7 @@ def format_dry_run(d: dict) -> str:
 
 def cmd_sweep(args) -> int:
     from analysis.cli.main import config_from_args
-    from analysis.config import check_runnable
+    from analysis.config.parse import check_runnable
     from analysis.studies.datasets import check_datasets
     from analysis.sweep.engines import run_local, run_ray
 

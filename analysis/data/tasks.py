@@ -1,7 +1,7 @@
 """Task specifications and the single source of zero-shot prompt text (design sections 3.3, 4.4).
 
 Every prompt ``x`` that appears in a preference pair, in base-policy generation and (with examples
-prepended by :mod:`analysis.icl`) in ICL is built by :func:`zero_shot_prompt`, so that a reward
+prepended by :mod:`analysis.generation.icl`) in ICL is built by :func:`zero_shot_prompt`, so that a reward
 model trained on pairs and a decoder generating for the same input see the *same* ``x``.
 
 Example
@@ -87,7 +87,7 @@ def get_task(task: str) -> TaskSpec:
 def zero_shot_prompt(task: str, input_text: str) -> str:
     """The zero-shot prompt text ``x`` for ``input_text``: instruction, blank line, labelled input.
 
-    The text is *not* chat-rendered; :func:`analysis.models.render_prompt` applies the chat
+    The text is *not* chat-rendered; :func:`analysis.models.tokens.render_prompt` applies the chat
     template. Leading/trailing whitespace of ``input_text`` is stripped.
     """
     spec = get_task(task)

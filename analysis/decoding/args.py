@@ -138,7 +138,7 @@ def reward_path(rm, model, w: float) -> str:
 
     Raises ConfigError for an RM without a usable path (e.g. trained on another backbone).
     """
-    from analysis.models import model_id
+    from analysis.models.loading import model_id
 
     if rm is None:
         if w != 0:
@@ -230,7 +230,7 @@ def reward_texts(rm, user_ids, prompts, texts) -> torch.Tensor:
 
     A feature RM on a separate backbone cannot featurize a whitespace-only prefix (e.g. the
     first candidate is a space or a special token), so such a prefix is scored as ``" ."``, the
-    convention of :func:`analysis.features.text_prefix_features`. Text RMs (oracle) get the text
+    convention of :func:`analysis.features.passes.text_prefix_features`. Text RMs (oracle) get the text
     unchanged (they define the empty string's reward themselves).
     """
     if getattr(rm, "input_kind", None) == "features":
@@ -310,7 +310,7 @@ def check_full_attention_cache(cache) -> None:
 def _prefill(model, tok, prompts, hidden: bool):
     """Run ``prompts`` (left-padded, their shared token prefix once) into a new cache: returns
     ``(cache, cache keyword, outputs, 2D attention mask)``; ``hidden``: with all hidden states."""
-    from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
+    from analysis.models.tokens import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
     base = model.base_model
     ids = [encode_prompt(tok, p) for p in prompts]
@@ -378,7 +378,7 @@ def _args_batch(model, tok, rms, prompts, user_ids, cfg: ArgsConfig, path: str, 
     base = model.base_model
     cache, ckw, out, attn = _prefill(model, tok, prompts, hidden=path == "features")
     if path == "features":
-        from analysis.features import select_hidden
+        from analysis.features.passes import select_hidden
 
         check_full_attention_cache(cache)
         devs = [rm_device(rm) for rm in rms]
@@ -524,7 +524,7 @@ def args_generate(
     -------
     With a tiny random model and no RM (``w = 0``: greedy decoding through the ARGS loop)::
 
-    >>> from analysis.models import build_tiny_model
+    >>> from analysis.models.tiny import build_tiny_model
     >>> model, tok = build_tiny_model("llama")
     >>> cfg = ArgsConfig(w=0.0, k=3, max_new_tokens=4)
     >>> outs = args_generate(model, tok, None, ["Write a headline."], ["user_3"], cfg)

@@ -1,6 +1,6 @@
 """Batched greedy and sampled generation with a KV cache (the base policy ``pi``).
 
-Every prompt is encoded with :func:`analysis.models.encode_prompt` (the project's one rule for
+Every prompt is encoded with :func:`analysis.models.tokens.encode_prompt` (the project's one rule for
 prompt tokens), the batch is **left-padded** so that the next-token position is the last column
 for every row, and position ids are ``cumsum(mask) - 1`` so a padded row sees exactly the
 positions it would see alone. Decoding stops per row at an EOS token; the returned text is the
@@ -20,15 +20,15 @@ vocabulary (``logits_to_keep=1``), a token prefix common to the whole batch (sys
 instruction) is run once and its KV cache repeated, rows that finished are dropped from the
 batch and the cache, and the KV cache appends into room reserved once per batch instead of
 being copied every step (repeating the prefix rows and dropping finished rows happen inside that
-buffer). The generation runner feeds it length-bucketed chunks (:mod:`analysis.generation`).
+buffer). The generation runner feeds it length-bucketed chunks (:mod:`analysis.generation.runner`).
 On CPU, ``load_model`` adds column-blocked linears, grouped-head attention and warm pages
-(:mod:`analysis.cpu_linear`, :mod:`analysis.cpu_attention`, :mod:`analysis.cpu_memory`), which
+(:mod:`analysis.models.cpu.linear`, :mod:`analysis.models.cpu.attention`, :mod:`analysis.models.cpu.memory`), which
 change no number. Batched and one-at-a-time results agree (tested on three architectures and
 on SmolLM2; greedy near-ties could in principle flip through float rounding).
 
 Example
 -------
->>> from analysis.models import build_tiny_model
+>>> from analysis.models.tiny import build_tiny_model
 >>> model, tok = build_tiny_model("llama")
 >>> texts = generate_greedy(model, tok, ["Write a headline."], max_new_tokens=4)
 >>> len(texts)
@@ -46,7 +46,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from analysis.models import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
+from analysis.models.tokens import cache_kwarg, common_prefix_len, encode_prompt, pad_token_id
 
 Prompt = str | list[dict]
 
@@ -377,7 +377,7 @@ def generate_greedy(
     """Greedy continuation of each prompt; returns the decoded new text (stripped), in input order.
 
     ``prompts`` are user messages (str) or chat message lists, rendered with the model's chat
-    template by :func:`analysis.models.render_prompt` (``system`` adds a system message).
+    template by :func:`analysis.models.tokens.render_prompt` (``system`` adds a system message).
     """
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
     prompt_ids = _encode_all(tok, prompts, system)

@@ -81,7 +81,7 @@ def score_texts(
     batch_size: int = 16,
 ) -> torch.Tensor:
     """r_u(x, y) for full responses (N,) float32; NaN for empty texts."""
-    from analysis.features import sequence_features
+    from analysis.features.passes import sequence_features
 
     path = reward_path(rm, model, 1.0)
     ok = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
@@ -124,7 +124,7 @@ def best_of_n(
     With a tiny random model and the oracle RM of synthetic users (a text RM):
 
     >>> from analysis.data.synthetic import make_synthetic_users
-    >>> from analysis.models import build_tiny_model
+    >>> from analysis.models.tiny import build_tiny_model
     >>> from analysis.rewards.oracle import OracleRM
     >>> data = make_synthetic_users(n_users=2, n_test=1, seed=0)
     >>> model, tok = build_tiny_model("llama")

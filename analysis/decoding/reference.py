@@ -36,7 +36,7 @@ from analysis.errors import ConfigError
 
 def _how_rewarded(rm, model, w) -> str:
     """``"none"`` (no RM, w = 0), ``"features"`` (the policy's own hidden states) or ``"text"``."""
-    from analysis.models import model_id
+    from analysis.models.loading import model_id
 
     if rm is None:
         if w != 0:
@@ -83,7 +83,7 @@ def _rm_device(rm) -> torch.device:
 def _last_features(model, rows: list[list[int]], layer: int) -> torch.Tensor:
     """Features of the last position of each of ``rows`` (equal lengths, so no padding), computed
     from scratch: (n, H) float32."""
-    from analysis.features import select_hidden
+    from analysis.features.passes import select_hidden
 
     device = next(model.parameters()).device
     t = torch.tensor(rows, device=device)
@@ -110,7 +110,7 @@ def _prefix_rewards(model, tok, rm, how, prompt, prompt_ids, user_id, prefixes, 
 
 @torch.no_grad()
 def _reference_one(model, tok, rm, prompt, user_id, *, w, k, max_new_tokens, mode, T, how, layer, stops, gen):
-    from analysis.models import encode_prompt
+    from analysis.models.tokens import encode_prompt
 
     device = next(model.parameters()).device
     prompt_ids = encode_prompt(tok, prompt)

@@ -17,7 +17,7 @@ method documents its fallback (the population mean of the per-user parameters); 
 Fitting runs on :data:`TRAIN_THREADS` CPU threads whatever the process's torch setting: with two
 threads some backward reductions are split differently (shared_bt and vpl then differ in the last
 bits), so an RM would depend on ``cfg.threads`` or on the report's thread schedule
-(:mod:`analysis.cpu_share`). One thread is also no slower here: the steps are small.
+(:mod:`analysis.report.schedule`). One thread is also no slower here: the steps are small.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 
 from analysis.data.records import DataError
 from analysis.errors import ConfigError, lookup
-from analysis.features import BackboneSpec, PairFeatures
+from analysis.features.passes import BackboneSpec, PairFeatures
 from analysis.io import atomic_open, read_json, write_json
 
 FORMAT_VERSION = 1
@@ -273,7 +273,7 @@ class RewardModel:
         return self.reward(list(user_ids), feats.to(self.module_.feat_mean.device))
 
     def attach_featurizer(self, featurizer) -> RewardModel:
-        """Attach a :class:`~analysis.features.TextFeaturizer` (its spec should match ``backbone``)."""
+        """Attach a :class:`~analysis.features.passes.TextFeaturizer` (its spec should match ``backbone``)."""
         spec = getattr(featurizer, "spec", None)
         if self.backbone is not None and spec is not None and spec.model_id != self.backbone.model_id:
             raise ValueError(

@@ -3,7 +3,7 @@
     RM accuracy = mean over pairs of 1[r_u(x, y_w) > r_u(x, y_l)]   (ties count 0.5)
 
 averaged per user first, then over users, with a 95% bootstrap interval over users
-(:func:`analysis.metrics.summarize_by_user`, the one place means and intervals are computed).
+(:func:`analysis.metrics.intervals.summarize_by_user`, the one place means and intervals are computed).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from analysis.features import PairFeatures
-from analysis.metrics import pairwise_accuracy, per_user_means, summarize_by_user
+from analysis.features.passes import PairFeatures
+from analysis.metrics.intervals import pairwise_accuracy, per_user_means, summarize_by_user
 from analysis.rewards.base import RewardModel
 
 

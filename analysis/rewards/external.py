@@ -11,7 +11,7 @@ A lab's own reward model, not trained here, measured and used like the project's
 
 Every :class:`RewardFunction` is a *text* reward model (``input_kind = "text"``, like the oracle):
 :meth:`RewardFunction.reward_text` is what RM accuracy (:mod:`analysis.rewards.evaluate`), policy
-accuracy (:mod:`analysis.policy_accuracy`, which decodes the policy's token prefixes to text, so
+accuracy (:mod:`analysis.evaluation.policy_accuracy`, which decodes the policy's token prefixes to text, so
 the RM's tokenizer may differ from the policy's), best-of-n and ARGS (the text path of
 :mod:`analysis.decoding.args` and :mod:`analysis.decoding.reference`) call. Its rewards are used
 as they come (no per-user centring: the model defines its own scale).

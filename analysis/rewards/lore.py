@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis.errors import ConfigError
-from analysis.features import PairFeatures
+from analysis.features.passes import PairFeatures
 from analysis.rewards.base import RewardModel, RMConfig, gather_user_param, per_user_mean
 
 

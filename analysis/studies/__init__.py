@@ -7,11 +7,10 @@
 - :func:`icl_vs_rgd_scale` (notebook 03, claim 3): base vs ICL (each k) vs the best RGD method
   across model sizes, paired tests per model.
 - :func:`findings`: the closing table of every notebook (did each claim hold in this run).
-- :func:`open_run`: a notebook's set-up (config, output folders, cache) in one call.
 
 Example
 -------
->>> from analysis.config import load_config
+>>> from analysis.config.parse import load_config
 >>> from analysis.studies import preflamp_decoupling
 >>> res = preflamp_decoupling(load_config("embedded"), cache_dir="reports/cache")  # doctest: +SKIP
 >>> res["summary"][["label", "rm_acc", "rouge1"]]  # doctest: +SKIP
@@ -20,7 +19,7 @@ Example
 The building blocks live by concern: :mod:`~analysis.studies.cache` (run cache),
 :mod:`~analysis.studies.datasets` (dataset registry), :mod:`~analysis.studies.models` (model
 holder), :mod:`~analysis.studies.rms` (RM training glue), :mod:`~analysis.studies.generations`
-(the systems as methods of :mod:`analysis.generation`, ROUGE scoring, summaries).
+(the systems as methods of :mod:`analysis.generation.runner`, ROUGE scoring, summaries).
 """
 
 from analysis.studies.cache import StudyCache, code_version
@@ -29,17 +28,14 @@ from analysis.studies.findings import findings
 from analysis.studies.models import get_model
 from analysis.studies.preflamp import icl_vs_rgd_scale, preflamp_decoupling
 from analysis.studies.rm_policy import rm_vs_policy_accuracy, tau_table
-from analysis.studies.session import StudyRun, open_run
 
 __all__ = [
     "STUDY1_DATASETS",
     "StudyCache",
-    "StudyRun",
     "code_version",
     "findings",
     "get_model",
     "icl_vs_rgd_scale",
-    "open_run",
     "preflamp_decoupling",
     "rm_vs_policy_accuracy",
     "study1_dataset",

@@ -31,7 +31,7 @@ class StudyCache:
     written atomically."""
 
     def __init__(self, cache_dir: str | os.PathLike | None):
-        from analysis.models import cache_dir as user_cache
+        from analysis.models.embedded import cache_dir as user_cache
 
         self.root = Path(cache_dir) if cache_dir else user_cache() / "studies-cache"
         self.root = self.root / "studies" / code_version()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.data.records import DataError, DatasetCard, PreferencePair, UserTask
 from analysis.errors import ConfigError, unknown_message
 from analysis.studies.cache import StudyCache
@@ -70,8 +71,8 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
 
 
 def base_generate_fn(cfg: StudyConfig, model, tok):
+    from analysis.config.algorithms import generation_config
     from analysis.decoding.base import generate_greedy
-    from analysis.settings import generation_config
 
     gen = generation_config(cfg)
 
@@ -125,11 +126,11 @@ def attribute_pairs(
     items (None: ``cfg.attribute_samples`` / ``cfg.attribute_prompts``)."""
     n_prompts = n_prompts or cfg.attribute_prompts
     n_samples = n_samples or cfg.attribute_samples
+    from analysis.config.algorithms import generation_config
     from analysis.data.attributes import attribute_preference_pairs
     from analysis.data.synthetic import make_items
     from analysis.data.tasks import zero_shot_prompt
     from analysis.decoding.base import generate_sample
-    from analysis.settings import generation_config
 
     gen = generation_config(cfg)
     data = synthetic_data(cfg)
@@ -281,7 +282,8 @@ def study1_dataset(cfg: StudyConfig, name: str, model, tok, cache: StudyCache) -
     if spec is None:  # not registered: the user's own preferences (config checked data_paths names it)
         from analysis.studies.user_datasets import user_preference_dataset
 
-        return user_preference_dataset(cfg, name)
+        pairs, card = user_preference_dataset(cfg, name)
+        return Dataset(name, pairs, card=card)
     return spec.build(cfg, name, model, tok, cache)
 
 
@@ -301,6 +303,12 @@ def check_datasets(cfg: StudyConfig) -> StudyConfig:
             f"config key 'datasets[{i}]': {unknown_message('study-1 dataset', name, STUDY1_DATASETS)}; "
             f"or your own preference file: --set datasets=[{name}] --set data_paths='{{{name}: FILE}}'"
         )
+    from analysis.data.preferences import is_hub_source
+
+    for name in cfg.datasets:  # a user's dataset: its file exists (hub ids are checked on load)
+        path = cfg.data_paths.get(name, "")
+        if name not in STUDY1_DATASETS and not is_hub_source(path) and not Path(path).expanduser().exists():
+            raise ConfigError(f"config key 'data_paths.{name}': {path} does not exist")
     for name, cols in cfg.data_columns.items():
         if name in STUDY1_DATASETS:
             raise ConfigError(

@@ -6,14 +6,14 @@ it is printed beside it in the table. Point estimates never decide.
 
 1. *Weak link between RM accuracy and policy accuracy*, per dataset, on Kendall's tau-b (score
    variant, ``w = cfg.rgd_w``, no length normalisation) and its 95% interval (test-set x RM
-   cluster bootstrap, :func:`analysis.metrics_tau.honest_tau`): supported when the upper bound
+   cluster bootstrap, :func:`analysis.metrics.tau.honest_tau`): supported when the upper bound
    is below ``WEAK_TAU`` = 0.4, not supported when the lower bound is above it, else
    inconclusive. Over datasets: supported / not supported when every dataset agrees, else
    inconclusive.
 2. *Decoupling on Pref-LaMP*: the RGD (ARGS) systems with the highest and lowest RM accuracy
    are compared on ROUGE-1 with a paired equivalence test (TOST, margin +/- ``MARGIN`` = 0.02):
    the two one-sided 5% tests both reject exactly when the 90% two-level bootstrap interval of
-   the paired difference (users, then items; :func:`analysis.metrics.paired_comparison`) lies
+   the paired difference (users, then items; :func:`analysis.metrics.intervals.paired_comparison`) lies
    inside (-0.02, 0.02): supported. Not supported when that interval lies entirely outside the
    margin; else inconclusive. Before that: if under ``MIN_CHANGED`` = 20% of the RGD generations
    differ from base greedy, RGD changed almost nothing and the verdict is inconclusive (with that
@@ -98,7 +98,7 @@ def changed_share(generations: pd.DataFrame, systems) -> float:
 
 
 def claim2(summary: pd.DataFrame | None, generations: pd.DataFrame | None = None, n_boot: int = 2000) -> dict:
-    from analysis.metrics import paired_comparison, per_user_items
+    from analysis.metrics.intervals import paired_comparison, per_user_items
 
     row = {
         "claim": "2. Large RM-accuracy gaps give nearly the same ROUGE (Pref-LaMP)",

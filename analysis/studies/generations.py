@@ -1,14 +1,14 @@
 """Study-level glue over the generation runner: the systems, scored against the users' real text.
 
 Systems (design 3.2-3.3), all on the same zero-shot prompt ``x = zero_shot_prompt(task, input)``,
-are methods of :func:`analysis.generation.run_generations` (one JSONL per model and user set
+are methods of :func:`analysis.generation.runner.run_generations` (one JSONL per model and user set
 under ``<cache>/generations/``, resumable):
 
 - ``base``: greedy decoding of the policy (method ``base``).
 - ``icl_k{k}``: greedy decoding with ``k`` retrieved profile examples in the prompt (method
   ``icl``; retriever and rendering from the config, recorded in every row).
 - ``rgd_{method}_w{w}``: ARGS (:func:`analysis.decoding.args.args_generate`) with the method's
-  RM, weight ``w`` and top-``k`` candidates (:func:`analysis.generation.register_rgd_method`),
+  RM, weight ``w`` and top-``k`` candidates (:func:`analysis.generation.methods.register_rgd_method`),
   all RMs in one pass (:func:`shared_args`).
 - ``bon_{method}_n{n}``: best-of-n with the method's RM (``n = cfg.best_of_n``; 0 disables),
   every RM re-ranking ONE shared set of samples (:func:`shared_sample_bon`).
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.data.records import UserTask
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.models import model_key
@@ -57,8 +57,8 @@ def tasks_key(tasks: list[UserTask]) -> str:
 def rouge_f(
     predictions: list[str], references: list[str], use_stemmer: bool
 ) -> tuple[list[float], list[float]]:
-    """ROUGE-1 and ROUGE-L F-measure per generation (:func:`analysis.metrics.rouge_scores`)."""
-    from analysis.metrics import rouge_scores
+    """ROUGE-1 and ROUGE-L F-measure per generation (:func:`analysis.metrics.rouge.rouge_scores`)."""
+    from analysis.metrics.rouge import rouge_scores
 
     out = rouge_scores(predictions, references, use_stemmer=use_stemmer)
     return [float(x) for x in out["rouge1"]], [float(x) for x in out["rougeL"]]
@@ -71,9 +71,9 @@ def draw_samples(
     / ``cfg.sample_top_p`` (seeded per (prompt, sample), as :func:`analysis.decoding.best_of_n.best_of_n`),
     drawn once per task list and memoised in ``samples`` and, with a ``cache``, on disk (kind
     ``samples``), so a later call (the reward-guided systems after the others) draws nothing."""
+    from analysis.config.algorithms import best_of_n_config
     from analysis.decoding.base import generate_sample
-    from analysis.generation import base_prompt
-    from analysis.settings import best_of_n_config
+    from analysis.generation.methods import base_prompt
 
     bon = best_of_n_config(cfg, n)
     prompts = [base_prompt(params["task"], t) for t in tasks]
@@ -149,7 +149,7 @@ def shared_args(cfg: StudyConfig, rms: dict, method: str, memo: dict):
 
     def generate(model, tok, tasks, params):
         from analysis.decoding.args import ArgsConfig, args_generate_multi
-        from analysis.generation import base_prompt
+        from analysis.generation.methods import base_prompt
 
         prompts = [base_prompt(params["task"], t) for t in tasks]
         users = [t.user_id for t in tasks]
@@ -218,7 +218,7 @@ def generate_systems(
 
     ICL retrieves from :func:`icl_profiles` (``train_ids``: the pair ids the RMs were trained
     on). Per shard of users (:func:`user_shards`; one sweep task each), three
-    :func:`analysis.generation.run_generations` calls (base, ICL on its own profiles, the rest);
+    :func:`analysis.generation.runner.run_generations` calls (base, ICL on its own profiles, the rest);
     their JSONL files are the cache. The rows come back in the order of one call over all tasks
     (systems in order, then tasks), whatever the sharding.
     """
@@ -251,8 +251,9 @@ def _generate_shard(
     w_values,
     train_ids: set[str] | None = None,
 ) -> list[dict]:
-    from analysis.generation import MethodSpec, register_method, register_rgd_method, run_generations
-    from analysis.settings import args_config, best_of_n_config, generation_config, icl_config
+    from analysis.config.algorithms import args_config, best_of_n_config, generation_config, icl_config
+    from analysis.generation.methods import MethodSpec, register_method, register_rgd_method
+    from analysis.generation.runner import run_generations
     from analysis.studies.rms import feature_store
 
     specs: list = [MethodSpec("base")]
@@ -361,7 +362,7 @@ def score_rows(cfg: StudyConfig, rows: list[dict], styles: dict[str, str] | None
 
 def system_summary(gens: pd.DataFrame, cfg: StudyConfig, metric_cols=("rouge1", "rougeL")) -> pd.DataFrame:
     """One row per (model, system): mean and bootstrap interval over users of each metric."""
-    from analysis.metrics import summarize_by_user
+    from analysis.metrics.intervals import summarize_by_user
 
     rows = []
     for (model, system), g in gens.groupby(["model", "system"], sort=False):
@@ -387,7 +388,7 @@ def system_summary(gens: pd.DataFrame, cfg: StudyConfig, metric_cols=("rouge1", 
 
 def per_user(gens: pd.DataFrame, system: str, metric: str = "rouge1") -> dict[str, dict]:
     """``{user: {test_id: metric}}`` of one system: item-level input of ``paired_comparison``."""
-    from analysis.metrics import per_user_items
+    from analysis.metrics.intervals import per_user_items
 
     g = gens[gens["system"] == system]
     return per_user_items(list(g["user_id"]), list(g["test_id"]), g[metric].to_numpy(float))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
 _MODELS: dict[tuple, tuple] = {}
@@ -14,8 +14,8 @@ def get_model(cfg: StudyConfig, name: str | None = None, schedule: Schedule = NO
     """``(model, tok)`` for ``name`` (default: the policy model), loaded once per process; torch uses
     ``schedule.threads(cfg.threads)`` threads (``cfg.threads`` unless the runner's schedule says
     otherwise, e.g. one while a report's notebook shares the CPU with another)."""
-    from analysis.models import load_model
-    from analysis.settings import model_kwargs
+    from analysis.config.algorithms import model_kwargs
+    from analysis.models.loading import load_model
 
     name = name or cfg.policy_model
     key = (name, cfg.device, cfg.dtype)
@@ -28,10 +28,10 @@ def get_model(cfg: StudyConfig, name: str | None = None, schedule: Schedule = NO
 
 
 def model_key(model) -> str:
-    """Model id + its weight fingerprint (:func:`analysis.feature_cache.model_fingerprint`, the one
+    """Model id + its weight fingerprint (:func:`analysis.features.cache.model_fingerprint`, the one
     the feature cache uses), so two models with the same name but other weights differ."""
-    from analysis.feature_cache import model_fingerprint
-    from analysis.models import model_id
+    from analysis.features.cache import model_fingerprint
+    from analysis.models.loading import model_id
 
     return f"{model_id(model)}#{model_fingerprint(model)}"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.studies.cache import StudyCache
 from analysis.studies.datasets import preflamp_pairs, synthetic_data, user_tasks
 from analysis.studies.generations import (
@@ -164,7 +164,7 @@ def preflamp_decoupling(
       system and vs base, each reward-guided system vs base.
     - ``profiles``: the users' profile items (for the inspector).
     """
-    from analysis.metrics import paired_comparison
+    from analysis.metrics.intervals import paired_comparison
 
     cache = StudyCache(cache_dir)
     tasks = tasks if tasks is not None else user_tasks(cfg)
@@ -221,7 +221,7 @@ def icl_vs_rgd_scale(
       best RGD vs base, best ICL vs base (diff, ci_low, ci_high, wilcoxon_p, n_users).
     - ``generations``: all generations of all models.
     """
-    from analysis.metrics import paired_comparison
+    from analysis.metrics.intervals import paired_comparison
 
     cache = StudyCache(cache_dir)
     tasks = tasks if tasks is not None else user_tasks(cfg)

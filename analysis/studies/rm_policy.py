@@ -6,10 +6,10 @@ gets
 
 - RM accuracy ``mean 1[r_u(x, y_w) > r_u(x, y_l)]`` (per user, then over users, bootstrap CI);
 - policy accuracy for each variant (``score``, ``policy``), with and without length
-  normalisation, at each ``w`` in ``cfg.w_values`` (:mod:`analysis.policy_accuracy`).
+  normalisation, at each ``w`` in ``cfg.w_values`` (:mod:`analysis.evaluation.policy_accuracy`).
 
 Across the population, Kendall's tau-b between the two is computed per (dataset, variant,
-length_norm, w) with :func:`analysis.metrics_tau.honest_tau`: the interval resamples the shared
+length_norm, w) with :func:`analysis.metrics.tau.honest_tau`: the interval resamples the shared
 test set (users, then pairs) and recomputes every RM's two accuracies on the same resample, and
 resamples RMs by cluster (method); a permutation p-value, the split-half reliability of each
 accuracy and tau corrected for attenuation come with it. The per-pair outcomes this needs are
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import Dataset, check_datasets, study1_dataset
 from analysis.studies.models import get_model, model_key
@@ -51,7 +51,7 @@ def pa_column(variant: str, length_norm: bool, w: float) -> str:
 
 
 def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: str, progress: bool = False):
-    """:class:`analysis.policy_accuracy.PAData` of the test pairs (log-probs, prefix features, top-k
+    """:class:`analysis.evaluation.policy_accuracy.PAData` of the test pairs (log-probs, prefix features, top-k
     candidates: the RM-independent, expensive part of policy accuracy), prepared once per dataset
     and cached as ``pa_data/<key>.safetensors`` + ``.json`` so that per-RM work (in this or in
     other processes: sweep tasks) reuses it."""
@@ -59,9 +59,9 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
 
     from safetensors.torch import load_file, save
 
+    from analysis.config.algorithms import pa_data_kwargs
+    from analysis.evaluation.policy_accuracy import PAData, SideData, prepare_pa_data
     from analysis.io import atomic_open, read_json, write_json
-    from analysis.policy_accuracy import PAData, SideData, prepare_pa_data
-    from analysis.settings import pa_data_kwargs
 
     kw = pa_data_kwargs(cfg)  # the top-k candidate pass only when the policy variant needs it
     key = key_hash(
@@ -101,9 +101,9 @@ class Study1Inputs:
     """What every RM of one study-1 dataset is trained and evaluated on (:func:`study1_inputs`).
 
     ``model, tok``: the policy; ``data``: the dataset's pairs; ``feats``: their
-    :class:`~analysis.features.PairFeatures`; ``fkey``: the features' cache key (it keys the RMs);
+    :class:`~analysis.features.passes.PairFeatures`; ``fkey``: the features' cache key (it keys the RMs);
     ``test_pairs``: the held-out pairs; ``pa_data``: their
-    :class:`~analysis.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use).
+    :class:`~analysis.evaluation.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use).
     """
 
     model: object
@@ -119,7 +119,7 @@ def study1_inputs(
     cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE
 ) -> Study1Inputs:
     """Pairs and features of one study-1 dataset on the policy model (one sweep ``features`` task)."""
-    from analysis.features import supports_prompt_sharing
+    from analysis.features.passes import supports_prompt_sharing
 
     model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
@@ -138,7 +138,7 @@ def study1_inputs(
 
 
 def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pairs) -> int:
-    """Put the full-response features of :class:`analysis.policy_accuracy.PAData` of ``pairs`` (the
+    """Put the full-response features of :class:`analysis.evaluation.policy_accuracy.PAData` of ``pairs`` (the
     last prefix feature of each response) into the studies' feature store; returns rows added."""
     import torch
 
@@ -185,8 +185,8 @@ def rm_points(
     ``policy_accuracy`` task). ``inputs``: :func:`study1_inputs` (its ``pa_data`` is filled on
     first use). Both frames are returned as read back from the cache, so a fresh and a resumed
     (or swept) run assemble identical study tables."""
-    from analysis.policy_accuracy import policy_accuracy
-    from analysis.settings import policy_accuracy_config
+    from analysis.config.algorithms import policy_accuracy_config
+    from analysis.evaluation.policy_accuracy import policy_accuracy
 
     pac = policy_accuracy_config(cfg)
     m, s, b, norm = rm_spec
@@ -269,14 +269,13 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
 
     With ``per_pair`` (one row per (dataset, rm_id, pair_id): user_id, rm_correct and the
     :func:`pa_column` outcomes) the interval, p-value and reliabilities come from
-    :func:`analysis.metrics_tau.honest_tau` (``interval = "test set x RM cluster"``); without it
+    :func:`analysis.metrics.tau.honest_tau` (``interval = "test set x RM cluster"``); without it
     only the naive interval resampling RMs is available (``interval = "RMs only (naive)"``).
     ``cfg.honest_tau = "headline"`` (the default) computes the honest tau only for the headline
     settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), since each
     costs seconds at the embedded size; the other rows keep the naive interval, labelled as such.
     """
-    from analysis.metrics import kendall_tau_ci
-    from analysis.metrics_tau import honest_tau
+    from analysis.metrics.tau import honest_tau, kendall_tau_ci
 
     rows = []
     if "sensitivity" in points.columns:  # the normalize_reward=False rows are not part of the population

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.data.records import DataError, PreferencePair
 from analysis.studies.cache import StudyCache, key_hash
 
 
 def study_spec(cfg: StudyConfig, model):
     """The backbone of the studies' RMs: the policy itself, layer ``cfg.feature_layer``, last token."""
-    from analysis.features import BackboneSpec
-    from analysis.models import model_id
+    from analysis.features.passes import BackboneSpec
+    from analysis.models.loading import model_id
 
     return BackboneSpec(model_id(model), cfg.feature_layer, "shared", "last")
 
 
 def feature_store(cfg: StudyConfig, model, tok, cache: StudyCache):
-    """The :class:`analysis.feature_cache.TextFeatureStore` of the policy under ``cache``."""
-    from analysis.feature_cache import TextFeatureStore
+    """The :class:`analysis.features.cache.TextFeatureStore` of the policy under ``cache``."""
+    from analysis.features.cache import TextFeatureStore
 
     return TextFeatureStore(cache.root / "text_features", model, tok, study_spec(cfg, model))
 
 
 def features(cfg: StudyConfig, model, tok, pairs: list[PreferencePair], cache: StudyCache):
-    """:class:`analysis.features.PairFeatures` of ``pairs`` (deduplicated through the feature store)."""
-    from analysis.features import PairFeatures
+    """:class:`analysis.features.passes.PairFeatures` of ``pairs`` (deduplicated through the feature store)."""
+    from analysis.features.passes import PairFeatures
 
     store = feature_store(cfg, model, tok, cache)
     n = len(pairs)
@@ -95,8 +95,8 @@ def train_rm(
     they are all trained in one run (:meth:`analysis.rewards.base.RewardModel.fit_budgets`, the
     same models as separate fits) and cached, so their own calls are cache hits.
     """
+    from analysis.config.algorithms import rm_config
     from analysis.rewards import load_reward_model, method_info
-    from analysis.settings import rm_config
 
     def folder_of(steps: int):
         key = {
@@ -133,8 +133,8 @@ def train_rm(
 
 
 def feature_key(cfg: StudyConfig, model, tok, pairs) -> str:
-    """:func:`analysis.feature_cache.feature_cache_key` of ``pairs`` on the studies' backbone."""
-    from analysis.feature_cache import feature_cache_key
+    """:func:`analysis.features.cache.feature_cache_key` of ``pairs`` on the studies' backbone."""
+    from analysis.features.cache import feature_cache_key
 
     return feature_cache_key(model, tok, pairs, study_spec(cfg, model))
 

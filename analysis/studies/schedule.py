@@ -5,7 +5,7 @@ A study calls its ``schedule`` at fixed points of its code: which thread count i
 another process reads from the study cache is written (:meth:`Schedule.inputs_ready`) and where
 it needs what another process writes (:meth:`Schedule.wait_for_inputs`). The default,
 :data:`NO_SCHEDULE`, does nothing: a study run alone (a script, a sweep task, a test) is
-unaffected. The report's two notebooks sharing the CPU pass :data:`analysis.cpu_share.SCHEDULE`;
+unaffected. The report's two notebooks sharing the CPU pass :data:`analysis.report.schedule.SCHEDULE`;
 the studies never import it, so how a report schedules its notebooks stays out of the science.
 """
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 
-from analysis.config import ConfigError, StudyConfig
+from analysis.config.schema import StudyConfig
+from analysis.errors import ConfigError
 
 
 def user_preference_dataset(cfg: StudyConfig, name: str):
-    """The :class:`analysis.studies.datasets.Dataset` of the user's dataset ``name`` (with its card)."""
+    """``(pairs, card)`` of the user's dataset ``name`` (``data_paths.<name>``, ``data_columns.<name>``)."""
     from analysis.data.preferences import is_hub_source, load_preferences
-    from analysis.studies.datasets import Dataset
 
     path = cfg.data_paths.get(name, "")
     if not path:
@@ -30,4 +30,4 @@ def user_preference_dataset(cfg: StudyConfig, name: str):
     pairs, card = load_preferences(
         source, columns=cfg.data_columns.get(name), name=name, seed=cfg.seed, test_frac=cfg.pair_test_frac
     )
-    return Dataset(name, pairs, card=card)
+    return pairs, card

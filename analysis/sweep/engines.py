@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.errors import ConfigError
 from analysis.sweep.graph import Graph, Task
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.sweep.graph import Graph, Task
 
 PEAK_FLOPS, MFU = 989e12, 0.35  # H100 SXM dense bf16, achieved fraction in prefill

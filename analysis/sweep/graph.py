@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 
 STORE_WRITERS = ("features",)
 

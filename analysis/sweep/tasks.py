@@ -15,7 +15,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from analysis.config import StudyConfig
+from analysis.config.schema import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import user_tasks
 from analysis.studies.generations import generate_systems, train_pair_ids, user_shards

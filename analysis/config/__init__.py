@@ -1,0 +1,1 @@
+"""Settings: the StudyConfig schema, the presets (YAML files), parsing and validation."""

@@ -1,0 +1,1 @@
+"""Backbone features phi(x, y): one-pass prefix features, prompt sharing, the feature cache."""

@@ -1,0 +1,1 @@
+"""The generation inspector of notebook 04 (widgets) and the run it opens."""

@@ -1,0 +1,1 @@
+"""Means with two-level bootstrap intervals, paired tests, Kendall tau across RMs, ROUGE."""

