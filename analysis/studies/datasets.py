@@ -20,6 +20,18 @@ STUDY1_DATASETS = (
     "psoups",
     "tldr",
 )
+# Which datasets (study-1 names) and study-2/3 settings (preflamp sources) hold real people's
+# preferences: only these decide a claim; the synthetic worlds are known-answer checks.
+REAL_DATASETS = frozenset(
+    {"lamp_preflamp", "news_category_preflamp", "personal_llm", "psoups", "tldr", "lamp", "news_category"}
+)
+
+
+def is_real(name: str) -> bool:
+    """Whether dataset or setting ``name`` holds real people's data (it may enter a claim's
+    verdict). Unknown names are not real: a verdict is never decided by data not known to be
+    real. The one place this is looked up (a dataset registry can replace the set)."""
+    return str(name) in REAL_DATASETS
 
 
 def synthetic_data(cfg: StudyConfig):

@@ -56,8 +56,9 @@ def preflamp_run(
     cfg: StudyConfig, model_name: str, cache: StudyCache, *, tasks=None, w_values=None, progress: bool = True
 ) -> dict[str, pd.DataFrame]:
     """Pairs, RMs, RM accuracy and all generations for one model. Returns ``rm`` (one row per
-    method) and ``generations`` (one row per user task x system; see
-    :mod:`analysis.studies.generations`).
+    method), ``rm_pairs`` (one row per (method, test pair): model, method, user_id, pair_id,
+    correct: each RM's per-pair correctness, for the paired RM-accuracy gap of claim 2) and
+    ``generations`` (one row per user task x system; see :mod:`analysis.studies.generations`).
 
     The systems without a reward model (base, sampled base, ICL; cached) are generated first,
     before the features: in a report, notebook 01 computes the Pref-LaMP features meanwhile, and
@@ -77,10 +78,11 @@ def preflamp_run(
     pairs = inputs["pairs"]
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
-    rm_rows, rms = [], {}
+    rm_rows, rms, rm_pairs = [], {}, []
     for m in cfg.methods:
         rm = preflamp_rm(cfg, inputs, m, cache)
-        acc, _ = rm_accuracy_row(rm, test, cfg)
+        acc, acc_df = rm_accuracy_row(rm, test, cfg)
+        rm_pairs.append(acc_df[["user_id", "pair_id", "correct"]].assign(model=model_name, method=m))
         rm_rows.append(
             {
                 "model": model_name,
@@ -96,7 +98,8 @@ def preflamp_run(
     rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, ws, train_ids=train_ids)
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
-    return {"rm": pd.DataFrame(rm_rows), "generations": gens}
+    rm_pairs = pd.concat(rm_pairs, ignore_index=True) if rm_pairs else pd.DataFrame()
+    return {"rm": pd.DataFrame(rm_rows), "rm_pairs": rm_pairs, "generations": gens}
 
 
 def _label(r) -> str:
@@ -129,6 +132,8 @@ def preflamp_decoupling(
     - ``comparisons``: paired tests over users (ROUGE-1, A - B): ICL (each k) vs each reward-guided
       system and vs base, each reward-guided system vs base.
     - ``profiles``: the users' profile items (for the inspector).
+    - ``rm_pairs``: each method's RM correctness per held-out test pair (model, method, user_id,
+      pair_id, correct in {0, 0.5, 1}): claim 2's paired RM-accuracy gap.
     """
     from analysis.metrics import paired_comparison
 
@@ -165,7 +170,13 @@ def preflamp_decoupling(
             for p in t.profile
         ]
     ).drop_duplicates(["user_id", "item_id"])
-    return {"summary": summ, "generations": gens, "comparisons": pd.DataFrame(comps), "profiles": profiles}
+    return {
+        "summary": summ,
+        "generations": gens,
+        "comparisons": pd.DataFrame(comps),
+        "profiles": profiles,
+        "rm_pairs": run["rm_pairs"],
+    }
 
 
 def icl_vs_rgd_scale(
