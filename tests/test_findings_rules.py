@@ -87,7 +87,7 @@ def test_claim1_testability_names_the_measured_quantity(field, value, testable):
     if not testable:
         assert field in r["this_run"] or "policy accuracy in" in r["this_run"]
         if not math.isnan(value):
-            assert (f"{value:.0%}" if field == "pa_mid_share" else f"{field}={value:.2f}") in r["this_run"]
+            assert (f"{value:.1%}" if field == "pa_mid_share" else f"{field}={value:.2f}") in r["this_run"]
 
 
 def test_claim1_nan_tau_or_interval_is_inconclusive():

@@ -105,7 +105,7 @@ def claim1_testability(r) -> list[str]:
         reasons.append("share of RMs with policy accuracy in (0.05, 0.95) not measured")
     elif not share >= MIN_MID_SHARE:
         reasons.append(
-            f"only {share:.0%} of RMs have policy accuracy in ({PA_FLOOR:g}, {1 - PA_FLOOR:g}) "
+            f"only {share:.1%} of RMs have policy accuracy in ({PA_FLOOR:g}, {1 - PA_FLOOR:g}) "
             f"(< {MIN_MID_SHARE:.0%})"
         )
     for col, what in (("rel_rm", "RM accuracy"), ("rel_policy", "policy accuracy")):
@@ -113,7 +113,7 @@ def claim1_testability(r) -> list[str]:
         if math.isnan(rel):
             reasons.append(f"split-half reliability of {what} ({col}) not measured")
         elif not rel >= MIN_RELIABILITY:
-            reasons.append(f"split-half reliability of {what} {col}={rel:.2f} < {MIN_RELIABILITY:g}")
+            reasons.append(f"split-half reliability of {what} {col}={rel:.3f} < {MIN_RELIABILITY:g}")
     return reasons
 
 
