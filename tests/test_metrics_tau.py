@@ -126,3 +126,20 @@ def test_seeds_are_resampled_within_cells_only():
     assert (m[:, 0] == 1).all()  # a cell of one keeps its RM
     assert (m[:, 1:3].sum(1) == 2).all() and (m[:, 3:].sum(1) == 4).all()  # each cell keeps its size
     assert m[:, 3:].std() > 0.5  # and redraws within
+
+
+def test_headline_interval_redraws_seeds_and_cluster_interval_redraws_methods():
+    """Outcomes constant over pairs: resampling the test set changes no accuracy, so the headline
+    interval's width comes from redrawing seeds within cells alone (zero with one RM per cell),
+    and the cluster interval's from redrawing methods."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 0.9, 24)
+    p = a + rng.normal(0, 0.1, 24)
+    users = np.repeat(["a", "b", "c"], 10)
+    rm_out, pol_out = np.repeat(a[:, None], 30, 1), np.repeat(p[:, None], 30, 1)
+    cells, methods = np.repeat(np.arange(6), 4), np.repeat(np.arange(3), 8)
+    seeds = honest_tau(users, rm_out, pol_out, methods, cells=cells, n_boot=300, n_splits=2)
+    fixed = honest_tau(users, rm_out, pol_out, methods, cells=None, n_boot=300, n_splits=2)
+    assert fixed["ci_low"] == pytest.approx(fixed["tau"]) and fixed["ci_high"] == pytest.approx(fixed["tau"])
+    assert seeds["ci_high"] - seeds["ci_low"] > 0.1 and seeds["n_cells"] == 6 and fixed["n_cells"] == 24
+    assert fixed["cluster_ci_high"] - fixed["cluster_ci_low"] > 0.1
