@@ -82,7 +82,8 @@ def nb01():
                 "(`S_u(y) = Σ_t log π(y_t|x, y_<t) + w · r_u(x, y_≤t)`, *score* variant; or the likelihood under "
                 "the RGD-adapted policy, *policy* variant) ranks the preferred response first.\n\n"
                 "Kendall's τ-b between the two is computed across the population with a bootstrap interval "
-                "(resampling RMs) and its p-value. **A population of fewer than 20 RMs gives an unstable τ** "
+                "over the trained population (the shared test set and the seeds within each (method, budget) "
+                "cell resampled) and its p-value from the same replicates. **A population of fewer than 20 RMs gives an unstable τ** "
                 "(five points can produce almost any τ); the embedded preset trains 5 methods × 4 seeds × 4 budgets "
                 "= 80 RMs per dataset (the real News Category authors first, then the synthetic world; "
                 "`embedded_synthetic`: 20). Error bars on each point are the RM's bootstrap interval over users."
@@ -116,7 +117,16 @@ def nb01():
                 "(e.g. pairs whose chosen and rejected responses are equal, in your own preference file)."
             ),
             new_code_cell('display(res["cards"].style.hide(axis="index"))'),
-            new_markdown_cell("## Kendall's τ per dataset, variant and w"),
+            new_markdown_cell(
+                "## Kendall's τ per dataset, variant and w\n\n"
+                "`tau_lo`, `tau_hi`, `p_value`: the 95% interval over the trained population (the test set "
+                "resampled by users then pairs, and the seeds within each (method, budget) cell; every RM's "
+                "two accuracies recomputed on each resample). `cluster_lo`, `cluster_hi` (`n_clusters` "
+                "methods): whole methods resampled, would the link hold for other methods? `naive_lo`, "
+                "`naive_hi`: RMs as exact points (too narrow). `pa_mid_share`: share of RMs with policy "
+                "accuracy in (0.05, 0.95); claim 1 needs half, and reliabilities `rel_rm`, `rel_policy` "
+                ">= 0.7. Only real datasets decide claim 1; the synthetic ones are known-answer checks."
+            ),
             new_code_cell(
                 'tau = res["tau"]\n'
                 "display(tau.round(3))\n"
@@ -138,7 +148,7 @@ def nb01():
             new_code_cell(
                 "# from this study alone: in a report notebook 02 runs next to this one, so whether its\n"
                 "# tables exist yet would depend on timing\n"
-                "table = findings(tau=tau, w=cfg.rgd_w)\n"
+                'table = findings(tau=tau, rms=res["rms"], w=cfg.rgd_w)\n'
                 'write_table(table, out, "study1_findings", settings_columns(cfg))\n'
                 'display(table.style.hide(axis="index"))'
             ),
@@ -186,7 +196,7 @@ def nb02():
                 "stamp = settings_columns(cfg, rgd_w=cfg.rgd_w, retriever=cfg.retriever,\n"
                 "                         icl_rendering=cfg.icl_rendering, icl_pool=cfg.icl_pool,\n"
                 "                         sample_temperature=cfg.sample_temperature, sample_top_p=cfg.sample_top_p)\n"
-                'for name in ("summary", "generations", "comparisons", "profiles"):\n'
+                'for name in ("summary", "generations", "comparisons", "profiles", "rm_pairs"):\n'
                 "    frames = [res[name].assign(dataset=cfg.preflamp_source)]\n"
                 "    frames += [r[name].assign(dataset=s) for s, r in second.items()]\n"
                 '    write_table(pd.concat(frames, ignore_index=True), out, f"study2_{name}", stamp)\n'

@@ -1,4 +1,4 @@
-"""Honest Kendall's tau across a population of RMs sharing one test set (issue 11)."""
+"""Honest Kendall's tau across a population of RMs sharing one test set."""
 
 import numpy as np
 import pytest
@@ -35,14 +35,18 @@ def _planted(seed, n_methods=6, n_seeds=8, n_users=4, n_per=50):
 
 
 def test_planted_population_interval_covers_the_true_tau():
-    honest = naive = 0
+    honest = naive = cluster = 0
     for seed in range(10):
         users, rm_out, pol_out, meth, truth = _planted(seed)
-        r = honest_tau(users, rm_out, pol_out, meth, n_boot=300, n_perm=200, n_splits=5, seed=seed)
+        r = honest_tau(users, rm_out, pol_out, meth, cells=meth, n_boot=300, n_splits=5, seed=seed)
         honest += r["ci_low"] <= truth <= r["ci_high"]
         naive += r["naive_ci_low"] <= truth <= r["naive_ci_high"]
-        assert r["n_rms"] == 48 and r["n_clusters"] == 6 and r["n_users"] == 4 and 0 < r["p_perm"] <= 1
-    assert honest >= 8
+        cluster += r["cluster_ci_low"] <= truth <= r["cluster_ci_high"]
+        assert r["n_rms"] == 48 and r["n_clusters"] == 6 and r["n_cells"] == 6 and r["n_users"] == 4
+        assert 0 < r["p_boot"] <= 1
+        # the method interval answers a wider question: never narrower than the population's
+        assert r["cluster_ci_high"] - r["cluster_ci_low"] >= r["ci_high"] - r["ci_low"] - 0.05
+    assert honest >= 8 and cluster >= 8
     assert naive <= 7  # resampling RMs as exact points misses the truth in several seeds
 
 
@@ -62,7 +66,7 @@ def test_attenuation_correction_and_degenerate_inputs():
     acc = np.linspace(0.3, 0.9, 12)
     rm_out = (rng.random((12, 300)) < acc[:, None]).astype(float)
     pol_out = (rng.random((12, 300)) < acc[:, None]).astype(float)
-    r = honest_tau(users, rm_out, pol_out, None, n_boot=200, n_perm=200, n_splits=5)
+    r = honest_tau(users, rm_out, pol_out, None, n_boot=200, n_splits=5)
     # independent known answers: tau from scipy on accuracies computed here (per user, then over
     # users); each accuracy's reliability from its closed form var(a) / (var(a) + E[a(1 - a)] / n)
     # (true accuracies a, n pairs); corrected tau = tau / sqrt(rel_rm * rel_policy)
@@ -79,7 +83,7 @@ def test_attenuation_correction_and_degenerate_inputs():
     few = np.repeat(["a", "b", "c"], 30)
     acc40 = np.linspace(0.4, 0.8, 40)
     rm_few, pol_few = (rng.random((2, 40, 90)) < acc40[None, :, None]).astype(float)
-    r = honest_tau(few, rm_few, pol_few, None, n_boot=50, n_perm=100, n_splits=20, seed=0)
+    r = honest_tau(few, rm_few, pol_few, None, n_boot=50, n_splits=20, seed=0)
     by_user = lambda o: np.mean([o[:, few == u].mean(axis=1) for u in "abc"], axis=0)  # noqa: E731
     # accuracies are ratios of counts: equal ones tie (rounded, as documented)
     tau = stats.kendalltau(np.round(by_user(rm_few), 12), np.round(by_user(pol_few), 12)).statistic
@@ -94,8 +98,8 @@ def test_attenuation_correction_and_degenerate_inputs():
 
 
 def _p_key(res: dict) -> str:
-    """The key of honest tau's headline p-value (``p_value`` where present, else ``p_perm``)."""
-    return "p_value" if "p_value" in res else "p_perm"
+    """The key of honest tau's headline p-value (the bootstrap p of the trained population)."""
+    return "p_boot"
 
 
 def _uniform_enough(p, name):
@@ -129,7 +133,7 @@ def test_honest_tau_p_value_is_calibrated_on_null_populations():
         a, b = rng.uniform(0.45, 0.8, 10), rng.uniform(0.45, 0.8, 10)
         rm_out = (rng.random((10, users.size)) < a[:, None]).astype(float)
         pol_out = (rng.random((10, users.size)) < b[:, None]).astype(float)
-        r = honest_tau(users, rm_out, pol_out, None, n_boot=100, n_perm=400, n_splits=1, seed=seed)
+        r = honest_tau(users, rm_out, pol_out, None, n_boot=100, n_splits=1, seed=seed)
         p.append(r[_p_key(r)])
     _uniform_enough(p, "honest tau")
 
@@ -150,3 +154,74 @@ def test_wilcoxon_p_value_is_calibrated_on_null_paired_data():
     _uniform_enough(p, "wilcoxon")
     shifted = {u: {i: v + 0.8 for i, v in items.items()} for u, items in b.items()}
     assert paired_comparison(shifted, a, n_boot=10)["wilcoxon_p"] < 0.01
+
+
+def test_bootstrap_p_agrees_with_the_interval_and_the_level_is_95():
+    """p < 0.05 exactly when the 95% interval excludes 0 (same replicates), on planted
+    populations from no link to a clear one; the default level is 95% (not 90%)."""
+    agree = 0
+    for seed, strength in enumerate([0.0, 0.0, 0.3, 0.5, 0.8, 1.0, 0.2, 0.4]):
+        rng = np.random.default_rng(seed)
+        users = np.repeat([f"u{i}" for i in range(8)], 25)
+        a = np.linspace(0.55, 0.8, 24)
+        p = strength * a + (1 - strength) * rng.permutation(a)
+        rm_out = (rng.random((24, 200)) < a[:, None]).astype(float)
+        pol_out = (rng.random((24, 200)) < p[:, None]).astype(float)
+        cells = np.repeat(np.arange(8), 3)
+        r = honest_tau(users, rm_out, pol_out, cells // 2, cells=cells, n_boot=400, n_splits=3, seed=seed)
+        excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+        agree += excludes == (r["p_boot"] < 0.05)
+        r90 = honest_tau(
+            users, rm_out, pol_out, cells // 2, cells=cells, n_boot=400, n_splits=3, seed=seed, alpha=0.1
+        )
+        r95 = honest_tau(
+            users, rm_out, pol_out, cells // 2, cells=cells, n_boot=400, n_splits=3, seed=seed, alpha=0.05
+        )
+        assert (r["ci_low"], r["ci_high"]) == (r95["ci_low"], r95["ci_high"])
+        assert r90["ci_high"] - r90["ci_low"] < r["ci_high"] - r["ci_low"]
+    assert agree >= 7  # the quantile's interpolation may differ at the boundary
+
+
+def test_basic_interval_and_bootstrap_p_known_answers():
+    from analysis.metrics.tau import basic_interval, bootstrap_p
+
+    reps = np.linspace(0.0, 0.4, 401)  # replicates centred 0.1 below the estimate 0.3
+    lo, hi = basic_interval(0.3, reps, 0.05)
+    assert lo == pytest.approx(0.6 - np.quantile(reps, 0.975)) and hi == pytest.approx(
+        0.6 - np.quantile(reps, 0.025)
+    )
+    assert basic_interval(0.95, np.full(10, 0.5), 0.05) == (1.0, 1.0)  # clipped to [-1, 1]
+    assert bootstrap_p(0.3, reps) == pytest.approx(1 / 401)  # no replicate reaches 2 tau: floored at 1/B
+    assert bootstrap_p(0.15, reps) == pytest.approx(2 * 101 / 401)  # 101 replicates >= 0.3
+    assert bootstrap_p(0.0, np.array([-0.1, 0.1])) == 1.0
+    assert np.isnan(bootstrap_p(float("nan"), reps))
+
+
+def test_seeds_are_resampled_within_cells_only():
+    """Seeds of one cell that disagree only in their noise widen the interval when they are
+    redrawn; with every RM its own cell nothing is redrawn."""
+    from analysis.metrics.tau import _within_group_draws
+
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(3), [1, 2, 4])
+    m = _within_group_draws(codes, 500, rng)
+    assert (m[:, 0] == 1).all()  # a cell of one keeps its RM
+    assert (m[:, 1:3].sum(1) == 2).all() and (m[:, 3:].sum(1) == 4).all()  # each cell keeps its size
+    assert m[:, 3:].std() > 0.5  # and redraws within
+
+
+def test_headline_interval_redraws_seeds_and_cluster_interval_redraws_methods():
+    """Outcomes constant over pairs: resampling the test set changes no accuracy, so the headline
+    interval's width comes from redrawing seeds within cells alone (zero with one RM per cell),
+    and the cluster interval's from redrawing methods."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 0.9, 24)
+    p = a + rng.normal(0, 0.1, 24)
+    users = np.repeat(["a", "b", "c"], 10)
+    rm_out, pol_out = np.repeat(a[:, None], 30, 1), np.repeat(p[:, None], 30, 1)
+    cells, methods = np.repeat(np.arange(6), 4), np.repeat(np.arange(3), 8)
+    seeds = honest_tau(users, rm_out, pol_out, methods, cells=cells, n_boot=300, n_splits=2)
+    fixed = honest_tau(users, rm_out, pol_out, methods, cells=None, n_boot=300, n_splits=2)
+    assert fixed["ci_low"] == pytest.approx(fixed["tau"]) and fixed["ci_high"] == pytest.approx(fixed["tau"])
+    assert seeds["ci_high"] - seeds["ci_low"] > 0.1 and seeds["n_cells"] == 6 and fixed["n_cells"] == 24
+    assert fixed["cluster_ci_high"] - fixed["cluster_ci_low"] > 0.1

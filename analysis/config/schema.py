@@ -103,7 +103,7 @@ class StudyConfig:
     # --- evaluation
     rouge_stemming: bool = True  # LaMP's own evaluation used no stemming; both are reported
     n_boot: int = 1000
-    honest_tau: str = "headline"  # study 1: honest tau interval for headline = score variant at rgd_w (claim 1) | all settings
+    honest_tau: str = "headline"  # study 1: honest tau interval for headline = both variants at rgd_w (claim 1) | all settings
     seed: int = 0  # data generation / bootstrap seed
     # --- output
     cache_dir: str = ""  # intermediate results; empty = <output root>/cache

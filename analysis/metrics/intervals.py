@@ -8,8 +8,9 @@ Conventions (design section 2):
   or two users the interval therefore still carries the item-level (binomial) spread; with many
   users whose means agree it is narrow.
 - Pairwise accuracy counts ties as 0.5.
-- Kendall's tau across a population of RMs: see :mod:`analysis.metrics.tau` (test-set bootstrap,
-  clusters of RMs, permutation p-value, split-half reliability, attenuation correction).
+- Kendall's tau across a population of RMs: see :mod:`analysis.metrics.tau` (test-set x seeds
+  bootstrap, method-cluster sensitivity, bootstrap p-value, split-half reliability, attenuation
+  correction).
   :func:`kendall_tau_ci` (resampling RMs only) is kept as the naive reference.
 - Paired method comparisons take per-user item values (``{user: {item: value}}``), pair them by
   item, and bootstrap the mean difference with the same two-level scheme; the Wilcoxon

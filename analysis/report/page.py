@@ -29,7 +29,7 @@ from analysis.report.plots import FIGURE_CAPTIONS, figure_caption
 
 VERDICT_RE = re.compile(
     r"^(?P<name>[^:;]+?): (?P<value>.*) -> (?P<verdict>supported|not supported|inconclusive|not testable|"
-    r"not measured)$"
+    r"not measured|check passed|check failed)$"
 )
 SETTING_COLUMNS = ("dataset", "setting")  # a findings CSV with one of these has a row per dataset
 _HEADLINE = re.compile(r"^([\w\-. ()]+=\s?-?[\w.]+ \[[^\]]*\])(.*)$", re.S)  # "tau=0.12 [-0.1, 0.3]", rest
@@ -48,7 +48,8 @@ nav a{margin-right:1em}
 table.findings tr.claim-start td{border-top:2px solid #bbb}
 .verdict{display:inline-block;padding:1px 7px;border-radius:10px;font-size:.9em;white-space:nowrap;
 background:#e5e7eb} .v-supported{background:#d1fadf;color:#05603a} .v-not-supported{background:#fee4e2;
-color:#912018} .v-inconclusive{background:#fef0c7;color:#93370d}
+color:#912018} .v-inconclusive{background:#fef0c7;color:#93370d} .v-check-passed{background:#e0eaff;
+color:#1d3a8a} .v-check-failed{background:#fee4e2;color:#912018}
 .num{font-variant-numeric:tabular-nums} .muted{color:#666;font-size:.9em}
 figure{margin:1.2em 0 2em 0} figure img{width:100%;height:auto;border:1px solid #eee}
 figcaption{margin-top:.4em} code{background:#f3f3f3;padding:0 3px;border-radius:3px}

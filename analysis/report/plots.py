@@ -47,12 +47,14 @@ FIGURE_CAPTIONS = {
         "Claim 1. x: an RM's accuracy on held-out pairs; y: the policy accuracy of its ARGS scoring "
         "function (score variant, w = rgd_w); one point per RM, one panel per dataset, bars = 95% CI over "
         "users. Read: a weak link is a cloud without a rising trend; the panel title gives Kendall's tau "
-        "with its 95% interval."
+        "with its 95% interval over the trained population (test set and seeds resampled; real datasets "
+        "decide the claim, synthetic ones are known-answer checks)."
     ),
     "study1_tau_by_w": (
         "Claim 1 across weights. x: the RGD weight w; y: Kendall's tau between RM accuracy and policy "
-        "accuracy, one line per policy-accuracy variant, bars = 95% interval. Read: the claim holds at "
-        "every w when each interval stays below 0.4."
+        "accuracy, one line per policy-accuracy variant, bars = 95% interval (test set x seeds in cells "
+        "where the tau table's interval column says so, else RMs only). Read: a weak link at a w when its "
+        "interval lies inside (-0.4, 0.4)."
     ),
     "study2_decoupling": (
         "Claim 2. x: an RM method's accuracy on held-out Pref-LaMP pairs; y: ROUGE-1 of its generations "
@@ -237,6 +239,11 @@ def plot_tau_scatter(
             ax.set_title(
                 f"{ds}\nτ = {_fmt(r['tau'])} [{_fmt(r['tau_lo'])}, {_fmt(r['tau_hi'])}], "
                 f"{_fmt_p(r['p_value'])}, n = {int(r['n_rms'])} RMs"
+                + (
+                    f"\nover methods [{_fmt(r['cluster_lo'])}, {_fmt(r['cluster_hi'])}]"
+                    if "cluster_lo" in r.index and not pd.isna(r["cluster_lo"])
+                    else ""
+                )
                 if not math.isnan(r["tau"])
                 else f"{ds}\nτ undefined: all {int(r['n_rms'])} RMs tie on an axis",
                 fontsize=10,
@@ -262,7 +269,8 @@ def plot_tau_scatter(
             )
     fig.suptitle(
         title
-        or "RM accuracy vs policy accuracy (Kendall τ-b with its 95% interval, see the tau table's interval column)",
+        or "RM accuracy vs policy accuracy (Kendall τ-b, 95% interval over the trained population: "
+        "test set x seeds in cells; 'over methods': whole methods resampled)",
         y=1.02,
     )
     fig.tight_layout(rect=(0, 0.07, 1, 1))

@@ -186,7 +186,7 @@ class DatasetSpec:
 
     ``kind``: how its pairs are made (``preflamp``: a user's own text vs the base policy's or
     another user's; ``synthetic``: the synthetic world's oracle preferences; ``public``: a public
-    preference set); ``real``: whether the preferences are real people's; ``description``: one line.
+    preference set); ``real``: whether it is evidence for a claim (not one of this project's synthetic worlds, whose planted users are known-answer checks); ``description``: one line.
     """
 
     name: str
@@ -267,8 +267,8 @@ for _spec in (
         True,
         "News Category authors' Pref-LaMP pairs",
     ),
-    DatasetSpec("personal_llm", _public, "public", False, "PersonalLLM: simulated users weighting 10 RMs"),
-    DatasetSpec("psoups", _public, "public", False, "P-SOUPS: 6 GPT-4-labelled users"),
+    DatasetSpec("personal_llm", _public, "public", True, "PersonalLLM: simulated users weighting 10 RMs"),
+    DatasetSpec("psoups", _public, "public", True, "P-SOUPS: 6 GPT-4-labelled users"),
     DatasetSpec("tldr", _public, "public", True, "Reddit TL;DR summaries, per labeller"),
 ):
     register_dataset(_spec)
@@ -319,3 +319,20 @@ def check_datasets(cfg: StudyConfig) -> StudyConfig:
         except ConfigError as e:
             raise ConfigError(f"config key 'data_columns.{name}': {e}") from None
     return cfg
+
+
+# The study-2/3 settings (Pref-LaMP sources) whose users are real people.
+REAL_SETTINGS = frozenset({"lamp", "news_category"})
+
+
+def is_real(name: str) -> bool:
+    """Whether dataset or study-2/3 setting ``name`` may enter a claim's verdict: a registered
+    dataset by its ``real`` flag (this project's synthetic worlds are known-answer checks, never
+    evidence), a Pref-LaMP source by :data:`REAL_SETTINGS`, and any other name is a user's own
+    preference dataset (``data_paths.<name>``), which is evidence about the user's data."""
+    spec = DATASETS.get(str(name))
+    if spec is not None:
+        return spec.real
+    if str(name) == "synthetic":
+        return False
+    return True

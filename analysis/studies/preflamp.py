@@ -47,10 +47,11 @@ class PrefLampInputs:
 @dataclass
 class PrefLampRun:
     """One model's study-2/3 results (:func:`preflamp_run`): ``rm``, one row per method (its RM's
-    accuracy on the held-out pairs), and ``generations``, one row per user task x system (the
-    schema of :mod:`analysis.studies.generations`)."""
+    accuracy on the held-out pairs), ``rm_pairs``, each RM's correctness per held-out pair, and
+    ``generations``, one row per user task x system (the schema of :mod:`analysis.studies.generations`)."""
 
     rm: pd.DataFrame
+    rm_pairs: pd.DataFrame
     generations: pd.DataFrame
 
 
@@ -92,7 +93,10 @@ def preflamp_run(
     progress: bool = True,
     schedule: Schedule = NO_SCHEDULE,
 ) -> PrefLampRun:
-    """Pairs, RMs, RM accuracy and all generations for one model.
+    """Pairs, RMs, RM accuracy and all generations for one model: ``rm`` (one row per method),
+    ``rm_pairs`` (one row per (method, test pair): model, method, user_id, pair_id, correct: each
+    RM's per-pair correctness, for the paired RM-accuracy gap of claim 2) and ``generations`` (one
+    row per user task x system; see :mod:`analysis.studies.generations`).
 
     The systems without a reward model (base, sampled base, ICL; cached) are generated first,
     before the features: a runner may have study 1 compute the Pref-LaMP features meanwhile, and
@@ -110,10 +114,11 @@ def preflamp_run(
     pairs = inputs.pairs
     test = feats.subset("test")
     seed, budget = cfg.seeds[0], max(cfg.budgets)
-    rm_rows, rms = [], {}
+    rm_rows, rms, rm_pairs = [], {}, []
     for m in cfg.methods:
         rm = preflamp_rm(cfg, inputs, m, cache)
-        acc, _ = rm_accuracy_row(rm, test, cfg)
+        acc, acc_df = rm_accuracy_row(rm, test, cfg)
+        rm_pairs.append(acc_df[["user_id", "pair_id", "correct"]].assign(model=model_name, method=m))
         rm_rows.append(
             {
                 "model": model_name,
@@ -129,7 +134,8 @@ def preflamp_run(
     rows = generate_systems(cfg, model, tok, tasks, cache, model_name, rms, ws, train_ids=train_ids)
     gens = score_rows(cfg, rows, styles)
     gens.insert(1, "size_b", model_size_b(cfg, model_name, model))
-    return PrefLampRun(pd.DataFrame(rm_rows), gens)
+    rm_pairs = pd.concat(rm_pairs, ignore_index=True) if rm_pairs else pd.DataFrame()
+    return PrefLampRun(pd.DataFrame(rm_rows), rm_pairs, gens)
 
 
 def _label(r) -> str:
@@ -163,6 +169,8 @@ def preflamp_decoupling(
     - ``comparisons``: paired tests over users (ROUGE-1, A - B): ICL (each k) vs each reward-guided
       system and vs base, each reward-guided system vs base.
     - ``profiles``: the users' profile items (for the inspector).
+    - ``rm_pairs``: each method's RM correctness per held-out test pair (model, method, user_id,
+      pair_id, correct in {0, 0.5, 1}): claim 2's paired RM-accuracy gap.
     """
     from analysis.metrics.intervals import paired_comparison
 
@@ -201,7 +209,13 @@ def preflamp_decoupling(
             for p in t.profile
         ]
     ).drop_duplicates(["user_id", "item_id"])
-    return {"summary": summ, "generations": gens, "comparisons": pd.DataFrame(comps), "profiles": profiles}
+    return {
+        "summary": summ,
+        "generations": gens,
+        "comparisons": pd.DataFrame(comps),
+        "profiles": profiles,
+        "rm_pairs": run.rm_pairs,
+    }
 
 
 def icl_vs_rgd_scale(

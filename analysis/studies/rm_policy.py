@@ -9,12 +9,14 @@ gets
   normalisation, at each ``w`` in ``cfg.w_values`` (:mod:`analysis.evaluation.policy_accuracy`).
 
 Across the population, Kendall's tau-b between the two is computed per (dataset, variant,
-length_norm, w) with :func:`analysis.metrics.tau.honest_tau`: the interval resamples the shared
-test set (users, then pairs) and recomputes every RM's two accuracies on the same resample, and
-resamples RMs by cluster (method); a permutation p-value, the split-half reliability of each
-accuracy and tau corrected for attenuation come with it. The per-pair outcomes this needs are
-cached next to the tables (``per_pair``). A population below ~20 RMs gives an unstable tau; the
-study warns when that happens.
+length_norm, w) with :func:`analysis.metrics.tau.honest_tau`. Its headline interval is over the
+trained population: the replicate resamples the shared test set (users, then pairs), recomputes
+every RM's two accuracies on that resample and redraws the seeds within each (method, budget)
+cell; the p-value inverts the same replicates. The interval resampling whole methods
+("generalise over methods") and the naive one resampling RMs as exact points are sensitivity
+columns; the split-half reliability of each accuracy and tau corrected for attenuation come with
+it. The per-pair outcomes this needs are cached next to the tables (``per_pair``). A population
+below ~20 RMs gives an unstable tau; the study warns when that happens.
 
 Reward normalisation (a documented deviation from plain ARGS, which used raw RM scores): every
 RM's rewards are centred per user on its training responses and divided by their spread
@@ -36,6 +38,7 @@ from tqdm.auto import tqdm
 from analysis.config.schema import StudyConfig
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.datasets import Dataset, check_datasets, study1_dataset
+from analysis.studies.findings import PA_FLOOR
 from analysis.studies.models import get_model, model_key
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
@@ -43,6 +46,7 @@ from analysis.studies.schedule import NO_SCHEDULE, Schedule
 log = logging.getLogger(__name__)
 MIN_STABLE_POPULATION = 20
 TIE_DECIMALS = 9
+HEADLINE_INTERVAL = "test set x seeds in cells"
 
 
 def pa_column(variant: str, length_norm: bool, w: float) -> str:
@@ -269,11 +273,15 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
 
     With ``per_pair`` (one row per (dataset, rm_id, pair_id): user_id, rm_correct and the
     :func:`pa_column` outcomes) the interval, p-value and reliabilities come from
-    :func:`analysis.metrics.tau.honest_tau` (``interval = "test set x RM cluster"``); without it
-    only the naive interval resampling RMs is available (``interval = "RMs only (naive)"``).
-    ``cfg.honest_tau = "headline"`` (the default) computes the honest tau only for the headline
-    settings (score variant at ``w = cfg.rgd_w``, both length norms: claim 1's rows), since each
-    costs seconds at the embedded size; the other rows keep the naive interval, labelled as such.
+    :func:`analysis.metrics.tau.honest_tau` (``interval = "test set x seeds in cells"``: tau_lo,
+    tau_hi, p_value over the trained population; cluster_lo, cluster_hi with n_clusters: the
+    "generalise over methods" sensitivity interval; naive_lo, naive_hi: RMs as exact points);
+    without it only the naive interval resampling RMs is available (``interval = "RMs only
+    (naive)"``). ``pa_mid_share`` is the share of RMs whose policy accuracy is off the floor and
+    ceiling (inside (0.05, 0.95)): claim 1's testability needs at least half.
+    ``cfg.honest_tau = "headline"`` (the default) computes the honest tau only for the claim-1
+    settings (both variants at ``w = cfg.rgd_w``, both length norms); the other rows keep the
+    naive interval, labelled as such.
     """
     from analysis.metrics.tau import honest_tau, kendall_tau_ci
 
@@ -296,10 +304,11 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
             "p_value": t["p_value"],
             "n_rms": t["n"],
             "stable_population": t["n"] >= MIN_STABLE_POPULATION,
+            "pa_mid_share": float(np.mean((y > PA_FLOOR) & (y < 1 - PA_FLOOR))) if y.size else np.nan,
             "interval": "RMs only (naive)",
         }
         col = pa_column(variant, ln, w)
-        headline = variant == "score" and abs(float(w) - cfg.rgd_w) < 1e-9
+        headline = abs(float(w) - cfg.rgd_w) < 1e-9
         if per_pair is not None and col in per_pair.columns and (headline or cfg.honest_tau == "all"):
             pp = per_pair[per_pair["dataset"] == ds]
             rm_ids = list(dict.fromkeys(g["rm_id"]))
@@ -307,23 +316,33 @@ def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | N
             rm_o = pp.pivot(index="rm_id", columns="pair_id", values="rm_correct").loc[rm_ids]
             pa_o = pp.pivot(index="rm_id", columns="pair_id", values=col).loc[rm_ids, rm_o.columns]
             users = pp.drop_duplicates("pair_id").set_index("pair_id").loc[rm_o.columns, "user_id"]
-            method = g.drop_duplicates("rm_id").set_index("rm_id").loc[rm_ids, "method"]
+            meta = g.drop_duplicates("rm_id").set_index("rm_id").loc[rm_ids]
+            cells = meta["method"].astype(str) + "|" + meta["budget"].astype(str)
             h = honest_tau(
-                users, rm_o.to_numpy(float), pa_o.to_numpy(float), method, n_boot=cfg.n_boot, seed=cfg.seed
+                users,
+                rm_o.to_numpy(float),
+                pa_o.to_numpy(float),
+                meta["method"],
+                cells=cells,
+                n_boot=cfg.n_boot,
+                seed=cfg.seed,
             )
             row.update(
                 tau=h["tau"],
                 tau_lo=h["ci_low"],
                 tau_hi=h["ci_high"],
-                p_value=h["p_perm"],
+                p_value=h["p_boot"],
                 p_scipy=h["p_scipy"],
                 rel_rm=h["rel_rm"],
                 rel_policy=h["rel_policy"],
                 tau_corrected=h["tau_corrected"],
+                cluster_lo=h["cluster_ci_low"],
+                cluster_hi=h["cluster_ci_high"],
                 naive_lo=h["naive_ci_low"],
                 naive_hi=h["naive_ci_high"],
+                n_cells=h["n_cells"],
                 n_clusters=h["n_clusters"],
-                interval="test set x RM cluster",
+                interval=HEADLINE_INTERVAL,
             )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -344,8 +363,9 @@ def rm_vs_policy_accuracy(
     - ``points``: one row per (dataset, rm_id, variant, length_norm, w): the rms columns plus
       policy_acc, policy_acc_lo, policy_acc_hi.
     - ``tau``: one row per (dataset, variant, length_norm, w): tau, tau_lo, tau_hi, p_value
-      (permutation over RMs), p_scipy, rel_rm, rel_policy, tau_corrected, naive_lo, naive_hi,
-      n_rms, n_clusters, stable_population, interval (:func:`tau_table`).
+      (test set x seeds in cells bootstrap), p_scipy, rel_rm, rel_policy, tau_corrected,
+      cluster_lo, cluster_hi, naive_lo, naive_hi, n_rms, n_cells, n_clusters, pa_mid_share,
+      stable_population, interval (:func:`tau_table`).
     - ``per_pair``: one row per (dataset, rm_id, pair_id): user_id, rm_correct and policy
       correctness per setting (:func:`pa_column`): what the honest tau resamples.
     - ``pairs``: pairs per user and split for each dataset (the overfitting context, design 9).
