@@ -681,7 +681,7 @@ def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
     assert "1 chosen == rejected" == card.dropped_why
     assert set(res["pairs"]["user_id"]) == {"100", "101", "102"}
     table = findings(tau=tau, w=cfg.rgd_w)
-    assert table.iloc[0]["this_run"].startswith("mine: tau=") and table.iloc[0]["verdict"] != "not measured"
+    assert table.iloc[0]["this_run"].startswith("mine (score variant, paper v1): tau=") and table.iloc[0]["verdict"] != "not measured"
     # a name that is neither built in nor in data_paths: a close match, before any work
     with pytest.raises(
         ConfigError, match=r"'synthetic_styleswap' is not a built-in.*did you mean 'synthetic_style_swap'"
