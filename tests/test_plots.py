@@ -1,6 +1,7 @@
 """Figures and result files: PNG + PDF written atomically, tables with settings, readable panels."""
 
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -77,6 +78,11 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path):
         "demo.pdf",
         "demo.png",
     ]  # no temp files
+    first = paths["pdf"].read_bytes()
+    assert b"/CreationDate" not in first
+    time.sleep(1.1)  # a creation date in seconds would now differ
+    again = save_figure(fig, tmp_path / "again", "demo")
+    assert again["pdf"].read_bytes() == first and again["png"].read_bytes() == paths["png"].read_bytes()
     plt.close(fig)
 
 

@@ -88,14 +88,16 @@ def method_color(method: str) -> str:
 def save_figure(fig, output_dir: str | os.PathLike, name: str, dpi: int = 150) -> dict[str, Path]:
     """Write ``fig`` as ``<output_dir>/figures/<name>.png`` and ``.pdf`` (each atomically).
 
-    Returns ``{"png": path, "pdf": path}``.
+    Returns ``{"png": path, "pdf": path}``. The PDF carries no creation date, so two runs that
+    draw the same figure write the same bytes.
     """
     folder = Path(output_dir) / "figures"
     out = {}
     for fmt in ("png", "pdf"):
         path = folder / f"{name}.{fmt}"
         with atomic_open(path, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight")
+            meta = {"CreationDate": None} if fmt == "pdf" else None
+            fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
         out[fmt] = path
     return out
 
