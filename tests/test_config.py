@@ -157,6 +157,10 @@ def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
     def load_config(preset, overrides):  # the dataset names are checked by the studies' registry
         return check_datasets(_load_config(preset, overrides))
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prefs.jsonl").write_text("")
+    (tmp_path / "x.csv").write_text("")
+
     cfg = load_config("embedded", {"datasets": ["mine"], "data_paths": {"mine": "prefs.jsonl"}})
     assert cfg.datasets == ["mine"]
     with pytest.raises(
@@ -177,7 +181,6 @@ def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
                 "data_columns": {"mine": {"usr": "worker"}},
             },
         )
-    monkeypatch.chdir(tmp_path)
     got = absolute_data_paths(
         {"data_paths": {"mine": "prefs.jsonl", "hub": "hub:me/prefs", "none": ""}, "seed": 1}
     )

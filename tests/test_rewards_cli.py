@@ -172,13 +172,13 @@ def test_rm_eval_on_two_users_prints_an_interval_of_honest_width(setup, capsys):
 @pytest.mark.parametrize("command", ["eval", "train"])
 def test_split_check_comes_before_any_model_work(setup, capsys, monkeypatch, command):
     """A file without the needed split fails on its pairs: no model is loaded, no feature computed."""
-    import analysis.features.passes
+    import analysis.features.cache
     import analysis.models.loading
 
     def boom(*a, **k):
         raise AssertionError("model work before the split check")
 
-    monkeypatch.setattr(analysis.features.passes, "pair_features", boom)
+    monkeypatch.setattr(analysis.features.cache, "pair_features", boom)
     monkeypatch.setattr(analysis.models.loading, "load_model", boom)
     root, common = setup
     split = "train" if command == "eval" else "test"  # eval lacks test pairs, train lacks train pairs

@@ -664,6 +664,7 @@ def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
     accuracy rows, its tau rows, its card (with the dropped pair) and a claim-1 findings row."""
     from analysis.config.parse import check_runnable
     from analysis.errors import ConfigError
+    from analysis.studies.datasets import check_datasets
 
     prefs = _user_file(tmp_path / "prefs.jsonl")
     cfg = _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(prefs)})
@@ -681,13 +682,17 @@ def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
     assert "1 chosen == rejected" == card.dropped_why
     assert set(res["pairs"]["user_id"]) == {"100", "101", "102"}
     table = findings(tau=tau, w=cfg.rgd_w)
-    assert table.iloc[0]["this_run"].startswith("mine (score variant, paper v1): tau=") and table.iloc[0]["verdict"] != "not measured"
+    assert (
+        table.iloc[0]["this_run"].startswith("mine (score variant, paper v1): tau=")
+        and table.iloc[0]["verdict"] != "not measured"
+    )
     # a name that is neither built in nor in data_paths: a close match, before any work
     with pytest.raises(
-        ConfigError, match=r"'synthetic_styleswap' is not a built-in.*did you mean 'synthetic_style_swap'"
+        ConfigError,
+        match=r"unknown study-1 dataset 'synthetic_styleswap'; did you mean 'synthetic_style_swap'",
     ):
-        _cfg(tiny_dir, datasets=["synthetic_styleswap"])
+        check_datasets(_cfg(tiny_dir, datasets=["synthetic_styleswap"]))
     with pytest.raises(ConfigError, match=r"data_paths.mine': .*nothere.jsonl does not exist"):
-        check_runnable(
+        check_datasets(
             _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(tmp_path / "nothere.jsonl")})
         )
