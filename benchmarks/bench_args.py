@@ -30,6 +30,8 @@ import time
 import warnings
 from pathlib import Path
 
+from analysis.decoding.base import GenerationConfig
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     )
 
     def greedy_base(bs):
-        texts = generate_greedy(model, tok, prompts, max_new_tokens=n, batch_size=bs)
+        texts = generate_greedy(model, tok, prompts, GenerationConfig(max_new_tokens=n, batch_size=bs))
         return sum(len(tok(t, add_special_tokens=False).input_ids) for t in texts)
 
     def greedy_loop(bs):  # the ARGS decoding loop without candidates (rm=None, w=0, k=1)

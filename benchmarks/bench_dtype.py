@@ -25,6 +25,8 @@ import time
 import torch
 from bench_batched_generation import make_prompts
 
+from analysis.decoding.base import GenerationConfig
+
 
 def _best(fn, repeats: int) -> float:
     best = float("inf")
@@ -91,7 +93,7 @@ def main(argv=None) -> None:
     res: dict[str, dict[str, float]] = {dt: {} for dt in models}
     texts: dict[str, list[str]] = {}
     for model, _ in models.values():  # warm-up (oneDNN kernels are created on first use)
-        generate_greedy(model, tok, prompts[:2], max_new_tokens=4, batch_size=2)
+        generate_greedy(model, tok, prompts[:2], GenerationConfig(max_new_tokens=4, batch_size=2))
     for _ in range(args.repeats):  # alternate the dtypes so that machine noise hits both
         for dt, (model, _) in models.items():
             r = res[dt]
@@ -100,7 +102,7 @@ def main(argv=None) -> None:
             r["step10"] = min(r.get("step10", 1e9), decode_step_seconds(model, tok, prompts[0], 10, 1))
             t0 = time.perf_counter()
             texts[dt] = generate_greedy(
-                model, tok, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.n
+                model, tok, prompts, GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.n)
             )
             r["generate"] = min(r.get("generate", 1e9), time.perf_counter() - t0)
 

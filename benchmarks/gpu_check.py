@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from analysis.decoding.base import GenerationConfig
+
 
 def save_tiny(root: Path, arch: str, seed: int) -> str:
     from analysis.models.tiny import build_tiny_model
@@ -65,7 +67,7 @@ def check_args(path: str, dtype: str, device: str) -> None:
     rm.to(device)
     prompts = ["the city council vote on the budget", "storm hits the river bridge", "team wins"]
     users = ["u0", "u1", "u0"]
-    greedy = generate_greedy(model, tok, prompts, max_new_tokens=8)
+    greedy = generate_greedy(model, tok, prompts, GenerationConfig(max_new_tokens=8))
     w0 = args_generate(model, tok, rm, prompts, users, ArgsConfig(w=0.0, k=4, max_new_tokens=8))
     same_w0 = [o.text for o in w0] == greedy
     cached = args_generate(model, tok, rm, prompts, users, ArgsConfig(w=1.5, k=4, max_new_tokens=8))

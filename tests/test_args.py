@@ -12,6 +12,7 @@ import torch
 from analysis.data.records import PreferencePair
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
 from analysis.decoding.args import ArgsConfig, args_generate
+from analysis.decoding.base import GenerationConfig
 from analysis.decoding.reference import reference_args
 from analysis.errors import ConfigError
 from analysis.features.cache import pair_features
@@ -98,7 +99,9 @@ def test_w0_matches_base_generate_greedy(tiny_lm, trained_rm):
     outs = args_generate(
         model, tok, trained_rm, PROMPTS, _users(trained_rm, 4), ArgsConfig(w=0.0, k=10, max_new_tokens=8)
     )
-    assert [o.text.strip() for o in outs] == generate_greedy(model, tok, PROMPTS, max_new_tokens=8)
+    assert [o.text.strip() for o in outs] == generate_greedy(
+        model, tok, PROMPTS, GenerationConfig(max_new_tokens=8)
+    )
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])

@@ -44,7 +44,8 @@ def test_verdicts_of_claim1_per_dataset_and_the_largest_tau_change():
     for tau in (a, b):
         finding = claim1(tau, 1.0)
         verdicts = bench.dataset_verdicts(finding)
-        assert set(verdicts) == {"news", "attr", "overall"} and verdicts["overall"] == finding["verdict"]
+        parts = {"news (score variant, paper v1)", "attr (score variant, paper v1)", "overall"}
+        assert set(verdicts) == parts and verdicts["overall"] == finding["verdict"]
         assert set(verdicts.values()) <= {"supported", "not supported", "inconclusive", "not testable"}
     change, where = bench.largest_tau_change(a, b)
     assert change == math.inf and where.startswith("attr score length_norm=False w=2:")  # NaN in one run

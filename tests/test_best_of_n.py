@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis.data.synthetic import make_synthetic_users, style_swap_pairs
-from analysis.decoding.base import generate_sample
+from analysis.decoding.base import GenerationConfig, generate_sample
 from analysis.decoding.best_of_n import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
@@ -39,11 +39,9 @@ def test_keeps_argmax_of_feature_rm(tiny_lm, rm):
         model,
         tok,
         PROMPTS,
+        GenerationConfig(max_new_tokens=6, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P),
         n=4,
-        max_new_tokens=6,
         seed=3,
-        temperature=DEFAULT_TEMPERATURE,
-        top_p=DEFAULT_TOP_P,
     )
     for o, s, u, p in zip(outs, samples, users, PROMPTS, strict=True):
         assert o.candidates == s
@@ -102,13 +100,15 @@ def test_sampled_base_is_sample_zero_of_best_of_n_with_the_same_settings(tiny_lm
     assert base == [
         s[0]
         for s in generate_sample(
-            model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3, temperature=0.7, top_p=0.9
+            model, tok, PROMPTS, GenerationConfig(max_new_tokens=6, temperature=0.7, top_p=0.9), n=1, seed=3
         )
     ]
     hot = sample_base(
         model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, seed=3, temperature=1.0, top_p=1.0)
     )
-    assert hot == [s[0] for s in generate_sample(model, tok, PROMPTS, n=1, max_new_tokens=6, seed=3)]
+    assert hot == [
+        s[0] for s in generate_sample(model, tok, PROMPTS, GenerationConfig(max_new_tokens=6), n=1, seed=3)
+    ]
     assert sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, seed=3, batch_size=1)) == base
     with pytest.raises(ConfigError, match="top_p"):
         sample_base(model, tok, PROMPTS, BestOfNConfig(top_p=0.0))
@@ -119,7 +119,7 @@ def test_sampled_base_uses_its_settings(tiny_lm):
     from analysis.decoding.base import generate_greedy
 
     model, tok = tiny_lm
-    greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=6)
+    greedy = generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=6))
     assert (
         sample_base(model, tok, PROMPTS, BestOfNConfig(max_new_tokens=6, temperature=1e-4, top_p=1.0))
         == greedy

@@ -12,7 +12,13 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from analysis.decoding.base import _ReservedLayer, generate_greedy, left_pad, positions_from_mask
+from analysis.decoding.base import (
+    GenerationConfig,
+    _ReservedLayer,
+    generate_greedy,
+    left_pad,
+    positions_from_mask,
+)
 from analysis.models.cpu.attention import NAME, use_cpu_gqa_attention
 from analysis.models.cpu.linear import BLOCK, column_blocks, enable_small_batch_linear
 from analysis.models.tiny import build_tiny_model
@@ -120,7 +126,7 @@ def test_cpu_gqa_attention_gives_sdpa_numbers_bit_for_bit_without_copying_heads(
     model, tok = build_tiny_model(arch)
     assert model.config.num_key_value_heads < model.config.num_attention_heads
     ref = _padded_logits(model, tok)
-    greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=6, batch_size=4)
+    greedy = generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=6, batch_size=4))
     assert use_cpu_gqa_attention(model) and model.config._attn_implementation == NAME
 
     def no_copies(*args, **kwargs):
@@ -128,7 +134,7 @@ def test_cpu_gqa_attention_gives_sdpa_numbers_bit_for_bit_without_copying_heads(
 
     monkeypatch.setattr("transformers.integrations.sdpa_attention.repeat_kv", no_copies)
     assert torch.equal(_padded_logits(model, tok), ref)
-    assert generate_greedy(model, tok, PROMPTS, max_new_tokens=6, batch_size=4) == greedy
+    assert generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=6, batch_size=4)) == greedy
 
 
 def test_cpu_gqa_attention_leaves_other_models_alone():
@@ -225,7 +231,7 @@ def test_smollm2_speed_paths_change_no_number(smollm2):
 
         model.forward = spy
         try:
-            tokens = _decode_batch(model, tok, ids, max_new_tokens=6)
+            tokens = _decode_batch(model, tok, ids, GenerationConfig(max_new_tokens=6))
         finally:
             del model.forward
         return tokens, logits

@@ -10,6 +10,7 @@ from analysis.data.preflamp import build_pref_lamp
 from analysis.data.records import ProfileItem, UserTask
 from analysis.data.synthetic import make_synthetic_users
 from analysis.data.tasks import zero_shot_prompt
+from analysis.decoding.base import GenerationConfig
 
 
 def _task(user, items, dated=True):
@@ -129,7 +130,9 @@ def test_base_negatives_with_a_real_tiny_policy(tiny_lm):
     model, tok = tiny_lm
     data = make_synthetic_users(n_users=2, n_profile=(3, 3), n_test=1, seed=0)
     pairs, card = build_pref_lamp(
-        data.tasks, generate_fn=lambda ps: generate_greedy(model, tok, ps, max_new_tokens=4), model_id="tiny"
+        data.tasks,
+        generate_fn=lambda ps: generate_greedy(model, tok, ps, GenerationConfig(max_new_tokens=4)),
+        model_id="tiny",
     )
     assert 0 < card.n_pairs == len(pairs) <= 6 and card.negatives.startswith("base policy generation (tiny)")
     assert all(p.rejected.strip() and p.rejected != p.chosen for p in pairs)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from analysis.decoding.base import (
+    GenerationConfig,
     _decode_batch,
     common_prefix_len,
     generate_greedy,
@@ -48,11 +49,11 @@ def test_left_pad_and_positions():
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
 def test_greedy_batched_equals_one_at_a_time_and_hf_generate(arch):
     model, tok = build_tiny_model(arch)
-    batched = generate_greedy(model, tok, PROMPTS, max_new_tokens=10, batch_size=5)
+    batched = generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=10, batch_size=5))
     assert common_prefix_len([encode_prompt(tok, p) for p in PROMPTS[:3]]) >= 8  # prefix sharing is exercised
-    single = [generate_greedy(model, tok, [p], max_new_tokens=10)[0] for p in PROMPTS]
+    single = [generate_greedy(model, tok, [p], GenerationConfig(max_new_tokens=10))[0] for p in PROMPTS]
     assert batched == single
-    assert generate_greedy(model, tok, PROMPTS, max_new_tokens=10, batch_size=2) == single
+    assert generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=10, batch_size=2)) == single
     if arch == "llama":
         assert single == [_hf_greedy(model, tok, p, 10) for p in PROMPTS]
     assert all(isinstance(t, str) and t == t.strip() for t in batched)
@@ -61,24 +62,26 @@ def test_greedy_batched_equals_one_at_a_time_and_hf_generate(arch):
 def test_greedy_stops_at_eos_and_drops_finished_rows(tiny_lm):
     model, tok = tiny_lm
     ids = [encode_prompt(tok, p) for p in PROMPTS]
-    free = _decode_batch(model, tok, ids, max_new_tokens=10)  # the tiny model never emits its real EOS
+    free = _decode_batch(
+        model, tok, ids, GenerationConfig(max_new_tokens=10)
+    )  # the tiny model never emits its real EOS
     assert all(len(r) == 10 for r in free)
     stop = free[0][3]  # make row 0's 4th token an end-of-sequence token
     m2 = copy.deepcopy(model)
     m2.generation_config.eos_token_id = [tok.eos_token_id, stop]
     expected = [r[: r.index(stop)] if stop in r else r for r in free]
-    assert _decode_batch(m2, tok, ids, max_new_tokens=10) == expected
+    assert _decode_batch(m2, tok, ids, GenerationConfig(max_new_tokens=10)) == expected
     assert len(expected[0]) == 3
-    texts = generate_greedy(m2, tok, PROMPTS, max_new_tokens=10, batch_size=5)
+    texts = generate_greedy(m2, tok, PROMPTS, GenerationConfig(max_new_tokens=10, batch_size=5))
     assert texts == [tok.decode(r, skip_special_tokens=True).strip() for r in expected]
-    assert texts == [generate_greedy(m2, tok, [p], max_new_tokens=10)[0] for p in PROMPTS]
+    assert texts == [generate_greedy(m2, tok, [p], GenerationConfig(max_new_tokens=10))[0] for p in PROMPTS]
 
 
 def test_sampling_is_seeded_and_batch_invariant(tiny_lm):
     model, tok = tiny_lm
-    a = generate_sample(model, tok, PROMPTS, n=3, seed=1, max_new_tokens=8, batch_size=15)
-    b = generate_sample(model, tok, PROMPTS, n=3, seed=1, max_new_tokens=8, batch_size=2)
-    c = generate_sample(model, tok, PROMPTS, n=3, seed=2, max_new_tokens=8, batch_size=15)
+    a = generate_sample(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8, batch_size=15), n=3, seed=1)
+    b = generate_sample(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8, batch_size=2), n=3, seed=1)
+    c = generate_sample(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8, batch_size=15), n=3, seed=2)
     assert a == b
     assert a != c
     assert len(a) == len(PROMPTS) and all(len(x) == 3 for x in a)
@@ -87,9 +90,9 @@ def test_sampling_is_seeded_and_batch_invariant(tiny_lm):
 
 def test_sampling_limits_equal_greedy(tiny_lm):
     model, tok = tiny_lm
-    greedy = generate_greedy(model, tok, PROMPTS, max_new_tokens=8)
-    cold = generate_sample(model, tok, PROMPTS, temperature=1e-4, max_new_tokens=8)
-    nucleus = generate_sample(model, tok, PROMPTS, top_p=1e-6, max_new_tokens=8)
+    greedy = generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8))
+    cold = generate_sample(model, tok, PROMPTS, GenerationConfig(temperature=1e-4, max_new_tokens=8))
+    nucleus = generate_sample(model, tok, PROMPTS, GenerationConfig(top_p=1e-6, max_new_tokens=8))
     assert [x[0] for x in cold] == greedy
     assert [x[0] for x in nucleus] == greedy
 
@@ -120,9 +123,9 @@ def test_generation_argument_errors(tiny_lm):
     with pytest.raises(TypeError):
         generate_greedy(model, tok, "a single string")
     with pytest.raises(ValueError, match="max_new_tokens"):
-        generate_greedy(model, tok, ["x"], max_new_tokens=0)
+        generate_greedy(model, tok, ["x"], GenerationConfig(max_new_tokens=0))
     with pytest.raises(ValueError, match="temperature"):
-        generate_sample(model, tok, ["x"], temperature=0)
+        generate_sample(model, tok, ["x"], GenerationConfig(temperature=0))
 
 
 @pytest.mark.embedded
@@ -133,6 +136,8 @@ def test_smollm2_batched_equals_single(smollm2):
         "Write a headline: a storm closed the harbour for two days.",
         "Say hi.",
     ]
-    batched = generate_greedy(model, tok, prompts, max_new_tokens=12, batch_size=3)
-    assert batched == [generate_greedy(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
+    batched = generate_greedy(model, tok, prompts, GenerationConfig(max_new_tokens=12, batch_size=3))
+    assert batched == [
+        generate_greedy(model, tok, [p], GenerationConfig(max_new_tokens=12))[0] for p in prompts
+    ]
     assert all(batched) and not any("<|im_end|>" in t for t in batched)

@@ -11,6 +11,7 @@ import torch
 
 from analysis.data.records import PreferencePair
 from analysis.decoding.args import ArgsConfig
+from analysis.decoding.base import GenerationConfig
 from analysis.decoding.best_of_n import BestOfNConfig
 from analysis.errors import ConfigError, ModelError
 from analysis.evaluation.policy_accuracy import PolicyAccuracyConfig
@@ -223,7 +224,9 @@ def test_reference_args_with_a_callable_reward(tiny_lm):
     rm = CallableReward(count_a)
     users = ["u0", "u1"]
     w0 = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=0.0, k=5, max_new_tokens=6))
-    assert [o.text for o in w0] == generate_greedy(model, tok, PROMPTS[:2], max_new_tokens=6)
+    assert [o.text for o in w0] == generate_greedy(
+        model, tok, PROMPTS[:2], GenerationConfig(max_new_tokens=6)
+    )
     big = reference_args(model, tok, rm, PROMPTS[:2], users, ArgsConfig(w=1e4, k=5, max_new_tokens=6))
     from analysis.models.tokens import encode_prompt
 

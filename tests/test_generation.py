@@ -16,7 +16,7 @@ import pytest
 from analysis.data.records import DataError
 from analysis.data.synthetic import make_synthetic_users
 from analysis.data.tasks import zero_shot_prompt
-from analysis.decoding.base import generate_greedy
+from analysis.decoding.base import GenerationConfig, generate_greedy
 from analysis.generation.icl import ICLConfig, build_icl_prompt
 from analysis.generation.methods import METHODS, MethodSpec, register_method
 from analysis.generation.runner import read_rows, run_generations
@@ -80,14 +80,18 @@ def test_rows_hold_prompt_text_and_reference(tiny_lm, data, tmp_path):
     assert base["prompt"] == render_prompt(tok, zero_shot_prompt("news_headline", t.test_input))
     assert (
         base["text"]
-        == generate_greedy(model, tok, [zero_shot_prompt("news_headline", t.test_input)], max_new_tokens=6)[0]
+        == generate_greedy(
+            model, tok, [zero_shot_prompt("news_headline", t.test_input)], GenerationConfig(max_new_tokens=6)
+        )[0]
     )
     assert (base["user_id"], base["test_id"], base["reference"]) == (t.user_id, t.test_id, t.test_output)
     assert base["params"] == {"max_new_tokens": 6} and base["model"] == "tiny-llama-seed0"
     expected = build_icl_prompt(tok, "news_headline", t, ICLConfig(k=2))
     assert icl["prompt"] == expected.text and icl["info"]["example_ids"] == expected.example_ids
     assert icl["params"]["rendering"] == "chat_turns" and icl["params"]["k"] == 2
-    assert icl["text"] == generate_greedy(model, tok, [expected.messages], max_new_tokens=6)[0]
+    assert (
+        icl["text"] == generate_greedy(model, tok, [expected.messages], GenerationConfig(max_new_tokens=6))[0]
+    )
     assert len({r["key"] for r in rows}) == 12
 
 
@@ -229,7 +233,7 @@ def test_cli_generate_then_evaluate_round_trip(tmp_path, capsys):
     assert [r["reference"] for r in rows] == [r["reference"] for r in recs]
     assert [r["test_id"] for r in rows] == ["u1:0", "u1:1", "u2:0"]  # the one test_id rule
     assert all(set(ROW_FIELDS) <= set(r) and r["seconds"] >= 0 for r in rows)
-    expected = generate_greedy(model, tok, [r["prompt"] for r in recs], max_new_tokens=5)
+    expected = generate_greedy(model, tok, [r["prompt"] for r in recs], GenerationConfig(max_new_tokens=5))
     assert [r["text"] for r in rows] == expected
     assert rows[0]["prompt"] == render_prompt(tok, "city council vote") and rows[0]["task"] is None
     capsys.readouterr()

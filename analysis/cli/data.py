@@ -22,6 +22,7 @@ from analysis.cli.flags import add_dataclass_flags, config_from_flags
 from analysis.data.adapters import ADAPTERS
 from analysis.data.loaders import TASK_SOURCES
 from analysis.data.records import DataError, DatasetCard
+from analysis.decoding.base import GenerationConfig
 
 SOURCES = (*TASK_SOURCES, "preferences", *ADAPTERS)
 
@@ -151,7 +152,9 @@ def _base_generate_fn(model_name: str | None, task: str):
     model, tok = load_model(model_name)
     max_new = get_task(task).max_new_tokens
     return (
-        lambda prompts: generate_greedy(model, tok, prompts, max_new_tokens=max_new, progress=True)
+        lambda prompts: generate_greedy(
+            model, tok, prompts, GenerationConfig(max_new_tokens=max_new), progress=True
+        )
     ), model_id(model)
 
 

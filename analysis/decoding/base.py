@@ -30,7 +30,7 @@ Example
 -------
 >>> from analysis.models.tiny import build_tiny_model
 >>> model, tok = build_tiny_model("llama")
->>> texts = generate_greedy(model, tok, ["Write a headline."], max_new_tokens=4)
+>>> texts = generate_greedy(model, tok, ["Write a headline."], GenerationConfig(max_new_tokens=4))
 >>> len(texts)
 1
 """
@@ -267,14 +267,13 @@ def _decode_batch(
     model,
     tok,
     prompt_ids: list[list[int]],
+    cfg: GenerationConfig,
     *,
-    max_new_tokens: int,
     generators: list[torch.Generator] | None = None,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
     min_shared_prefix: int = 8,
 ) -> list[list[int]]:
-    """Decode one batch; return the new token ids of each row (EOS excluded).
+    """Decode one batch with ``cfg``'s length and sampling settings; return the new token ids of
+    each row (EOS excluded).
 
     ``generators is None`` means greedy; otherwise row b samples with ``generators[b]``.
 
@@ -302,11 +301,11 @@ def _decode_batch(
     # room for every token after the first update (the shared prefix, or whole prompts), so the
     # buffer is reserved once per batch (and once more when the prefix rows are repeated)
     longest = max(len(s) for s in prompt_ids)
-    cache = new_cache(model, reserve=max_new_tokens + (longest - p if p else 0))
+    cache = new_cache(model, reserve=cfg.max_new_tokens + (longest - p if p else 0))
     step_ids, mask, pos = prefill_shared_prefix(model, cache, distinct, p, pad, device)  # U rows
     rows = list(range(bsz))  # original row of each live batch row
     out: list[list[int]] = [[] for _ in range(bsz)]
-    for step in range(max_new_tokens):
+    for step in range(cfg.max_new_tokens):
         logits = (
             model(
                 input_ids=step_ids,
@@ -325,7 +324,7 @@ def _decode_batch(
         if generators is None:
             nxt = logits.argmax(-1)  # (B_live,)
         else:
-            draws = sample_tokens(logits, temperature, top_p, [generators[r] for r in rows])
+            draws = sample_tokens(logits, cfg.temperature, cfg.top_p, [generators[r] for r in rows])
             nxt = torch.tensor(draws, dtype=torch.long, device=device)
         finished = torch.isin(nxt, eos_t)  # (B_live,)
         done, toks = finished.tolist(), nxt.tolist()  # one transfer, not one per row
@@ -368,9 +367,8 @@ def generate_greedy(
     model,
     tok,
     prompts: Sequence[Prompt],
+    cfg: GenerationConfig | None = None,
     *,
-    max_new_tokens: int = 32,
-    batch_size: int = 16,
     progress: bool = False,
     system: str | None = None,
 ) -> list[str]:
@@ -378,12 +376,13 @@ def generate_greedy(
 
     ``prompts`` are user messages (str) or chat message lists, rendered with the model's chat
     template by :func:`analysis.models.tokens.render_prompt` (``system`` adds a system message).
+    ``cfg``: ``max_new_tokens`` and ``batch_size`` (its sampling fields are not used).
     """
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    cfg = GenerationConfig() if cfg is None else cfg
     prompt_ids = _encode_all(tok, prompts, system)
     texts: list[str] = [""] * len(prompt_ids)
     for idx in _progress(_batches(prompt_ids, cfg.batch_size), progress, "greedy"):
-        new = _decode_batch(model, tok, [prompt_ids[i] for i in idx], max_new_tokens=cfg.max_new_tokens)
+        new = _decode_batch(model, tok, [prompt_ids[i] for i in idx], cfg)
         for i, ids in zip(idx, new, strict=True):
             texts[i] = _decode_text(tok, ids)
     return texts
@@ -393,13 +392,10 @@ def generate_sample(
     model,
     tok,
     prompts: Sequence[Prompt],
+    cfg: GenerationConfig | None = None,
     *,
     n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
     seed: int = 0,
-    max_new_tokens: int = 32,
-    batch_size: int = 16,
     progress: bool = False,
     system: str | None = None,
 ) -> list[list[str]]:
@@ -410,24 +406,14 @@ def generate_sample(
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p
-    )
+    cfg = GenerationConfig() if cfg is None else cfg
     prompt_ids = _encode_all(tok, prompts, system)
     flat = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]  # one row per (prompt, sample)
     flat_ids = [prompt_ids[i] for i, _ in flat]
     texts: list[list[str]] = [[""] * n for _ in prompt_ids]
     for idx in _progress(_batches(flat_ids, cfg.batch_size), progress, "sample"):
         gens = [torch.Generator().manual_seed(row_seed(seed, *flat[r])) for r in idx]
-        new = _decode_batch(
-            model,
-            tok,
-            [flat_ids[r] for r in idx],
-            max_new_tokens=cfg.max_new_tokens,
-            generators=gens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-        )
+        new = _decode_batch(model, tok, [flat_ids[r] for r in idx], cfg, generators=gens)
         for r, ids in zip(idx, new, strict=True):
             i, j = flat[r]
             texts[i][j] = _decode_text(tok, ids)

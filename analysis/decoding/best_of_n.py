@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from analysis.decoding.args import aligned_inputs, prompt_text, reward_path, rm_device, warn_unknown_users
+from analysis.decoding.base import GenerationConfig
 from analysis.errors import ConfigError
 
 DEFAULT_TEMPERATURE = 0.7  # sampling temperature of best-of-n and the sampled base
@@ -44,6 +45,15 @@ class BestOfNConfig:
     top_p: float = field(default=DEFAULT_TOP_P, metadata={"help": "nucleus sampling threshold (1 = off)"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     batch_size: int = field(default=16, metadata={"help": "rows per generation batch"})
+
+    def sampling(self) -> GenerationConfig:
+        """The sampling settings of the base policy's draws."""
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
 
     def validate(self) -> BestOfNConfig:
         if not (isinstance(self.n, int) and self.n >= 1):
@@ -146,12 +156,9 @@ def best_of_n(
         model,
         tok,
         prompts,
+        cfg.sampling(),
         n=cfg.n,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
         seed=cfg.seed,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
         progress=progress,
     )
     flat_u = [u for u in user_ids for _ in range(cfg.n)]
@@ -203,12 +210,9 @@ def sample_base(
         model,
         tok,
         list(prompts),
+        cfg.sampling(),
         n=1,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
         seed=cfg.seed,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
         progress=progress,
     )
     return [row[0] for row in rows]

@@ -109,7 +109,8 @@ def _prefix_rewards(model, tok, rm, how, prompt, prompt_ids, user_id, prefixes, 
 
 
 @torch.no_grad()
-def _reference_one(model, tok, rm, prompt, user_id, *, w, k, max_new_tokens, mode, T, how, layer, stops, gen):
+def _reference_one(model, tok, rm, prompt, user_id, cfg: ArgsConfig, *, how, layer, stops, gen):
+    w, k, max_new_tokens, mode, T = cfg.w, cfg.k, cfg.max_new_tokens, cfg.mode, cfg.temperature
     from analysis.models.tokens import encode_prompt
 
     device = next(model.parameters()).device
@@ -196,11 +197,7 @@ def reference_args(
             rm,
             p,
             u,
-            w=cfg.w,
-            k=cfg.k,
-            max_new_tokens=cfg.max_new_tokens,
-            mode=cfg.mode,
-            T=cfg.temperature,
+            cfg,
             how=how,
             layer=layer,
             stops=stops,

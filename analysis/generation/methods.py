@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from analysis.data.records import DataError, UserTask
 from analysis.data.tasks import get_task, zero_shot_prompt
+from analysis.decoding.base import GenerationConfig
 from analysis.errors import lookup
 from analysis.models.tokens import render_prompt
 
@@ -153,7 +154,10 @@ def _base_generate(model, tok, tasks, params):
 
     prompts = [base_prompt(params["task"], t) for t in tasks]
     return generate_greedy(
-        model, tok, prompts, max_new_tokens=params["max_new_tokens"], batch_size=params["batch_size"]
+        model,
+        tok,
+        prompts,
+        GenerationConfig(max_new_tokens=params["max_new_tokens"], batch_size=params["batch_size"]),
     )
 
 
@@ -180,7 +184,9 @@ def _icl_generate(model, tok, tasks, params):
 
     msgs = [_icl_prompt(tok, params["task"], t, params).messages for t in tasks]
     batch = max(1, params["batch_size"] // 2)  # ICL prompts are several times longer
-    return generate_greedy(model, tok, msgs, max_new_tokens=params["max_new_tokens"], batch_size=batch)
+    return generate_greedy(
+        model, tok, msgs, GenerationConfig(max_new_tokens=params["max_new_tokens"], batch_size=batch)
+    )
 
 
 def _icl_defaults() -> dict:

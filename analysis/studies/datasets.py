@@ -13,6 +13,7 @@ from pathlib import Path
 
 from analysis.config.schema import StudyConfig
 from analysis.data.records import DataError, DatasetCard, PreferencePair, UserTask
+from analysis.decoding.base import GenerationConfig
 from analysis.errors import ConfigError, unknown_message
 from analysis.studies.cache import StudyCache
 from analysis.studies.models import model_key
@@ -77,9 +78,7 @@ def base_generate_fn(cfg: StudyConfig, model, tok):
     gen = generation_config(cfg)
 
     def fn(prompts: list[str]) -> list[str]:
-        return generate_greedy(
-            model, tok, prompts, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size
-        )
+        return generate_greedy(model, tok, prompts, gen)
 
     return fn
 
@@ -154,11 +153,9 @@ def attribute_pairs(
             model,
             tok,
             prompts,
+            GenerationConfig(temperature=1.0, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size),
             n=n_samples,
-            temperature=1.0,
             seed=cfg.seed,
-            max_new_tokens=gen.max_new_tokens,
-            batch_size=gen.batch_size,
             progress=True,
         ),
     )

@@ -25,6 +25,7 @@ import pandas as pd
 
 from analysis.config.schema import StudyConfig
 from analysis.data.records import UserTask
+from analysis.decoding.base import GenerationConfig
 from analysis.studies.cache import StudyCache, key_hash
 from analysis.studies.models import model_key
 
@@ -85,12 +86,14 @@ def draw_samples(
                 model,
                 tok,
                 prompts,
+                GenerationConfig(
+                    temperature=bon.temperature,
+                    top_p=bon.top_p,
+                    max_new_tokens=params["max_new_tokens"],
+                    batch_size=params["batch_size"],
+                ),
                 n=bon.n,
-                temperature=bon.temperature,
-                top_p=bon.top_p,
                 seed=bon.seed,
-                max_new_tokens=params["max_new_tokens"],
-                batch_size=params["batch_size"],
                 progress=True,
             )
 
