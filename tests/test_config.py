@@ -171,7 +171,7 @@ def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"unknown study-1 dataset 'mine'.*data_paths='\{mine: FILE\}'"):
         load_config("embedded", {"datasets": ["mine"]})
     with pytest.raises(
-        ConfigError, match=r"data_columns.mine': column mapping key 'usr' \(did you mean 'user'"
+        ConfigError, match=r"data_columns.mine': unknown column mapping key 'usr'; did you mean 'user'"
     ):
         load_config(
             "embedded",

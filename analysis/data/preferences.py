@@ -62,16 +62,11 @@ def is_hub_source(source: str) -> bool:
 
 def column_names(columns: dict[str, str] | None) -> dict[str, str]:
     """The full column mapping: :data:`COLUMNS` updated by ``columns`` (an unknown key is an error)."""
-    import difflib
-
-    from analysis.errors import ConfigError
+    from analysis.errors import ConfigError, lookup
 
     out = dict(COLUMNS)
     for key, col in (columns or {}).items():
-        if key not in COLUMNS:
-            near = difflib.get_close_matches(str(key), list(COLUMNS), n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise ConfigError(f"column mapping key {key!r}{hint}: expected some of {', '.join(COLUMNS)}")
+        lookup(COLUMNS, key, "column mapping key")
         if not isinstance(col, str) or not col:
             raise ConfigError(f"column mapping {key!r}: expected a column name, got {col!r}")
         out[key] = col
