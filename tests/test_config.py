@@ -188,3 +188,15 @@ def test_a_users_own_dataset_name_needs_data_paths(tmp_path, monkeypatch):
         "data_paths": {"mine": str(tmp_path / "prefs.jsonl"), "hub": "hub:me/prefs", "none": ""},
         "seed": 1,
     }
+
+
+def test_set_values_with_spaces_as_make_passes_them():
+    """``make report ARGS="--set data_paths={mine: FILE}"`` reaches argparse as two words."""
+    from analysis.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["report", "--only", "01", "--set", "datasets=[mine]", "--set", "data_paths={mine:", "prefs.jsonl}"]
+    )
+    assert parse_set(args.overrides) == {"datasets": ["mine"], "data_paths": {"mine": "prefs.jsonl"}}
+    args = build_parser().parse_args(["report", "--set", "seeds=[0,1]", "--set", "device=cpu"])
+    assert parse_set(args.overrides) == {"seeds": [0, 1], "device": "cpu"}

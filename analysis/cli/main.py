@@ -40,9 +40,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         "--set",
         dest="overrides",
         action="append",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config key (YAML value), e.g. --set seeds=[0,1] --set device=cuda; repeatable",
+        help="override one config key (YAML value), e.g. --set seeds=[0,1] --set device=cuda; repeatable. "
+        "A value with spaces may be left unquoted (--set data_paths={mine: prefs.jsonl}, as make's ARGS "
+        "passes it): the words up to the next option are one value",
     )
 
 

@@ -258,10 +258,19 @@ def dump_config(cfg: StudyConfig, path: str | Path) -> None:
         write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``--set key=value`` items; values are YAML (``seeds=[0,1]``, ``device=cuda``)."""
+def parse_set(items: list[str | list[str]] | None) -> dict[str, Any]:
+    """Parse ``--set key=value`` items; values are YAML (``seeds=[0,1]``, ``device=cuda``).
+
+    An item may be a list of words (``--set data_paths={mine: prefs.jsonl}`` split by a shell, as
+    ``make report ARGS="..."`` does): they are one value, joined by single spaces.
+
+    >>> parse_set([["data_paths={mine:", "prefs.jsonl}"], "seeds=[0, 1]"])
+    {'data_paths': {'mine': 'prefs.jsonl'}, 'seeds': [0, 1]}
+    """
     out: dict[str, Any] = {}
     for item in items or []:
+        if not isinstance(item, str):
+            item = " ".join(item)
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
