@@ -232,8 +232,9 @@ def nb03():
             new_markdown_cell(
                 "# 03 · ICL vs reward-guided decoding across model sizes (claim 3)\n\n"
                 "For every configured model: base greedy decoding, ICL with each k, and the **best** RGD configuration "
-                "(the RM method with the highest mean ROUGE-1 on this model, an optimistic choice for RGD). "
-                "Bands are 95% bootstrap intervals over users; the table gives paired tests over users per model. "
+                "(the ARGS or best-of-n system with the highest mean ROUGE-1 on one half of the users). "
+                "Bands are 95% bootstrap intervals over users; the table gives paired tests per model on the "
+                "*other* half of the users, so choosing the best systems does not favour them (no winner's curse). "
                 "The embedded preset has one installed causal LM (SmolLM2-135M), so its figure has a single size; "
                 "the paper's claim concerns models of 3B and up (`--preset paper`)."
             ),

@@ -209,11 +209,20 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
     scale, tests = sc["scale"], sc["tests"]
     assert list(scale["system"]) == ["base", "rgd_best", "base_sampled", "icl_k1", "icl_k2"]
-    best = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False).iloc[0]
+    # the best RGD system is chosen on the selection half of the users, compared on the other half
+    from analysis.studies.preflamp import selection_halves
+
+    gens = sc["generations"]
+    select, compare = selection_halves(gens["user_id"], seed=cfg.seed)
+    assert select | compare == set(gens["user_id"].astype(str)) and not select & compare
+    g = gens[gens["kind"].isin(["rgd", "bon"]) & gens["user_id"].astype(str).isin(select)]
+    chosen = g.groupby(["system", "user_id"])["rouge1"].mean().groupby("system").mean().idxmax()
+    best = summ.set_index("system").loc[chosen]
     assert scale.loc[scale["system"] == "rgd_best", "rouge1"].item() == pytest.approx(best["rouge1"])
     assert 0 < scale["size_b"].iloc[0] < 1e-3  # counted from the tiny model's weights (not in model_sizes_b)
     assert set(tests["comparison"]) >= {"best ICL vs best RGD", "best RGD vs base", "best ICL vs base"}
-    assert tests["n_users"].eq(3).all()
+    assert tests["n_users"].eq(len(compare)).all() and tests["selected_on_users"].eq(len(select)).all()
+    assert (len(select), len(compare)) == (2, 1)
 
 
 @pytest.mark.embedded
@@ -696,3 +705,24 @@ def test_study1_on_a_users_own_preference_file(tiny_dir, tmp_path):
         check_datasets(
             _cfg(tiny_dir, datasets=["mine"], data_paths={"mine": str(tmp_path / "nothere.jsonl")})
         )
+
+
+def test_study3_chooses_its_best_systems_on_one_half_of_the_users_and_tests_on_the_other():
+    """No winner's curse: a system that is best only on the comparison users is not chosen."""
+    from analysis.studies.preflamp import best_system, selection_halves
+
+    users = [f"u{i}" for i in range(10)]
+    select, compare = selection_halves(users, seed=3)
+    assert len(select) == len(compare) == 5 and select | compare == set(users)
+    rows = []
+    for u in users:
+        good_here = u in select
+        rows += [
+            {"system": "a", "kind": "rgd", "user_id": u, "rouge1": 0.30 if good_here else 0.10},
+            {"system": "b", "kind": "rgd", "user_id": u, "rouge1": 0.20 if good_here else 0.50},
+        ]
+    gens = pd.DataFrame(rows)
+    summ = pd.DataFrame({"system": ["a", "b"], "kind": ["rgd", "rgd"]})
+    assert best_system(gens, summ, ("rgd",), select) == "a"  # b's overall mean (0.35) is higher
+    assert best_system(gens, summ, ("rgd",), compare) == "b"
+    assert best_system(gens, summ, ("icl",), select) is None

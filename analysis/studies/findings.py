@@ -405,7 +405,8 @@ def claim3(tests: pd.DataFrame | None) -> dict:
         "claim": "3. ICL beats every RGD method at scale",
         "paper": "v1: +3-5 ROUGE-1 at 7B, ICL wins from 3B up; v2: about 3 ROUGE-1 points at 7B",
         "rule": (
-            f"best ICL - best RGD ROUGE-1, paired 95% CI over users then items, for every model >= "
+            f"best ICL - best RGD ROUGE-1 (both chosen on half of the users, compared on the other "
+            f"half), paired 95% CI over users then items, for every model >= "
             f"{SCALE_B:g}B: all above 0: supported; one below 0: not supported; else inconclusive"
         ),
     }
@@ -415,6 +416,11 @@ def claim3(tests: pd.DataFrame | None) -> dict:
     parts = [
         f"{r.model} ({r.size_b:.3g}B): diff={_f(r.diff)} [{_f(r.ci_low)}, {_f(r.ci_high)}], "
         f"Wilcoxon p={_f(r.wilcoxon_p)}"
+        + (
+            f" (chosen on {int(r.selected_on_users)} users, compared on {int(r.n_users)})"
+            if "selected_on_users" in t.columns and r.selected_on_users == r.selected_on_users
+            else ""
+        )
         for r in t.itertuples()
     ]
     if "dataset" in t.columns and not all(_is_real(d) for d in t["dataset"].astype(str)):

@@ -218,6 +218,31 @@ def preflamp_decoupling(
     }
 
 
+def selection_halves(user_ids, seed: int = 0) -> tuple[set[str], set[str]]:
+    """Split the users in two fixed halves: ``(select, compare)``. Study 3 chooses its best ICL and
+    best RGD systems on ``select`` and compares them on ``compare``. The split is a seeded
+    permutation of the sorted distinct ids (the first ceil(n/2) select), the same for every model.
+
+    >>> select, compare = selection_halves(["a", "b", "c", "d", "b"], seed=0)
+    >>> sorted(select | compare), len(select), select & compare
+    (['a', 'b', 'c', 'd'], 2, set())
+    """
+    users = sorted({str(u) for u in user_ids})
+    order = np.random.default_rng(seed).permutation(len(users))
+    cut = (len(users) + 1) // 2
+    return {users[i] for i in order[:cut]}, {users[i] for i in order[cut:]}
+
+
+def best_system(gens: pd.DataFrame, summ: pd.DataFrame, kinds, users: set[str]) -> str | None:
+    """The system of ``kinds`` with the highest mean ROUGE-1 (per user, then over ``users``)."""
+    cands = list(summ[summ["kind"].isin(list(kinds))]["system"])
+    if not cands:
+        return None
+    g = gens[gens["system"].isin(cands) & gens["user_id"].astype(str).isin(users)]
+    means = g.groupby(["system", "user_id"])["rouge1"].mean().groupby("system").mean()
+    return str(means.reindex(cands).idxmax()) if means.notna().any() else cands[0]
+
+
 def icl_vs_rgd_scale(
     cfg: StudyConfig,
     cache_dir: str | None = None,
@@ -229,10 +254,12 @@ def icl_vs_rgd_scale(
     """Study 3 across ``cfg.models`` (``schedule``: :func:`preflamp_run`). Returns tidy frames:
 
     - ``scale``: one row per (model, system) for base, each ICL k and the best RGD configuration
-      (the ARGS or best-of-n system with the highest mean ROUGE-1 on this model: selected on the
-      test users, an optimistic choice for RGD), with size_b, rouge1[_lo,_hi], rougeL[_lo,_hi].
-    - ``tests``: paired tests over users per model: best ICL vs best RGD, each ICL k vs best RGD,
-      best RGD vs base, best ICL vs base (diff, ci_low, ci_high, wilcoxon_p, n_users).
+      (the ARGS or best-of-n system with the highest mean ROUGE-1 on the *selection* half of the
+      users, :func:`selection_halves`), with size_b, rouge1[_lo,_hi], rougeL[_lo,_hi] over all users.
+    - ``tests``: paired tests per model on the *other* half of the users only, so the choice of the
+      best systems does not favour them (no winner's curse): best ICL vs best RGD, each ICL k vs
+      best RGD, best RGD vs base, best ICL vs base (diff, ci_low, ci_high, wilcoxon_p, n_users,
+      selected_on_users).
     - ``generations``: all generations of all models.
     """
     from analysis.metrics.intervals import paired_comparison
@@ -248,10 +275,11 @@ def icl_vs_rgd_scale(
         all_gens.append(gens)
         summ = system_summary(gens, cfg)
         size = float(gens["size_b"].iloc[0])
-        rgd = summ[summ["kind"].isin(["rgd", "bon"])].sort_values("rouge1", ascending=False)
-        icl = summ[summ["kind"] == "icl"].sort_values("rouge1", ascending=False)
-        best_rgd = rgd.iloc[0]["system"] if len(rgd) else None
-        best_icl = icl.iloc[0]["system"] if len(icl) else None
+        select, compare = selection_halves(gens["user_id"], seed=cfg.seed)
+        best_rgd = best_system(gens, summ, ("rgd", "bon"), select)
+        best_icl = best_system(gens, summ, ("icl",), select)
+        icl = summ[summ["kind"] == "icl"]
+        held_out = gens[gens["user_id"].astype(str).isin(compare)]
         for _, r in summ.iterrows():
             reward_guided = r["kind"] in ("rgd", "bon")
             if reward_guided and r["system"] != best_rgd:
@@ -285,7 +313,9 @@ def icl_vs_rgd_scale(
         for a, b, what in pairs:
             if a is None or b is None:
                 continue
-            c = paired_comparison(per_user(gens, a), per_user(gens, b), n_boot=cfg.n_boot, seed=cfg.seed)
+            c = paired_comparison(
+                per_user(held_out, a), per_user(held_out, b), n_boot=cfg.n_boot, seed=cfg.seed
+            )
             tests.append(
                 {
                     "model": name,
@@ -294,6 +324,7 @@ def icl_vs_rgd_scale(
                     "system_a": a,
                     "system_b": b,
                     "metric": "rouge1",
+                    "selected_on_users": len(select),
                     **c,
                 }
             )
