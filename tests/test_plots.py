@@ -112,6 +112,23 @@ def test_tau_scatter_one_panel_per_dataset_with_tau_in_title():
     plt.close(fig)
 
 
+def test_tau_scatter_draws_sensitivity_rms_apart_and_legends_every_panel():
+    pts = _points()
+    pts["sensitivity"] = False
+    raw = pts[(pts["dataset"] == "d2") & (pts["rm_id"] == "lore/100")].assign(
+        rm_id="lore/100/raw", sensitivity=True
+    )
+    fig = plot_tau_scatter(pd.concat([pts, raw], ignore_index=True), _tau(), variant="score", w=1.0)
+    a1, a2 = [a for a in fig.axes if a.get_visible()]
+    assert len(a1.containers) == 4 and len(a2.containers) == 5  # 4 population RMs + the raw-reward one
+    sens = [c for c in a2.containers if c.get_label().startswith("raw reward")]
+    assert len(sens) == 1 and sens[0].lines[0].get_markerfacecolor() == "none"
+    # the only panel with a sensitivity RM is the second: its entry still reaches the figure legend
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "raw reward (sensitivity, not in τ)" in labels and len(labels) == 5
+    plt.close(fig)
+
+
 def test_tau_by_w_plots_each_variant():
     fig = plot_tau_by_w(_tau())
     ax = fig.axes[0]

@@ -201,7 +201,8 @@ def plot_tau_scatter(
     ``points``: one row per (dataset, rm_id, variant, length_norm, w) with ``method``, ``budget``,
     ``rm_acc[_lo,_hi]`` and ``policy_acc[_lo,_hi]`` (bootstrap over users). ``tau``: one row per
     (dataset, variant, length_norm, w) with ``tau, tau_lo, tau_hi, p_value, n_rms``. The panels
-    show the slice (variant, w, length_norm); colour = RM method, marker = training budget.
+    show the slice (variant, w, length_norm); colour = RM method, marker = training budget. Rows
+    with ``sensitivity`` true (RMs with raw rewards, left out of tau) are hollow grey circles.
     """
     sel = points[
         (points["variant"] == variant) & np.isclose(points["w"], w) & (points["length_norm"] == length_norm)
@@ -211,7 +212,10 @@ def plot_tau_scatter(
     budgets = sorted(points["budget"].dropna().unique()) if "budget" in points else []
     for ax, ds in zip(axes, datasets, strict=True):
         d = sel[sel["dataset"] == ds]
-        for method, g in d.groupby("method", sort=False):
+        sens = (
+            d["sensitivity"].fillna(False).astype(bool) if "sensitivity" in d else pd.Series(False, d.index)
+        )
+        for method, g in d[~sens].groupby("method", sort=False):
             for j, b in enumerate(budgets):
                 gb = g[g["budget"] == b]
                 if gb.empty:
@@ -230,6 +234,22 @@ def plot_tau_scatter(
                     ms=6,
                     label=f"{method} ({int(b)} steps)",
                 )
+        if sens.any():  # the raw-reward sensitivity RMs: hollow grey, not part of tau
+            gs = d[sens]
+            ax.errorbar(
+                gs[x],
+                gs[y],
+                xerr=_err(gs, x),
+                yerr=_err(gs, y),
+                fmt="o",
+                mfc="none",
+                color="0.35",
+                ecolor="0.6",
+                elinewidth=0.8,
+                capsize=2,
+                ms=7,
+                label="raw reward (sensitivity, not in τ)",
+            )
         t = tau[
             (tau["dataset"] == ds)
             & (tau["variant"] == variant)
@@ -258,7 +278,11 @@ def plot_tau_scatter(
         ax.axvline(0.5, color="0.8", lw=0.8, ls=":")
         ax.grid(alpha=0.25)
     if axes:
-        handles, labels = axes[0].get_legend_handles_labels()
+        legend: dict = {}  # every panel's entries once (a panel may lack a method or the sensitivity RMs)
+        for a in axes:
+            for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+                legend.setdefault(lab, h)
+        handles, labels = list(legend.values()), list(legend)
         if handles:
             fig.legend(
                 handles,
