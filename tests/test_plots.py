@@ -86,6 +86,19 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path):
     plt.close(fig)
 
 
+def test_write_table_round_trips_text_with_bare_carriage_returns(tmp_path):
+    df = pd.DataFrame(
+        {"text": ["a\rb", "line\nbreak", "plain"], "w": [1.0, float("nan"), 2.0], "n": [1, 2, 3]}
+    )
+    path = write_table(df, tmp_path, "gens")
+    back = pd.read_csv(path)
+    assert back["text"].tolist() == df["text"].tolist() and back["n"].tolist() == [1, 2, 3]
+    assert back["w"].iloc[0] == 1.0 and math.isnan(back["w"].iloc[1])
+    # a table without a bare \r keeps the minimal quoting (its bytes do not change)
+    write_table(df.iloc[2:], tmp_path, "plain")
+    assert (tmp_path / "tables" / "plain.csv").read_text() == "text,w,n\nplain,2.0,3\n"
+
+
 def test_write_table_adds_settings_and_keeps_nan(tmp_path):
     cfg = load_config("embedded_synthetic", {"seeds": [3, 4], "rouge_stemming": False})
     df = pd.DataFrame({"method": ["a", "b"], "rm_acc": [0.75, float("nan")], "seeds": ["mine", "mine"]})

@@ -18,6 +18,7 @@ The three main figures read the tidy frames returned by :mod:`analysis.studies`:
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from pathlib import Path
@@ -137,8 +138,15 @@ def write_table(
         if key not in df.columns:
             df[key] = value
     path = Path(output_dir) / "tables" / f"{name}.csv"
+    # csv quotes a field holding "\n" but not one holding a bare "\r", which read_csv then takes for
+    # a line break (a generation may contain one): such a table quotes every text field instead
+    has_cr = any(
+        df[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+        for c in df.columns
+        if not pd.api.types.is_numeric_dtype(df[c])
+    )
     with atomic_open(path, "w") as fh:
-        df.to_csv(fh, index=False)
+        df.to_csv(fh, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return path
 
 
