@@ -311,10 +311,17 @@ def nb04():
                 "widget = InspectorWidget(run_dir=run, reports_root=reports_root or run.parent)\n"
                 "display(widget.box)"
             ),
-            new_markdown_cell("## A static view (first dataset, first user, all methods)"),
+            new_markdown_cell(
+                "## A static view (first dataset, first user, their first target, all methods)\n\n"
+                "A real author has several held-out targets (`n_test_items`); the widget's item picker "
+                "shows the others."
+            ),
             new_code_cell(
                 "ds = ins.datasets()[0]\n"
-                'view = ins.view(ds, user or ins.users(ds)[0], method="all")\n'
+                "who = user or ins.users(ds)[0]\n"
+                "targets = ins.test_items(ds, who)\n"
+                'print(f"{who}: {len(targets)} generation target(s); shown: {targets[0]}")\n'
+                'view = ins.view(ds, who, test_id=targets[0], method="all")\n'
                 "display(HTML(Inspector.to_html(view)))"
             ),
         ],

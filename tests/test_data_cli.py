@@ -66,6 +66,25 @@ def test_summary_news_category_and_out(tmp_path, capsys):
     )  # other user's output
 
 
+def test_summary_news_category_n_test(tmp_path, capsys):
+    """--n-test 2: each author's 2 newest articles are targets (items), the older ones the profile."""
+    path = _news(tmp_path)
+    target = tmp_path / "pairs.jsonl"
+    args = ["data", "summary", "--source", "news_category", "--path", str(path), "--min-profile", "1"]
+    assert main([*args, "--n-test", "2", "--out", str(target), "--json"]) == 0
+    card, pcard = json.loads(capsys.readouterr().out)
+    assert (card["n_users"], card["n_items"], card["per_user"]) == (2, 4, {"Ann Lee": 2, "Bob King": 1})
+    rows = [json.loads(x) for x in target.read_text().splitlines()]
+    assert pcard["n_pairs"] == len(rows) == 3  # only the older articles make pairs
+    assert sorted(r["chosen"] for r in rows) == [
+        "Ann Lee headline 0",
+        "Ann Lee headline 1",
+        "Bob King headline 0",
+    ]
+    assert main([*args, "--n-test", "3"]) == 0  # Bob King (3 articles) no longer qualifies
+    assert "users:     1" in capsys.readouterr().out
+
+
 def test_summary_synthetic_and_preferences(tmp_path, capsys):
     target = tmp_path / "syn.jsonl"
     assert main(["data", "summary", "--source", "synthetic", "--out", str(target)]) == 0

@@ -260,8 +260,58 @@ def test_news_category_empty_file_and_no_eligible_author(tmp_path):
     with pytest.raises(DataError, match="empty.jsonl: no records in file"):
         load_news_category(tmp_path / "empty.jsonl")
     rows = [nc("H1", "d1", "Ann", "2022-01-01"), nc("H2", "d2", "Ann", "2022-01-02")]
-    with pytest.raises(DataError, match="no author has >= 4 profile items"):
+    with pytest.raises(DataError, match=r"no author has >= 5 articles \(1 held out \+ 4 profile items\)"):
         load_news_category(write_jsonl(tmp_path / "n.jsonl", rows))
+    # n_test raises the bar: 2 articles are enough for n_test=1, min_profile=1 but not for n_test=2
+    assert len(load_news_category(tmp_path / "n.jsonl", min_profile=1)[0]) == 1
+    with pytest.raises(DataError) as err:
+        load_news_category(tmp_path / "n.jsonl", min_profile=1, n_test=2)
+    msg = str(err.value)
+    assert msg.startswith(str(tmp_path / "n.jsonl")) and "no author has >= 3 articles (2 held out + 1" in msg
+    with pytest.raises(ValueError, match="n_test must be >= 1"):
+        load_news_category(tmp_path / "n.jsonl", min_profile=1, n_test=0)
+
+
+def test_news_category_three_targets_known_answer(tmp_path):
+    """n_test=3: an author's 3 newest articles are the targets (newest first; on equal dates the
+    earlier line is the newer), and all three tasks share the profile of the 4 older articles."""
+    rows = [
+        nc("P1", "d p1", "Dee Fox", "2022-05-01", link="p1"),
+        nc("T2", "d t2", "Dee Fox", "2022-05-09", link="t2"),  # line 2: newer than t3 (same date)
+        nc("P4", "d p4", "Dee Fox", "2022-05-08", link="p4"),  # line 3: newer than p3 (same date)
+        nc("T1", "d t1", "Dee Fox", "2022-05-10", link="t1"),
+        nc("T3", "d t3", "Dee Fox", "2022-05-09", link="t3"),  # line 5
+        nc("P3", "d p3", "Dee Fox", "2022-05-08", link="p3"),  # line 6: older than p4, newest profile item
+        nc("P2", "d p2", "Dee Fox", "2022-05-02", link="p2"),
+        nc("E1", "d e1", "Eve Ash", "2022-05-03", link="e1"),  # 6 articles: one short of 3 + 4
+        nc("E2", "d e2", "Eve Ash", "2022-05-04", link="e2"),
+        nc("E3", "d e3", "Eve Ash", "2022-05-05", link="e3"),
+        nc("E4", "d e4", "Eve Ash", "2022-05-06", link="e4"),
+        nc("E5", "d e5", "Eve Ash", "2022-05-07", link="e5"),
+        nc("E6", "d e6", "Eve Ash", "2022-05-11", link="e6"),
+    ]
+    path = write_jsonl(tmp_path / "n.jsonl", rows)
+    tasks, card = load_news_category(path, min_profile=4, n_test=3)
+    assert [(t.user_id, t.test_id, t.test_output, t.test_date) for t in tasks] == [
+        ("Dee Fox", "t1", "T1", "2022-05-10"),
+        ("Dee Fox", "t2", "T2", "2022-05-09"),
+        ("Dee Fox", "t3", "T3", "2022-05-09"),
+    ]
+    for t in tasks:  # one shared profile, oldest first, no target in it
+        assert [p.item_id for p in t.profile] == ["p1", "p2", "p3", "p4"]
+    assert (card.n_users, card.n_items, card.per_user) == (1, 3, {"Dee Fox": 4})
+    assert "3 newest article(s) of each user held out" in card.notes
+    # with min_profile=3 Eve Ash (6 articles) qualifies too: targets e6, e5, e4; profile e1-e3
+    tasks, card = load_news_category(path, min_profile=3, n_test=3)
+    eve = [t for t in tasks if t.user_id == "Eve Ash"]
+    assert [t.test_id for t in eve] == ["e6", "e5", "e4"]
+    assert all([p.item_id for p in t.profile] == ["e1", "e2", "e3"] for t in eve)
+    assert (card.n_users, card.n_items) == (2, 6)
+    # the default n_test=1 keeps the single newest article (the profile then holds t2, t3 too)
+    tasks, _ = load_news_category(path, min_profile=4)
+    dee = [t for t in tasks if t.user_id == "Dee Fox"]
+    assert [t.test_id for t in dee] == ["t1"]
+    assert [p.item_id for p in dee[0].profile] == ["p1", "p2", "p3", "p4", "t3", "t2"]
 
 
 def test_news_category_skip_empty(tmp_path):
@@ -285,3 +335,34 @@ def test_news_category_real_subset():
     assert min(len(t.profile) for t in tasks) >= 4
     assert max(card.per_user.values()) == 75  # Mary Papenfuss: 76 single-author articles, 1 held out
     assert len({t.user_id for t in tasks}) == 44
+
+
+def test_news_category_real_subset_three_targets_never_leak():
+    """The embedded preset's real users: n_test=3, min_profile=3 on the vendored file gives the 34
+    authors with >= 6 articles and 102 targets; no target is a profile item of any task or the
+    chosen text of any Pref-LaMP pair."""
+    from analysis.data.preflamp import build_pref_lamp
+    from analysis.data.tasks import zero_shot_prompt
+    from analysis.data.vendored import news_category_path
+
+    tasks, card = load_news_category(news_category_path(), min_profile=3, n_test=3)
+    users = {t.user_id for t in tasks}
+    assert (len(users), len(tasks), card.n_users, card.n_items) == (34, 102, 34, 102)
+    assert min(len(t.profile) for t in tasks) >= 3
+    assert sorted(card.per_user.values())[:5] == [3, 3, 3, 3, 3]  # the five 6-article authors
+    by_user: dict = {}
+    for t in tasks:
+        by_user.setdefault(t.user_id, []).append(t)
+    assert all(len(v) == 3 for v in by_user.values())
+    for ts in by_user.values():  # one shared profile per user, older than every target
+        assert all(t.profile == ts[0].profile for t in ts)
+        assert max(p.date for p in ts[0].profile) <= min(t.test_date for t in ts)
+        assert len({t.test_id for t in ts}) == 3  # generation rows are keyed by (user_id, test_id)
+    test_ids = {t.test_id for t in tasks}
+    assert not test_ids & {p.item_id for t in tasks for p in t.profile}
+    pairs, _ = build_pref_lamp(tasks, task="news_headline", negatives="other_user", seed=0, test_frac=0.4)
+    held_out = {(t.user_id, t.test_output) for t in tasks}
+    assert pairs and not held_out & {(p.user_id, p.chosen) for p in pairs}
+    assert not {t.test_output for t in tasks} & {p.chosen for p in pairs}
+    assert not {f"{t.user_id}/{t.test_id}" for t in tasks} & {p.pair_id for p in pairs}
+    assert not {zero_shot_prompt("news_headline", t.test_input) for t in tasks} & {p.prompt for p in pairs}

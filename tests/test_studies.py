@@ -225,6 +225,63 @@ def test_preflamp_decoupling_and_scale(tiny_dir, tmp_path, monkeypatch):
     assert (len(select), len(compare)) == (2, 1)
 
 
+def test_studies_2_3_with_three_targets_per_real_author(tiny_dir, tmp_path):
+    """Real authors with 3 held-out targets each (the embedded preset's n_test_items): one row per
+    (user, target) and system, per-user-then-target statistics, no target in any ICL prompt."""
+    from analysis.metrics.intervals import two_level_ci
+    from analysis.studies.datasets import user_tasks
+
+    cfg = load_config(
+        "embedded",
+        {
+            "policy_model": tiny_dir,
+            "models": [tiny_dir],
+            "max_real_users": 4,
+            "max_real_profile": 8,
+            "real_negatives": "other_user",
+            "datasets": ["news_category_preflamp"],
+            "methods": ["shared_bt", "per_user_bt"],
+            "seeds": [0],
+            "budgets": [5],
+            "icl_k": [2],
+            "max_new_tokens": 4,
+            "k": 3,
+            "n_boot": 50,
+            "threads": 1,
+            "batch_size": 8,
+            "best_of_n": 2,
+        },
+    )
+    tasks = user_tasks(cfg)
+    assert cfg.n_test_items == 3 and len(tasks) == 12 and len({t.user_id for t in tasks}) == 4
+    res = preflamp_decoupling(cfg, str(tmp_path), progress=False)
+    summ, gens, comps = res["summary"], res["generations"], res["comparisons"]
+    keys = {(t.user_id, t.test_id) for t in tasks}
+    for _, g in gens.groupby("system"):
+        assert len(g) == 12 and set(zip(g["user_id"], g["test_id"], strict=True)) == keys
+    assert summ["n_users"].eq(4).all() and summ["n_generations"].eq(12).all()
+    # the summary is the mean over users of each user's mean over their 3 targets
+    base = gens[gens["system"] == "base"]
+    want = base.groupby("user_id")["rouge1"].mean().mean()
+    assert summ.loc[summ["system"] == "base", "rouge1"].item() == pytest.approx(want)
+    # paired comparisons pair by (user, target) and bootstrap users, then their targets
+    a, b = gens[gens["system"] == "icl_k2"], gens[gens["system"] == "base"]
+    d = a.merge(b, on=["user_id", "test_id"], suffixes=("_a", "_b"))
+    d["d"] = d["rouge1_a"] - d["rouge1_b"]
+    c = comps[(comps["system_a"] == "icl_k2") & (comps["system_b"] == "base")].iloc[0]
+    mean, lo, hi = two_level_ci(list(d["user_id"]), d["d"].to_numpy(), n_boot=cfg.n_boot, seed=cfg.seed)
+    assert (c["diff"], c["ci_low"], c["ci_high"], c["n_users"]) == pytest.approx((mean, lo, hi, 4))
+    # no held-out headline is an ICL example or a profile row of the inspector
+    icl = gens[gens["kind"] == "icl"]
+    for t in tasks:
+        assert not icl["prompt"].str.contains(t.test_output, regex=False).any()
+    assert not set(res["profiles"]["item_id"]) & {t.test_id for t in tasks}
+    assert res["profiles"].groupby("user_id").size().eq(8).all()  # one shared profile per user
+    sc = icl_vs_rgd_scale(cfg, str(tmp_path), progress=False)
+    t = sc["tests"]
+    assert (t["n_users"] + t["selected_on_users"]).eq(4).all()
+
+
 @pytest.mark.embedded
 def test_preflamp_decoupling_on_real_news_category(tmp_path):
     """End to end on the real News Category subset with the embedded SmolLM2 (a few authors).
@@ -340,11 +397,19 @@ def test_settings_change_the_data(tmp_path):
     assert (
         all(len(t.profile) == 9 for t in synthetic_data(big).tasks) and len(synthetic_data(big).items) == 40
     )
-    real = load_config("embedded", {"max_real_users": 3, "max_real_profile": 6, "n_test_items": 1})
+    real = load_config("embedded", {"max_real_users": 3, "max_real_profile": 6})
     tasks = user_tasks(real)
-    assert len({t.user_id for t in tasks}) == 3 and all(len(t.profile) == 6 for t in tasks)
-    every = user_tasks(load_config("embedded", {"n_test_items": 1}))
-    assert len({t.user_id for t in every}) == 34  # every vendored author with >= min_profile articles
+    assert (
+        len({t.user_id for t in tasks}) == 3 and len(tasks) == 9 and all(len(t.profile) == 6 for t in tasks)
+    )
+    for u in {t.user_id for t in tasks}:  # trimming keeps one profile for all of a user's targets
+        assert len({tuple(p.item_id for p in t.profile) for t in tasks if t.user_id == u}) == 1
+    every = user_tasks(load_config("embedded"))
+    # every vendored author with >= n_test_items + min_profile = 6 articles, 3 targets each
+    assert len({t.user_id for t in every}) == 34 and len(every) == 102
+    assert min(len(t.profile) for t in every) >= 3
+    assert not {t.test_id for t in every} & {p.item_id for t in every for p in t.profile}
+    assert len(user_tasks(load_config("embedded", {"n_test_items": 1}))) == 59  # >= 1 + 3 articles
     # real_negatives: other_user negatives generate nothing (the model only names the cache);
     # rejected texts are other authors' real headlines
     model, tok = build_tiny_model("llama", seed=0)

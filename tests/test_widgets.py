@@ -111,6 +111,26 @@ def test_choices(run):
     assert list_runs(run.parent) == [run]
 
 
+def test_targets_are_keyed_by_user_and_test_id(tmp_path):
+    """Real authors' test ids are article links: co-authors (multi_author 'each') share one, and
+    each author has several targets; the inspector keeps every (user, target) once."""
+    rows = _rows()
+    rows["test_id"] = rows["test_id"].str.split("/").str[1]  # 'a', 'b' for both users
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True)
+    rows.to_csv(run / "tables" / "study2_generations.csv", index=False)
+    rows.to_csv(run / "tables" / "study3_generations.csv", index=False)
+    ins = Inspector(run)
+    assert len(ins.gens) == 2 * 2 * 7
+    assert (
+        ins.test_items("synthetic | tiny", "user00")
+        == ins.test_items("synthetic | tiny", "user01")
+        == ["a", "b"]
+    )
+    v = ins.view("synthetic | tiny", "user00", test_id="b")
+    assert v["reference"] == "real <user00> b" and {g["text"] for g in v["generations"]} >= {"base user00/b"}
+
+
 def test_view_selects_method_w_and_shows_icl_prompt(run):
     ins = Inspector(run)
     v = ins.view("synthetic | tiny", "user01", test_id="user01/b", method="pal", w=2.0, n_profile=3)

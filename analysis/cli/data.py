@@ -58,6 +58,10 @@ class SummaryOptions:
         default=None, metadata={"help": "task name (default: the loader's task, e.g. news_headline)"}
     )
     min_profile: int = field(default=4, metadata={"help": "news_category: minimum profile items per author"})
+    n_test: int = field(
+        default=1,
+        metadata={"help": "news_category: newest articles held out per author (generation targets)"},
+    )
     multi_author: str = field(
         default="drop",
         metadata={
@@ -104,7 +108,7 @@ def run_summary(opts: SummaryOptions):
         if opts.source == "synthetic":
             kw["seed"] = opts.seed
         elif opts.source == "news_category":
-            kw.update(min_profile=opts.min_profile, multi_author=opts.multi_author)
+            kw.update(min_profile=opts.min_profile, n_test=opts.n_test, multi_author=opts.multi_author)
         elif opts.task:
             kw["task"] = opts.task
         if opts.source != "synthetic" and not opts.path:

@@ -29,7 +29,7 @@ def load_tasks(
       ``n_users``, ``n_profile``, ``n_test``, ``seed``).
     - ``"lamp"``: :func:`analysis.data.lamp.load_lamp` (``task``, ``split``, ...).
     - ``"news_category"``: :func:`analysis.data.news_category.load_news_category`
-      (``min_profile``, ``multi_author``, ``skip_empty``); ``path=None`` reads the subset
+      (``min_profile``, ``n_test``, ``multi_author``, ``skip_empty``); ``path=None`` reads the subset
       vendored in the package.
 
     Unknown keywords raise ``TypeError`` from the loader (never silently dropped).

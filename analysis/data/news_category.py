@@ -1,10 +1,13 @@
 """Converter for the HuffPost News Category Dataset (the raw source of LaMP-4).
 
 Input: JSON lines (or a JSON list) with fields ``headline, short_description, authors, date``
-(``category, link`` optional). Output: one :class:`UserTask` per author, where the author's
-articles give ``short_description -> headline`` profile items and the **newest** article is held
-out as the test item (ties on date: the earliest line in the file wins, as the official file is
-sorted newest first).
+(``category, link`` optional). Output: ``n_test`` :class:`UserTask` s per author, one per held-out
+article: the author's ``n_test`` **newest** articles are the test items (generation targets) and
+every older article is a ``short_description -> headline`` profile item. Articles are ordered by
+date; on equal dates the earlier line in the file counts as the newer one (the official file is
+sorted newest first). All of an author's tasks carry the SAME profile, the articles older than
+every held-out one, so no held-out article appears in a profile, in a Pref-LaMP pair built from
+the profiles, in an ICL example or in an RM's training data.
 
 Author strings are handled explicitly:
 
@@ -19,8 +22,8 @@ Author strings are handled explicitly:
 4. Names are matched case- and accent-insensitively (``"DÁNICA COTO"`` = ``"Danica Coto"``); the
    user id is the most frequent spelling.
 
-An author becomes a user when their history minus the held-out article has at least
-``min_profile`` items (default 4, i.e. at least 5 articles).
+An author becomes a user when they have at least ``n_test + min_profile`` articles (defaults
+``n_test=1``, ``min_profile=4``: at least 5 articles).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def load_news_category(
     path: str | os.PathLike | None = None,
     *,
     min_profile: int = 4,
+    n_test: int = 1,
     multi_author: str = "drop",
     skip_empty: bool = False,
 ) -> tuple[list[UserTask], DatasetCard]:
@@ -74,10 +78,15 @@ def load_news_category(
 
     ``skip_empty=True`` drops records with an empty headline or short_description instead of
     raising (the full Kaggle file has many empty descriptions); by default they are errors.
+
+    ``n_test``: held-out articles (generation targets) per author, each one :class:`UserTask`
+    (newest first) with the shared profile of the older articles.
     """
     lookup(MULTI_AUTHOR_POLICIES, multi_author, "multi_author policy")
     if min_profile < 1:
         raise ConfigError(f"min_profile must be >= 1 (a user needs a non-empty profile), got {min_profile}")
+    if n_test < 1:
+        raise ConfigError(f"n_test must be >= 1 (held-out articles per author), got {n_test}")
     if path is None:
         from analysis.data.vendored import news_category_path
 
@@ -121,34 +130,39 @@ def load_news_category(
     per_user: dict[str, int] = {}
     for key in sorted(by_author):
         arts = by_author[key]
-        if len(arts) - 1 < min_profile:
+        if len(arts) < n_test + min_profile:
             continue
         user_id = spellings[key].most_common(1)[0][0]
         # newest first; same date -> earliest line first (file is sorted newest first)
         arts = sorted(arts, key=lambda a: (a[0], -a[1]), reverse=True)
-        test = arts[0][2]
-        profile = [a[2] for a in sorted(arts[1:], key=lambda a: (a[0], -a[1]))]
-        tasks.append(
-            UserTask(user_id, profile, test.input, test.output, test_id=test.item_id, test_date=test.date)
-        )
+        # one profile for every target: the articles older than all of them, oldest first
+        profile = [a[2] for a in reversed(arts[n_test:])]
+        for _, _, test in arts[:n_test]:
+            tasks.append(
+                UserTask(
+                    user_id, list(profile), test.input, test.output, test_id=test.item_id, test_date=test.date
+                )
+            )
         per_user[user_id] = len(profile)
     if not tasks:
         raise DataError(
-            f"no author has >= {min_profile} profile items (+1 held out) among {n_records} records; "
-            "lower min_profile or check the authors field",
+            f"no author has >= {n_test + min_profile} articles ({n_test} held out + {min_profile} "
+            f"profile items) among {n_records} records; lower min_profile or n_test, or check the "
+            "authors field",
             path=str(path),
         )
     card = DatasetCard(
         name=f"news_category:{path.stem}",
         source="news_category",
         task="news_headline",
-        n_users=len(tasks),
+        n_users=len(per_user),
         n_items=len(tasks),
         notes=(
             f"{n_records} records; {n_no_author} without author dropped; {n_multi} multi-author "
             f"({multi_author}); {n_empty} with an empty headline/description skipped; "
-            f"users need >= {min_profile} profile items; newest article held out per user; "
-            "per_user counts profile items."
+            f"users need >= {n_test} + {min_profile} articles; the {n_test} newest article(s) of each "
+            f"user held out as generation targets (n_items = {len(tasks)} targets), all of a user's "
+            "targets share one profile of the older articles; per_user counts profile items."
         ),
         per_user=per_user,
     )

@@ -84,8 +84,9 @@ class Inspector:
         for col in ("icl_k", "w", "rouge1", "rougeL", "reward", "oracle_reward"):
             if col not in gens:
                 gens[col] = math.nan
-        # study 3 repeats study 2's generations for the policy model: keep one copy of each
-        gens = gens.drop_duplicates(["dataset", "model", "test_id", "system"], keep="first")
+        # study 3 repeats study 2's generations for the policy model: keep one copy of each; a
+        # generation is keyed by (user, target): co-authors can share a target's test_id
+        gens = gens.drop_duplicates(["dataset", "model", "user_id", "test_id", "system"], keep="first")
         for col in ("text", "prompt", "reference", "input", "method", "kind"):
             gens[col] = gens[col].fillna("").astype(str) if col in gens else ""
         self.gens = gens.reset_index(drop=True)

@@ -35,9 +35,16 @@ def synthetic_data(cfg: StudyConfig):
 def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | None = -1) -> list[UserTask]:
     """The users of Pref-LaMP studies: synthetic, news_category or lamp.
 
-    Real data keeps every user with >= ``min_profile`` items, or the ``max_real_users`` users
-    with the largest profiles (ties by user id) when that is > 0, and each user's
-    ``max_profile`` newest profile items (default ``cfg.max_real_profile``; 0 or ``None`` keeps all).
+    Each user has up to ``cfg.n_test_items`` UserTasks (generation targets). News Category
+    authors hold out their ``cfg.n_test_items`` newest articles, all with one shared profile of
+    the older ones (:func:`analysis.data.news_category.load_news_category`, ``n_test``). LaMP
+    files bring their own targets (their loader is not given ``n_test``: each LaMP question is
+    one task; the first ``n_test_items`` tasks of a user are kept).
+
+    Real data keeps every user with >= ``min_profile`` profile items, or the ``max_real_users``
+    users with the largest profiles (ties by user id) when that is > 0, and each user's
+    ``max_profile`` newest profile items (default ``cfg.max_real_profile``; 0 or ``None`` keeps
+    all): the same items for every task of a user when the tasks share a profile.
     """
     from analysis.data.loaders import default_data_path, load_tasks
 
@@ -49,7 +56,11 @@ def user_tasks(cfg: StudyConfig, source: str | None = None, max_profile: int | N
     path = cfg.data_paths.get(source) or default_data_path(source)
     if not path:
         raise ConfigError(f"preflamp_source '{source}' needs data_paths.{source} (a file or folder path)")
-    kw = {"min_profile": cfg.min_profile} if source == "news_category" else {"task": cfg.task}
+    kw = (
+        {"min_profile": cfg.min_profile, "n_test": cfg.n_test_items}
+        if source == "news_category"
+        else {"task": cfg.task}
+    )
     tasks, _ = load_tasks(source, os.path.expanduser(path), **kw)
     sizes: dict[str, int] = {}
     for t in tasks:
