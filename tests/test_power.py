@@ -16,7 +16,7 @@ from analysis.studies import tau_table
 from analysis.studies.findings import claim1, claim2
 
 REAL = "news_category_preflamp"
-N_USERS, N_PAIRS = 34, 212  # the vendored authors with >= 6 articles and their ~212 test pairs
+N_USERS, N_PAIRS = 34, 184  # the vendored authors with >= 6 articles and their 184 test pairs (3 targets held out each)
 METHODS, SEEDS, BUDGETS = 5, 4, 4  # the embedded population: 80 RMs
 
 
@@ -29,10 +29,10 @@ def planted_tau_population(
     True accuracies: a Gaussian copula (rho = sin(pi tau / 2)) of a (method, budget) cell part and
     a seed part (``seed_share`` of the variance); RM accuracy 0.68 +/- ``sd_rm``, policy accuracy
     0.50 +/- ``sd_pa`` (off the floor: the testable case). The spreads give split-half
-    reliabilities of about 0.85-0.9 at 212 pairs (the real dataset's RM accuracy: 0.91).
+    reliabilities of about 0.85-0.9 at 184 pairs (the real dataset's RM accuracy: 0.91).
     Outcomes: a probit latent with a pair difficulty shared by every RM (sd ``item_sd``) and noise
     shared by the seeds of a cell (share ``cell_noise``), so each RM's marginal accuracy is exact.
-    34 users with 3-7 pairs each (212 pairs)."""
+    34 users with 3 or more pairs each (184 pairs)."""
     rng = np.random.default_rng(seed)
     n_cells = METHODS * BUDGETS
     cell = np.repeat(np.arange(n_cells), SEEDS)
@@ -103,7 +103,7 @@ def claim1_verdicts(target, n_seeds=20):
 
 
 def test_claim1_rule_says_supported_at_a_weak_link():
-    """True tau 0.1; 34 users, 212 test pairs, 5 methods x 4 seeds x 4 budgets = 80 RMs."""
+    """True tau 0.1; 34 users, 184 test pairs, 5 methods x 4 seeds x 4 budgets = 80 RMs."""
     v = claim1_verdicts(0.1)
     assert v.count("supported") >= 16, v  # >= 80% of 20 seeds
 
@@ -119,7 +119,7 @@ def planted_decoupling(seed, diff, n_authors=34, n_targets=3, change=0.35, sd_ch
     """Study 2's tables for base and two ARGS systems (RM accuracy 0.82 vs 0.57: a gap a little
     above the paper's ~20 points, so that the gap precondition holds and the ROUGE rule is what is
     measured) on ``n_authors`` x ``n_targets`` = 102 generation targets (each author's 3 newest
-    articles) and 212 RM test pairs.
+    articles) and 184 RM test pairs.
 
     Base ROUGE-1 per target: 0.25 + an author effect (sd 0.08) + a target effect (sd 0.15): a
     per-target spread of about 0.17, correlated within authors, as real headlines. Each system
@@ -193,7 +193,7 @@ def claim2_verdicts(diff, n_seeds=20):
 
 
 def test_claim2_rule_says_supported_at_equal_rouge():
-    """True ROUGE-1 difference 0; 34 authors x 3 targets = 102 targets, 212 RM test pairs."""
+    """True ROUGE-1 difference 0; 34 authors x 3 targets = 102 targets, 184 RM test pairs."""
     v = claim2_verdicts(0.0)
     assert v.count("supported") >= 16, v
 
