@@ -276,3 +276,22 @@ def test_study_pairs_of_each_generated_kind_on_real_authors(tiny_lm, tmp_path):
     common = set(rej["base"]) & set(rej["base_sample"]) & set(rej["icl_other"])
     assert any(rej["base"][i] != rej["base_sample"][i] for i in common)
     assert any(rej["base"][i] != rej["icl_other"][i] for i in common)
+
+
+def test_measure_negatives_chooses_the_largest_share_among_reliable_kinds():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "measure_negatives.py"
+    spec = importlib.util.spec_from_file_location("measure_negatives", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = lambda k, share, rr, rp: {"kind": k, "pa_mid_share": share, "rel_rm": rr, "rel_policy": rp}  # noqa: E731
+    rows = [
+        row("base", 0.0, 0.9, 0.4),
+        row("a", 0.9, 0.9, 0.6),
+        row("b", 0.5, 0.8, 0.75),
+        row("c", 0.4, 0.7, 0.7),
+    ]
+    assert mod.choose(rows) == "b"  # "a" has the largest share but rel_policy < 0.7
+    assert mod.choose(rows[:2]) == "a"  # no kind reliable: the largest share
