@@ -115,7 +115,7 @@ def test_embedded_preset_real_authors_and_power():
     assert cfg.preflamp_source == "news_category" and cfg.datasets[0] == "news_category_preflamp"
     assert "synthetic_preflamp" in cfg.datasets  # the synthetic world stays as a second setting
     assert len(cfg.methods) * len(cfg.seeds) * len(cfg.budgets) >= 80
-    assert cfg.max_real_profile == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base"
+    assert cfg.max_real_profile == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base_sample"
     assert (cfg.sample_temperature, cfg.sample_top_p) == (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
     assert cfg.sampled_base is True and cfg.icl_pool == "train"
     assert cfg.pair_test_frac == 0.4 and cfg.pa_variants == ["score"]  # policy variant: paper preset

@@ -59,7 +59,7 @@ class StudyConfig:
     )
     max_real_profile: int = 40  # real data: each user's newest profile items kept (0 = all)
     real_negatives: str = (
-        "base"  # Pref-LaMP negatives for real users (news_category, lamp): base | other_user
+        "base"  # Pref-LaMP negatives for real users (news_category, lamp): one of preflamp.NEGATIVES
     )
     pair_test_frac: float = (
         0.2  # Pref-LaMP pairs: share of each user's (or the shared pool's) items held out as test pairs

@@ -4,8 +4,17 @@ For every user and every *profile* item ``(x_i, y_i)``::
 
     prompt   = zero_shot_prompt(task, x_i)
     chosen   = y_i                           # what the user really wrote
-    rejected = base(prompt)                  # negatives="base": the base policy's generation
+    rejected = base(prompt)                  # negatives="base": the base policy's greedy generation
              | y_j of another user, j = argmax_j BM25(x_i, x_j)   # negatives="other_user"
+             | a base sample at T = 1, top_p = 1, seeded per prompt  # negatives="base_sample"
+             | base(ICL prompt with 2 examples of another author)    # negatives="icl_other"
+
+What each negative tests: ``base`` is the policy model's own most likely text, so the base
+likelihood in an RGD score always favours it (policy accuracy sits on a floor); ``base_sample``
+is still the model's own text but a typical draw rather than its mode; ``icl_other`` is a
+plausible headline in another author's style (the model imitating k = 2 of that author's
+BM25-retrieved profile items, :data:`ICL_OTHER_K`), scored under the zero-shot pair prompt;
+``other_user`` is another author's real headline for a similar article.
 
 Pairs whose rejected text is empty or equal to the chosen one are dropped (counted in the card).
 Each user's items are split train / val / test by item, chronologically when every item has a
@@ -15,15 +24,20 @@ pair appears in a training pair of another user; held-out pairs whose text still
 training pair as a user's text (e.g. through an "other_user" negative) are dropped. The held-out test input of each UserTask stays
 the generation target scored by ROUGE; it never appears in a pair.
 
-Base generations are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
-by ``(model_id, prompt)``; the cache is rewritten atomically after each chunk, so an interrupted
+The pair prompt is always the zero-shot prompt and ``chosen`` the author's text. Base generations
+(all three generated kinds) are cached on disk as JSON lines ``{"model_id", "prompt", "response"}`` keyed
+by ``(model_id, prompt)``, where the model id of a kind other than ``base`` names the kind and its
+settings (:func:`negatives_model_id`), so kinds never share rows; the cache is rewritten atomically after each chunk, so an interrupted
 build resumes where it stopped, and two processes building the same pairs split the chunks
 between them through per-chunk file locks (:func:`base_generations`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import random
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -39,8 +53,15 @@ from analysis.data.tasks import get_task, zero_shot_prompt
 from analysis.errors import ConfigError, lookup
 from analysis.io import write_jsonl
 
-NEGATIVES = ("base", "other_user")
+NEGATIVES = ("base", "other_user", "base_sample", "icl_other")
 GenerateFn = Callable[[list[str]], list[str]]
+# base_sample: ``sample_fn(prompts, seeds) -> texts``, one sample per prompt, prompt i seeded by seeds[i]
+SampleFn = Callable[[list[str], list[int]], list[str]]
+# icl_other: ``icl_prompt_fn(task) -> chat messages``: the ICL prompt of ``task.test_input`` with
+# ICL_OTHER_K examples retrieved from ``task.profile`` (the other author's items)
+IclPromptFn = Callable[[UserTask], list[dict]]
+ICL_OTHER_K = 2  # examples from the other author's profile in an icl_other prompt
+SAMPLE_TEMPERATURE, SAMPLE_TOP_P = 1.0, 1.0  # base_sample: plain ancestral sampling
 
 
 def user_profiles(tasks: list[UserTask]) -> dict[str, list[ProfileItem]]:
@@ -212,6 +233,49 @@ def other_user_negatives(profiles: dict[str, list[ProfileItem]]) -> dict[tuple[s
     return out
 
 
+def negatives_model_id(model_id: str, negatives: str, seed: int = 0) -> str:
+    """The cache model id of ``negatives``'s generations: ``model_id`` itself for ``base`` (so its
+    existing rows stay valid), else ``model_id`` with the kind and its settings appended."""
+    if negatives == "base":
+        return model_id
+    if negatives == "base_sample":
+        return f"{model_id}|negatives=base_sample|temperature={SAMPLE_TEMPERATURE:g}|top_p={SAMPLE_TOP_P:g}|seed={seed}"
+    if negatives == "icl_other":
+        return f"{model_id}|negatives=icl_other|k={ICL_OTHER_K}|retriever=bm25|greedy|seed={seed}"
+    raise ConfigError(f"negatives {negatives!r} are not generated")
+
+
+def prompt_seed(seed: int, prompt: str) -> int:
+    """A 63-bit sampling seed from the run ``seed`` and the prompt text: a prompt's sample does not
+    depend on which other prompts are generated with it (or are cached already)."""
+    digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def other_author(user: str, item_id: str, users: list[str], seed: int) -> str:
+    """The author whose profile an ``icl_other`` prompt shows for ``(user, item_id)``: drawn
+    uniformly among the other ``users`` by a generator seeded from ``(seed, user, item_id)``."""
+    others = sorted(u for u in users if u != user)
+    if not others:
+        raise ConfigError("negatives='icl_other' needs at least 2 users")
+    digest = hashlib.sha256(f"{seed}\x00{user}\x00{item_id}".encode()).hexdigest()
+    return random.Random(digest).choice(others)
+
+
+def icl_other_prompts(
+    profiles: dict[str, list[ProfileItem]], icl_prompt_fn: IclPromptFn, seed: int
+) -> dict[tuple[str, str], list[dict]]:
+    """``{(user, item_id): ICL messages}``: the item's input with examples of another author only
+    (:func:`other_author`; ``icl_prompt_fn`` sees a task whose profile is that author's items)."""
+    users = sorted(u for u, items in profiles.items() if items)
+    out = {}
+    for u in sorted(profiles):
+        for it in profiles[u]:
+            v = other_author(u, it.item_id, users, seed)
+            out[(u, it.item_id)] = icl_prompt_fn(UserTask(v, list(profiles[v]), it.input, None, it.item_id))
+    return out
+
+
 def build_pref_lamp(
     tasks: list[UserTask],
     task: str = "news_headline",
@@ -223,14 +287,21 @@ def build_pref_lamp(
     val_frac: float = 0.15,
     test_frac: float = 0.2,
     source_card: DatasetCard | None = None,
+    sample_fn: SampleFn | None = None,
+    icl_prompt_fn: IclPromptFn | None = None,
 ) -> tuple[list[PreferencePair], DatasetCard]:
     """Build Pref-LaMP pairs (see module docstring). ``pair_id = "<user>/<item_id>"``.
 
     Parameters
     ----------
-    negatives: ``"base"`` (``generate_fn(prompts) -> texts``, cached at ``cache_path`` under
-        ``model_id``) or ``"other_user"`` (most similar input of another user, BM25).
-    seed: seeds the per-user shuffle used when items have no dates.
+    negatives: ``"base"`` (``generate_fn(prompts) -> texts``, greedy, cached at ``cache_path``
+        under ``model_id``), ``"other_user"`` (most similar input of another user, BM25),
+        ``"base_sample"`` (``sample_fn(prompts, seeds)``, one sample per prompt at
+        ``SAMPLE_TEMPERATURE`` / ``SAMPLE_TOP_P`` seeded by :func:`prompt_seed`) or ``"icl_other"``
+        (``generate_fn`` on the messages of ``icl_prompt_fn``, :func:`icl_other_prompts`); the
+        generated kinds are cached under :func:`negatives_model_id`.
+    seed: seeds the per-user shuffle used when items have no dates, the samples of
+        ``base_sample`` and the other author of ``icl_other``.
     source_card: the card of ``tasks`` (names the result and carries ``synthetic``).
     """
     get_task(task)
@@ -246,10 +317,52 @@ def build_pref_lamp(
             list(dict.fromkeys(prompts.values())), generate_fn, cache_path=cache_path, model_id=model_id
         )
         rejected = {k: gens[p] for k, p in prompts.items()}
-        neg_desc = f"base policy generation ({model_id or 'unnamed model'}), zero-shot prompt"
+        neg_desc = f"base policy generation ({model_id or 'unnamed model'}), greedy, zero-shot prompt [negatives=base]"
+    elif negatives == "base_sample":
+        fn = None
+        if sample_fn is not None:
+
+            def fn(ps: list[str]) -> list[str]:
+                return sample_fn(ps, [prompt_seed(seed, p) for p in ps])
+
+        gens = base_generations(
+            list(dict.fromkeys(prompts.values())),
+            fn,
+            cache_path=cache_path,
+            model_id=negatives_model_id(model_id, negatives, seed),
+        )
+        rejected = {k: gens[p] for k, p in prompts.items()}
+        neg_desc = (
+            f"one base policy sample ({model_id or 'unnamed model'}) at temperature {SAMPLE_TEMPERATURE:g}, "
+            f"top_p {SAMPLE_TOP_P:g}, seeded per prompt (seed {seed}), zero-shot prompt [negatives=base_sample]"
+        )
+    elif negatives == "icl_other":
+        if icl_prompt_fn is None:
+            raise ConfigError("negatives='icl_other' needs icl_prompt_fn (the ICL prompt builder)")
+        messages = icl_other_prompts(profiles, icl_prompt_fn, seed)
+        keys = {
+            k: json.dumps(m, sort_keys=True) for k, m in messages.items()
+        }  # the cache key: the exact messages
+        fn = None
+        if generate_fn is not None:
+
+            def fn(ks: list[str]) -> list[str]:
+                return generate_fn([json.loads(k) for k in ks])
+
+        gens = base_generations(
+            list(dict.fromkeys(keys.values())),
+            fn,
+            cache_path=cache_path,
+            model_id=negatives_model_id(model_id, negatives, seed),
+        )
+        rejected = {k: gens[key] for k, key in keys.items()}
+        neg_desc = (
+            f"base policy greedy generation ({model_id or 'unnamed model'}) with {ICL_OTHER_K} BM25-retrieved "
+            f"examples of another author (seeded per item, seed {seed}); pair prompt zero-shot [negatives=icl_other]"
+        )
     else:
         rejected = other_user_negatives(profiles)
-        neg_desc = "another user's real output for the most similar input (BM25)"
+        neg_desc = "another user's real output for the most similar input (BM25) [negatives=other_user]"
     pairs: list[PreferencePair] = []
     n_dropped = 0
     owners = Counter(

@@ -398,21 +398,31 @@ def generate_sample(
     seed: int = 0,
     progress: bool = False,
     system: str | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[list[str]]:
     """``n`` samples per prompt from ``softmax(logits / temperature)`` (top-p filtered).
 
     Returns ``texts[i][j]`` = sample j of prompt i. Sample (i, j) uses a generator seeded from
-    ``(seed, i, j)``: the same seed gives the same samples whatever the batch size.
+    ``(seed, i, j)``: the same seed gives the same samples whatever the batch size. With
+    ``seeds`` (one per prompt) it is seeded from ``(seeds[i], 0, j)`` instead, so a prompt's
+    samples do not depend on its position in ``prompts`` either.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"seeds has {len(seeds)} entries for {len(prompts)} prompts")
     cfg = GenerationConfig() if cfg is None else cfg
     prompt_ids = _encode_all(tok, prompts, system)
     flat = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]  # one row per (prompt, sample)
     flat_ids = [prompt_ids[i] for i, _ in flat]
     texts: list[list[str]] = [[""] * n for _ in prompt_ids]
     for idx in _progress(_batches(flat_ids, cfg.batch_size), progress, "sample"):
-        gens = [torch.Generator().manual_seed(row_seed(seed, *flat[r])) for r in idx]
+        gens = [
+            torch.Generator().manual_seed(
+                row_seed(seed, *flat[r]) if seeds is None else row_seed(seeds[flat[r][0]], 0, flat[r][1])
+            )
+            for r in idx
+        ]
         new = _decode_batch(model, tok, [flat_ids[r] for r in idx], cfg, generators=gens)
         for r, ids in zip(idx, new, strict=True):
             i, j = flat[r]

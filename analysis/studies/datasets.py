@@ -94,11 +94,52 @@ def base_generate_fn(cfg: StudyConfig, model, tok):
     return fn
 
 
+def base_sample_fn(cfg: StudyConfig, model, tok):
+    """``(prompts, seeds) -> texts``: one base sample per prompt at the ``base_sample`` negatives'
+    temperature and top_p, prompt i seeded by ``seeds[i]`` (:func:`analysis.data.preflamp.prompt_seed`)."""
+    from analysis.config.algorithms import generation_config
+    from analysis.data.preflamp import SAMPLE_TEMPERATURE, SAMPLE_TOP_P
+    from analysis.decoding.base import generate_sample
+
+    gen = generation_config(cfg)
+    sample = GenerationConfig(
+        max_new_tokens=gen.max_new_tokens,
+        batch_size=gen.batch_size,
+        temperature=SAMPLE_TEMPERATURE,
+        top_p=SAMPLE_TOP_P,
+    )
+
+    def fn(prompts: list[str], seeds: list[int]) -> list[str]:
+        return [s[0] for s in generate_sample(model, tok, prompts, sample, n=1, seeds=seeds)]
+
+    return fn
+
+
+def icl_other_prompt_fn(cfg: StudyConfig, tok):
+    """``task -> chat messages``: the project's ICL prompt (:func:`analysis.generation.icl.build_icl_prompt`)
+    with ``ICL_OTHER_K`` BM25-retrieved examples of ``task.profile`` (the ``icl_other`` negatives)."""
+    from analysis.data.preflamp import ICL_OTHER_K
+    from analysis.generation.icl import ICLConfig, build_icl_prompt
+
+    conf = ICLConfig(
+        k=ICL_OTHER_K,
+        retriever="bm25",
+        rendering=cfg.icl_rendering,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        seed=cfg.seed,
+    )
+
+    def fn(task: UserTask) -> list[dict]:
+        return build_icl_prompt(tok, cfg.task, task, conf).messages
+
+    return fn
+
+
 def preflamp_pairs(
     cfg: StudyConfig, tasks: list[UserTask], model, tok, cache: StudyCache, source: str | None = None
 ) -> list[PreferencePair]:
-    """Pref-LaMP pairs of ``tasks`` (negatives: the base policy's cached generations or another
-    user's): ``cfg.negatives`` for the synthetic users, ``cfg.real_negatives`` for real ones
+    """Pref-LaMP pairs of ``tasks`` (negatives: one of :data:`analysis.data.preflamp.NEGATIVES`, the
+    generated kinds cached): ``cfg.negatives`` for the synthetic users, ``cfg.real_negatives`` for real ones
     (``source``: the tasks' source; None infers it)."""
     from analysis.data.preflamp import build_pref_lamp
 
@@ -109,6 +150,8 @@ def preflamp_pairs(
         task=cfg.task,
         negatives=cfg.real_negatives if real else cfg.negatives,
         generate_fn=base_generate_fn(cfg, model, tok),
+        sample_fn=base_sample_fn(cfg, model, tok),
+        icl_prompt_fn=icl_other_prompt_fn(cfg, tok),
         cache_path=cache.root / "base_generations.jsonl",
         model_id=gen_id,
         seed=cfg.seed,
