@@ -211,3 +211,16 @@ def test_rm_selection_on_a_tiny_model(tiny_dir, tmp_path):
     again = rm_selection(cfg, str(tmp_path), progress=False)
     pd.testing.assert_frame_equal(again["generations"], gens)
     pd.testing.assert_frame_equal(again["selection"], sel)
+
+
+def test_selection_settings_are_checked():
+    from analysis.config.parse import load_config
+    from analysis.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="config key 'selection_n': must be >= 1, got 0"):
+        load_config("embedded", {"selection_n": 0})
+    with pytest.raises(ConfigError, match="config key 'selection_args_cells': must be >= 0, got -1"):
+        load_config("embedded", {"selection_args_cells": -1})
+    assert (
+        load_config("paper").selection_args_cells == 15 and load_config("embedded").selection_args_cells == 0
+    )
