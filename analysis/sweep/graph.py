@@ -100,7 +100,7 @@ def build_graph(
     generation_w: tuple[float, ...] | None = None,
     study1: bool = True,
     preflamp: bool = True,
-    selection: bool = True,
+    selection: bool | None = None,
     users_assumed: bool = False,
 ) -> Graph:
     """The task graph of ``cfg``: study 1 on ``cfg.policy_model`` and ``cfg.datasets``; studies 2-3
@@ -108,7 +108,8 @@ def build_graph(
     ``cfg.shard_users``). ARGS runs at ``cfg.rgd_w`` on every model and also at ``generation_w``
     (None: ``cfg.inspector_w``) on the policy model (what notebooks 02-04 read). ``selection``:
     study 5 on the Pref-LaMP dataset of ``cfg.preflamp_source`` (its study-1 tasks are added when
-    it is not one of ``cfg.datasets``; notebook 05 reads them)."""
+    it is not one of ``cfg.datasets``; notebook 05 reads them); None: with the Pref-LaMP studies
+    (``preflamp``), whose users' targets it generates for."""
     tasks: list[Task] = []
     last_writer: dict[str, str] = {}  # model -> id of its last task writing the text-feature store
 
@@ -123,6 +124,7 @@ def build_graph(
 
     policy = cfg.policy_model
     seed0, budget = cfg.seeds[0], max(cfg.budgets)
+    selection = preflamp if selection is None else selection
     sel_ds = f"{cfg.preflamp_source}_preflamp"  # analysis.studies.rm_selection.selection_dataset
     s1_datasets = list(cfg.datasets) if study1 else []
     if selection and sel_ds not in s1_datasets:
