@@ -94,6 +94,7 @@ def report(tmp_path_factory):
         "attribute_prompts": 30,
         "pair_test_frac": 0.2,
         "inspector_w": [2.0],  # one extra ARGS weight for the inspector (the preset has none)
+        "selection_args_cells": 3,  # study 5's ARGS path (the preset runs none)
     }
     run = run_report(
         "embedded", overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False
@@ -187,7 +188,10 @@ def test_report_tables_have_expected_columns_and_ranges(report):
     )
     assert (sel["regret_best"] <= 0).all() and "rm_acc" in set(sel["proxy"])
     comps = pd.read_csv(t / "study5_comparisons.csv")
-    assert "policy_acc vs rm_acc" in set(comps["comparison"])
+    assert "policy_acc vs rm_acc" in set(comps["comparison"]) and set(comps["system"]) == {"bon", "args"}
+    assert (
+        s5["rouge1_args"].notna().sum() == 3 and (report / "figures" / "study5_selection_args.png").exists()
+    )
 
 
 def test_inspector_notebook_rendered_a_view(report):
