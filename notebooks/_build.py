@@ -1,10 +1,10 @@
-"""Write the four study notebooks (clean: no outputs) with nbformat.
+"""Write the five study notebooks (clean: no outputs) with nbformat.
 
     python notebooks/_build.py          # regenerate notebooks/0*.ipynb from the cells below
 
 The notebooks are thin: a tagged ``parameters`` cell (papermill), calls into ``analysis``, figures,
 tables written to ``output_dir`` and a closing "findings" table. Edit the cells here, not in the
-.ipynb files, so the four notebooks stay consistent.
+.ipynb files, so the notebooks stay consistent.
 """
 
 from __future__ import annotations
@@ -329,11 +329,87 @@ def nb04():
     )
 
 
+def nb05():
+    return _nb(
+        [
+            new_markdown_cell(
+                "# 05 · Beyond the paper: which proxy selects the reward model?\n\n"
+                "A practitioner holding many candidate RMs picks one by a proxy measured on validation data. "
+                "Here **every RM of study 1's population on the real authors** (methods × seeds × budgets) "
+                "generates for the authors' held-out articles: **best-of-n** over one shared set of `selection_n` "
+                "base samples per target (drawn once, features computed once; each RM keeps its highest-reward "
+                "sample) and, for one RM per (method, budget) cell as far as `selection_args_cells` allows, "
+                "**ARGS** at `rgd_w`; ROUGE-1 against the real headline. The proxies come from notebook 01's "
+                "cached per-pair outcomes on the held-out preference pairs: RM accuracy, policy accuracy, policy "
+                "accuracy minus its value at w = 0, and a label-free one (the spread of the RM's rewards over the "
+                "samples). One **joint bootstrap** resamples authors, then each author's pairs and targets: "
+                "Kendall's τ between proxy and ROUGE-1, and the **selection regret** (ROUGE-1 of the RM the "
+                "proxy picks minus the best RM's, and minus a random pick's), each with a 95% interval."
+            ),
+            _params(
+                "selection_n: Optional[int] = None  # base samples per target shared by every RM; None: the config's\n"
+                "selection_args_cells: Optional[int] = None  # (method, budget) cells that also run ARGS; None: the config's\n",
+                PARAMS_STUDY,
+            ),
+            new_code_cell(_setup(["selection_n", "selection_args_cells"])),
+            new_markdown_cell("## Generate with every RM, then select"),
+            new_code_cell(
+                "from analysis.report.schedule import SCHEDULE\n"
+                "from analysis.studies import rm_selection\n\n"
+                "res = rm_selection(cfg, cache, schedule=SCHEDULE)  # reads notebook 01's cached RM population\n"
+                'settings = settings_columns(cfg, dataset=f"{cfg.preflamp_source}_preflamp", rgd_w=cfg.rgd_w,\n'
+                "                            selection_n=cfg.selection_n, selection_args_cells=cfg.selection_args_cells,\n"
+                "                            sample_temperature=cfg.sample_temperature, sample_top_p=cfg.sample_top_p,\n"
+                "                            methods=cfg.methods, budgets=cfg.budgets)\n"
+                'for name in ("rms", "generations", "selection", "comparisons"):\n'
+                '    write_table(res[name], out, f"study5_{name}", settings)\n'
+                'gens = res["generations"]\n'
+                'n_args = gens.loc[gens["system"] == "args", "rm_id"].nunique()\n'
+                "print(f\"{len(res['rms'])} RMs x {gens[['user_id', 'test_id']].drop_duplicates().shape[0]} targets \"\n"
+                '      f"(best-of-{cfg.selection_n}); ARGS for {n_args} RMs (selection_args_cells={cfg.selection_args_cells})")\n'
+                'cols = ["system", "proxy", "tau", "tau_lo", "tau_hi", "selected", "rouge1_selected", "rouge1_best",\n'
+                '        "regret_best", "regret_best_lo", "regret_best_hi", "regret_random", "regret_random_lo",\n'
+                '        "regret_random_hi"]\n'
+                'display(res["selection"][cols].round(3))'
+            ),
+            new_markdown_cell(
+                "## Figure: proxy vs ROUGE-1, the selected and the best RM\n\n"
+                "Star: the RM the proxy selects (ties: all tied RMs); ring: the RM with the best ROUGE-1. "
+                "The panel title gives τ and the regret with their 95% intervals."
+            ),
+            new_code_cell(
+                "from analysis.report.plots import plot_selection\n\n"
+                'fig = plot_selection(res["rms"], res["selection"], system="bon")\n'
+                'save_figure(fig, out, "study5_selection")\n'
+                "plt.show()\n"
+                'if (res["selection"]["system"] == "args").any():\n'
+                '    fig = plot_selection(res["rms"], res["selection"], system="args")\n'
+                '    save_figure(fig, out, "study5_selection_args")\n'
+                "    plt.show()"
+            ),
+            new_markdown_cell(
+                "## Paired differences between proxies\n\n"
+                "`diff`: ROUGE-1 of proxy a's pick minus proxy b's pick, 95% interval from the same joint replicates."
+            ),
+            new_code_cell('display(res["comparisons"].round(4))'),
+            new_markdown_cell("## Findings (row 4; rows 1-3 from this run's earlier tables)"),
+            new_code_cell(
+                'table = findings(selection=res["selection"], selection_comparisons=res["comparisons"],\n'
+                '                 tables_dir=out / "tables", w=cfg.rgd_w)\n'
+                'write_table(table, out, "study5_findings", settings_columns(cfg))\n'
+                'display(table.style.hide(axis="index"))'
+            ),
+        ],
+        "05 Which proxy selects the RM",
+    )
+
+
 BOOKS = {
     "01_rm_vs_policy_accuracy.ipynb": nb01,
     "02_preflamp_decoupling.ipynb": nb02,
     "03_icl_vs_rgd_scale.ipynb": nb03,
     "04_inspect_generations.ipynb": nb04,
+    "05_rm_selection.ipynb": nb05,
 }
 
 

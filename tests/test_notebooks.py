@@ -14,6 +14,7 @@ EXPECTED = [
     "02_preflamp_decoupling",
     "03_icl_vs_rgd_scale",
     "04_inspect_generations",
+    "05_rm_selection",
 ]
 
 
@@ -42,6 +43,7 @@ def test_every_parameter_is_documented_for_papermill():
         "02": {"methods", "rgd_w", "generation_w", "icl_k", "k", "second_settings"},
         "03": {"models", "icl_k", "methods"},
         "04": {"run_dir", "reports_root", "user"},
+        "05": {"selection_n", "selection_args_cells"},
     }
     for b in list_notebooks(NOTEBOOK_DIR):
         params = pm.inspect_notebook(str(b))
@@ -92,6 +94,7 @@ def report(tmp_path_factory):
         "attribute_prompts": 30,
         "pair_test_frac": 0.2,
         "inspector_w": [2.0],  # one extra ARGS weight for the inspector (the preset has none)
+        "selection_args_cells": 3,  # study 5's ARGS path (the preset runs none)
     }
     run = run_report(
         "embedded", overrides=overrides, output_root=tmp / "reports", run_id="tiny", progress=False
@@ -101,14 +104,21 @@ def report(tmp_path_factory):
 
 def test_report_outputs_exist(report):
     status = json.loads((report / "status.json").read_text())
-    assert [v["status"] for v in status["notebooks"].values()] == ["ok"] * 4
+    assert [v["status"] for v in status["notebooks"].values()] == ["ok"] * 5
     for stem in EXPECTED:
         assert (report / f"{stem}.ipynb").exists() and (report / f"{stem}.html").exists()
-    for fig in ("study1_tau_scatter", "study1_tau_by_w", "study2_decoupling", "study3_scale"):
+    for fig in (
+        "study1_tau_scatter",
+        "study1_tau_by_w",
+        "study2_decoupling",
+        "study3_scale",
+        "study5_selection",
+    ):
         for ext in ("png", "pdf"):
             assert (report / "figures" / f"{fig}.{ext}").stat().st_size > 1000, (fig, ext)
     index = (report / "index.html").read_text()
     assert "study2_decoupling.png" in index and "study1_tau.csv" in index
+    assert "study5_selection.png" in index and "4. Beyond the paper: which proxy selects the RM" in index
 
 
 def test_report_tables_have_expected_columns_and_ranges(report):
@@ -161,11 +171,27 @@ def test_report_tables_have_expected_columns_and_ranges(report):
     )
     tests = pd.read_csv(t / "study3_tests.csv")
     assert {"comparison", "diff", "ci_low", "ci_high", "wilcoxon_p", "n_users"} <= set(tests.columns)
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 5):
         f = pd.read_csv(t / f"study{n}_findings.csv")
-        assert len(f) == 3 and set(f["verdict"]) <= set(VERDICTS)
+        assert len(f) == 4 and set(f["verdict"]) <= set(VERDICTS)
     final = pd.read_csv(t / "study3_findings.csv")
-    assert "not measured" not in set(final["verdict"])  # notebook 03 sees all three studies of the run
+    assert "not measured" not in set(final["verdict"][:3])  # notebook 03 sees studies 1-3 of the run
+    final = pd.read_csv(t / "study5_findings.csv")
+    assert "not measured" not in set(final["verdict"])  # notebook 05 sees every study of the run
+    # study 5: every RM of the real authors' population (3 methods x 2 budgets) on every target
+    s5 = pd.read_csv(t / "study5_rms.csv")
+    assert len(s5) == 3 * 2 and set(s5["dataset"]) == {"news_category_preflamp"}
+    assert {"rm_acc", "policy_acc", "reward_spread", "rouge1", "rouge1_lo", "selection_n"} <= set(s5.columns)
+    sel = pd.read_csv(t / "study5_selection.csv")
+    assert {"proxy", "tau", "regret_best", "regret_best_lo", "regret_random", "system", "n_boot"} <= set(
+        sel.columns
+    )
+    assert (sel["regret_best"] <= 0).all() and "rm_acc" in set(sel["proxy"])
+    comps = pd.read_csv(t / "study5_comparisons.csv")
+    assert "policy_acc vs rm_acc" in set(comps["comparison"]) and set(comps["system"]) == {"bon", "args"}
+    assert (
+        s5["rouge1_args"].notna().sum() == 3 and (report / "figures" / "study5_selection_args.png").exists()
+    )
 
 
 def test_inspector_notebook_rendered_a_view(report):

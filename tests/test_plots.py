@@ -256,3 +256,35 @@ def test_tau_scatter_says_when_tau_is_undefined():
     fig = plot_tau_scatter(_points(), tau, w=1.0)
     assert fig.axes[1].get_title() == "d2\nτ undefined: all 4 RMs tie on an axis"
     plt.close(fig)
+
+
+def test_selection_plot_one_panel_per_proxy_marks_the_selected_and_the_best_rm():
+    from analysis.report.plots import plot_selection
+
+    rng = np.random.default_rng(0)
+    n = 12
+    rms = pd.DataFrame({"rm_id": [f"r{i}" for i in range(n)], "method": ["lore", "pal", "vpl"] * 4})
+    for c in ("rm_acc", "policy_acc", "rouge1"):
+        rms[c] = rng.uniform(0.3, 0.7, n)
+        rms[f"{c}_lo"], rms[f"{c}_hi"] = rms[c] - 0.05, rms[c] + 0.05
+    best = rms.loc[rms["rouge1"].idxmax(), "rm_id"]
+    sel = pd.DataFrame(
+        [
+            {"system": "bon", "proxy": p, "selected": rms.loc[rms[p].idxmax(), "rm_id"], "best_rm": best}
+            | {"tau": 0.1, "tau_lo": -0.2, "tau_hi": 0.4, "regret_best": -0.05, "n_rms": n}
+            | {"regret_best_lo": -0.1, "regret_best_hi": 0.0}
+            for p in ("rm_acc", "policy_acc")
+        ]
+    )
+    fig = plot_selection(rms, sel)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2 and [ax.get_xlabel() for ax in axes][0].startswith("RM accuracy")
+    for ax, p in zip(axes, ("rm_acc", "policy_acc"), strict=True):
+        assert "ROUGE-1" in ax.get_ylabel() and "regret -0.050" in ax.get_title()
+        star = next(c for c in ax.collections if c.get_label() == "selected by this proxy")
+        ring = next(c for c in ax.collections if c.get_label() == "best RM (ROUGE-1)")
+        r = rms.set_index("rm_id")
+        picked = sel.set_index("proxy").loc[p, "selected"]
+        assert star.get_offsets().tolist() == [[r.loc[picked, p], r.loc[picked, "rouge1"]]]
+        assert ring.get_offsets().tolist() == [[r.loc[best, p], r.loc[best, "rouge1"]]]
+    plt.close(fig)

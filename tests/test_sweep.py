@@ -114,13 +114,17 @@ def test_graph_counts_and_dependencies(small):
     cfg = load_config("embedded_synthetic", small)
     g = build_graph(cfg, n_users=3, generation_w=(2.0,))
     # study 1: 1 dataset x 2 methods x 1 seed x 1 budget, + 2 sensitivity RMs (normalize_reward=False);
-    # studies 2-3: one model, its 2 RMs, 2 generation shards of <= 2 users
+    # study 5: the Pref-LaMP dataset of preflamp_source (synthetic_preflamp, not a study-1 dataset
+    # here) gets its features, PA data and population (2 RMs, no sensitivity RMs, no table), then
+    # the samples and one ranking task; studies 2-3: one model, its 2 RMs, 2 generation shards
     assert g.counts() == {
-        "features": 2,
-        "pa_data": 1,
-        "rm": 4 + 2,
-        "policy_accuracy": 4,
+        "features": 3,
+        "pa_data": 2,
+        "rm": 4 + 2 + 2,
+        "policy_accuracy": 2 + 2 + 2,
         "table": 1,
+        "selection_samples": 1,
+        "selection_rank": 1,
         "generations": 2,
     }
     by_id = g.by_id
@@ -136,10 +140,24 @@ def test_graph_counts_and_dependencies(small):
             assert sorted(by_id[d].p["method"] for d in t.deps if by_id[d].kind == "rm") == sorted(
                 cfg.methods
             )
-    assert sorted(t.p["normalize_reward"] for t in g.tasks if t.kind == "policy_accuracy") == [0, 0, 1, 1]
-    # the model's text-feature writers are chained: study-1 features -> Pref-LaMP features
-    feats = [t for t in g.tasks if t.kind == "features"]
-    assert feats[0].id in feats[1].deps
+    assert sorted(t.p["normalize_reward"] for t in g.tasks if t.kind == "policy_accuracy") == [
+        0,
+        0,
+        1,
+        1,
+        1,
+        1,
+    ]
+    # the model's text-feature writers are chained: study-1 features -> study-5 samples -> Pref-LaMP features
+    feats = [t for t in g.tasks if t.kind in ("features", "selection_samples")]
+    assert [t.kind for t in feats] == ["features", "features", "selection_samples", "features"]
+    assert all(a.id in b.deps for a, b in zip(feats, feats[1:], strict=False))
+    # ranking needs the samples and every candidate RM's study-1 results (normalised rewards only)
+    rank = next(t for t in g.tasks if t.kind == "selection_rank")
+    deps = [by_id[d] for d in rank.deps]
+    assert [d.kind for d in deps] == ["selection_samples", "policy_accuracy", "policy_accuracy"]
+    assert {(d.p["dataset"], d.p["normalize_reward"]) for d in deps[1:]} == {("synthetic_preflamp", True)}
+    assert build_graph(cfg, n_users=3, selection=False).counts().get("selection_rank") is None
 
 
 def test_user_shards_and_generations_in_unsharded_order(small, monkeypatch):
@@ -171,6 +189,11 @@ def test_local_run_fills_the_caches_the_studies_read(local_run, monkeypatch):
     tables = _study_tables(cfg, cache, monkeypatch)  # raises if any study had to compute
     assert len(tables["s1_points"]) == (2 + 2) * 2 * 2 * 2  # (RMs + sensitivity RMs) x variants x norms x w
     assert set(tables["s2_summary"]["system"]) >= {"base", "icl_k1", "rgd_shared_bt_w1", "bon_per_user_bt_n2"}
+    # study 5 from the swept samples and rankings: every candidate RM x target, best-of-n and ARGS
+    s5 = tables["s5_generations"]
+    assert (
+        set(s5["system"]) == {"bon", "args"} and s5.loc[s5["system"] == "bon", "sample"].between(0, 15).all()
+    )
 
 
 def _study_tables(cfg, cache, monkeypatch) -> dict[str, pd.DataFrame]:
@@ -178,7 +201,7 @@ def _study_tables(cfg, cache, monkeypatch) -> dict[str, pd.DataFrame]:
     import analysis.decoding.base as base
     import analysis.evaluation.policy_accuracy as pa
     import analysis.rewards as rewards
-    from analysis.studies import icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy
+    from analysis.studies import icl_vs_rgd_scale, preflamp_decoupling, rm_selection, rm_vs_policy_accuracy
 
     def boom(*a, **k):
         raise AssertionError("computed instead of reading the swept cache")
@@ -197,11 +220,13 @@ def _study_tables(cfg, cache, monkeypatch) -> dict[str, pd.DataFrame]:
         s1 = rm_vs_policy_accuracy(cfg, cache, progress=False)
     s2 = preflamp_decoupling(cfg, cache, progress=False)
     s3 = icl_vs_rgd_scale(cfg, cache, progress=False)
+    s5 = rm_selection(cfg, cache, progress=False)
     monkeypatch.undo()
     return {
         **{f"s1_{k}": v for k, v in s1.items()},
         **{f"s2_{k}": v for k, v in s2.items()},
         **{f"s3_{k}": v for k, v in s3.items()},
+        **{f"s5_{k}": v for k, v in s5.items()},
     }
 
 
@@ -299,15 +324,20 @@ def test_cli_dry_run_prints_the_graph(small, tmp_path, capsys):
     argv = ["sweep", "--preset", "embedded_synthetic", "--config", str(path), "--dry-run"]
     assert main([*argv, "--set", f"cache_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
-    assert "sweep graph of preset embedded_synthetic: 16 tasks; 3 Pref-LaMP users" in out
-    assert "features 2, pa_data 1, rm 6, policy_accuracy 4, table 1, generations 2" in out
+    assert "sweep graph of preset embedded_synthetic: 24 tasks; 3 Pref-LaMP users" in out
+    assert (
+        "features 3, pa_data 2, rm 8, policy_accuracy 6, table 1, selection_samples 1, selection_rank 1, "
+        "generations 2" in out
+    )
     assert "GPU-hours" in out and "roofline" in out
     assert main(["sweep", "--preset", "paper", "--dry-run"]) == 0  # no LaMP folder needed for a dry run
     out = capsys.readouterr().out
-    # 3 datasets x (5 methods x 3 seeds x 3 budgets + 5 sensitivity RMs); 4 models x 4 shards of 50 users
+    # 3 datasets x (5 methods x 3 seeds x 3 budgets + 5 sensitivity RMs), study 5's population on
+    # lamp_preflamp (45 RMs) and its 2 tasks; 4 models x 4 shards of 50 users
     assert (
-        "349 tasks" in out
-        and "policy_accuracy 150" in out
+        "443 tasks" in out
+        and "policy_accuracy 195" in out
+        and "selection_samples 1, selection_rank 1" in out
         and "generations 16" in out
         and "(n_users: the data was not read)" in out
     )
@@ -441,7 +471,20 @@ def test_every_task_kind_has_a_runner_and_an_unknown_one_is_refused(tmp_path):
 
     graph = build_graph(load_config("paper"), n_users=8, generation_w=(1.0,))
     kinds = {t.kind for t in graph.tasks}
-    assert kinds == set(RUNNERS) == {"features", "pa_data", "rm", "policy_accuracy", "table", "generations"}
+    assert (
+        kinds
+        == set(RUNNERS)
+        == {
+            "features",
+            "pa_data",
+            "rm",
+            "policy_accuracy",
+            "table",
+            "generations",
+            "selection_samples",
+            "selection_rank",
+        }
+    )
     task = Task("haiku", "m", "{}")
     with pytest.raises(ValueError, match="unknown sweep task kind 'haiku'"):
         _run(task, load_config("embedded_synthetic"), StudyCache(str(tmp_path)), str(tmp_path))

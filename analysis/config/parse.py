@@ -125,6 +125,10 @@ def validate(cfg: StudyConfig) -> StudyConfig:
             raise ConfigError(f"config key '{key}': must not be empty")
     if any(w < 0 for w in [*cfg.w_values, *cfg.inspector_w]) or cfg.rgd_w < 0:
         raise ConfigError("config key 'w_values'/'rgd_w'/'inspector_w': RGD weights must be >= 0")
+    if cfg.selection_n < 1:
+        raise ConfigError(f"config key 'selection_n': must be >= 1, got {cfg.selection_n}")
+    if cfg.selection_args_cells < 0:
+        raise ConfigError(f"config key 'selection_args_cells': must be >= 0, got {cfg.selection_args_cells}")
     if cfg.best_of_n < 0:
         raise ConfigError(f"config key 'best_of_n': must be >= 0, got {cfg.best_of_n}")
     if cfg.shard_users < 0:

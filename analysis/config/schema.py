@@ -90,6 +90,8 @@ class StudyConfig:
     sampled_base: bool = (
         True  # study 2: a "sampled base" system (one sample, same settings) beside base greedy
     )
+    selection_n: int = 16  # study 5: base samples per generation target, drawn once; every candidate RM picks its best-of-n from them
+    selection_args_cells: int = 4  # study 5: ARGS at rgd_w for one RM per (method, budget) cell (seed = first seed), at most this many cells (largest budget first); 0: best-of-n only
     icl_pool: str = (
         "train"  # ICL retrieves from: train = the items the RMs were trained on (ICL parity) | profile = all
     )

@@ -14,6 +14,8 @@ The three main figures read the tidy frames returned by :mod:`analysis.studies`:
   bars both ways; base and ICL as horizontal reference lines with their interval as a band.
 - :func:`plot_scale`: ROUGE-1 vs model size (log x) for base, the best RGD configuration and each
   ICL k, with interval bands.
+- :func:`plot_selection`: study 5, one panel per proxy: the proxy (x) vs each RM's ROUGE-1 (y),
+  the selected and the best RM marked.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ FIGURE_CAPTIONS = {
         "Claim 3. x: model size (log scale); y: ROUGE-1 against the user's real text for base, the best RGD "
         "system and each ICL k, bars/bands = 95% CI over users. Read: the claim holds where the ICL "
         "curves lie above the RGD curve from 3B up."
+    ),
+    "study5_selection": (
+        "Beyond the paper: which proxy selects the RM. One panel per proxy (x: its value on the held-out "
+        "preference pairs, or the label-free reward spread over the samples); y: the RM's best-of-n ROUGE-1 "
+        "on the authors' held-out targets; one point per RM of the real population, bars = 95% joint "
+        "bootstrap (users, then pairs and targets). Star: the RM the proxy selects; ring: the best RM. "
+        "Read: a proxy that selects well puts its star near the ring (regret near 0 in the panel title)."
     ),
 }
 
@@ -452,4 +461,104 @@ def plot_scale(scale: pd.DataFrame, *, metric: str = "rouge1", title: str | None
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title(title or "ICL vs reward-guided decoding across model sizes (95% CI over users)", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- study 5
+
+_PROXY_AXES = {
+    "rm_acc": "RM accuracy (held-out pairs)",
+    "policy_acc": "policy accuracy (score, w = rgd_w)",
+    "policy_acc_policy": "policy accuracy (policy variant, w = rgd_w)",
+    "pa_gain": "policy accuracy minus its value at w = 0",
+    "reward_spread": "reward spread over the samples (label-free)",
+}
+
+
+def plot_selection(
+    rms: pd.DataFrame, selection: pd.DataFrame, *, system: str = "bon", title: str | None = None
+):
+    """Study 5: one panel per proxy, the proxy (x) vs each RM's ROUGE-1 (y), one point per RM.
+
+    ``rms``: one row per RM with ``method``, each proxy and ``rouge1`` (best-of-n; ``rouge1_args``
+    for ``system="args"``), each with ``_lo``/``_hi``. ``selection``: one row per (system, proxy)
+    with ``selected`` (``;``-joined rm_ids), ``best_rm``, ``tau[_lo,_hi]``, ``regret_best[_lo,_hi]``.
+    The selected RM(s) get a star, the best RM a ring.
+    """
+    y = "rouge1" if system == "bon" else "rouge1_args"
+    sel = selection[selection["system"] == system] if "system" in selection.columns else selection
+    proxies = list(sel["proxy"])
+    fig, axes = _grid(len(proxies), width=4.4, height=3.9)
+    d = rms.dropna(subset=[y]).reset_index(drop=True)
+    for ax, (_, r) in zip(axes, sel.iterrows(), strict=True):
+        p = r["proxy"]
+        for method, g in d.groupby("method", sort=False):
+            ax.errorbar(
+                g[p],
+                g[y],
+                xerr=_err(g, p),
+                yerr=_err(g, y),
+                fmt="o",
+                ms=4.5,
+                color=method_color(method),
+                ecolor=method_color(method),
+                elinewidth=0.6,
+                alpha=0.55,
+                capsize=1.5,
+                label=method,
+            )
+        picked = d[d["rm_id"].isin(str(r["selected"]).split(";"))]
+        ax.scatter(
+            picked[p],
+            picked[y],
+            marker="*",
+            s=260,
+            color="#ffbf00",
+            edgecolor="black",
+            lw=0.9,
+            zorder=5,
+            label="selected by this proxy",
+        )
+        best = d[d["rm_id"] == r["best_rm"]]
+        ax.scatter(
+            best[p],
+            best[y],
+            marker="o",
+            s=240,
+            facecolor="none",
+            edgecolor="black",
+            lw=1.8,
+            zorder=6,
+            label="best RM (ROUGE-1)",
+        )
+        ax.set_title(
+            f"{_PROXY_AXES.get(p, p)}\nτ = {_fmt(r['tau'])} [{_fmt(r['tau_lo'])}, {_fmt(r['tau_hi'])}], "
+            f"regret {_fmt(r['regret_best'], 3)} [{_fmt(r['regret_best_lo'], 3)}, {_fmt(r['regret_best_hi'], 3)}]",
+            fontsize=9,
+        )
+        ax.set_xlabel(_PROXY_AXES.get(p, p), fontsize=9)
+        ax.set_ylabel(f"ROUGE-1 ({'best-of-n' if system == 'bon' else 'ARGS'}, held-out targets)", fontsize=9)
+        ax.grid(alpha=0.25)
+    if axes:
+        handles, labels = axes[0].get_legend_handles_labels()
+        seen = dict(zip(labels, handles, strict=True))
+        fig.legend(
+            list(seen.values()),
+            list(seen),
+            loc="lower center",
+            ncol=min(7, len(seen)),
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.01),
+            frameon=False,
+        )
+    n = int(sel["n_rms"].iloc[0]) if len(sel) and "n_rms" in sel else len(d)
+    fig.suptitle(
+        title
+        or f"Which proxy selects the RM that generates best? ({n} RMs, "
+        f"{'best-of-n over shared samples' if system == 'bon' else 'ARGS'}; bars: 95% joint bootstrap; "
+        "regret = selected - best ROUGE-1)",
+        y=1.01,
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -53,10 +53,17 @@ PHASES = {
     "score_rows": "ROUGE scoring",
     "system_summary": "summaries (bootstrap)",
     "paired_comparison": "paired tests (bootstrap)",
+    "population": "study-1 population (per-RM results)",
+    "selection_samples": "best-of-n samples (study 5)",
+    "sample_features": "sample features (study 5)",
+    "rank_samples": "rank samples by every RM",
+    "selection_args": "ARGS of the selection cells",
+    "selection_statistics": "selection statistics (joint bootstrap)",
 }
 STUDY_MODULES = (
     "analysis.studies.rm_policy",
     "analysis.studies.preflamp",
+    "analysis.studies.rm_selection",
     "analysis.metrics.intervals",
     "analysis.evaluation.policy_accuracy",  # study 1 imports policy_accuracy at call time: the wrapped one
 )

@@ -6,6 +6,8 @@
   ARGS generations against the users' real completions, with base and ICL as references.
 - :func:`icl_vs_rgd_scale` (notebook 03, claim 3): base vs ICL (each k) vs the best RGD method
   across model sizes, paired tests per model.
+- :func:`rm_selection` (notebook 05, beyond the paper): which proxy (RM accuracy, policy accuracy,
+  a label-free one) selects the RM of the real population whose best-of-n / ARGS generations are best.
 - :func:`findings`: the closing table of every notebook (did each claim hold in this run).
 
 Example
@@ -28,6 +30,7 @@ from analysis.studies.findings import findings
 from analysis.studies.models import get_model
 from analysis.studies.preflamp import icl_vs_rgd_scale, preflamp_decoupling
 from analysis.studies.rm_policy import rm_vs_policy_accuracy, tau_table
+from analysis.studies.rm_selection import rm_selection
 
 __all__ = [
     "STUDY1_DATASETS",
@@ -37,6 +40,7 @@ __all__ = [
     "get_model",
     "icl_vs_rgd_scale",
     "preflamp_decoupling",
+    "rm_selection",
     "rm_vs_policy_accuracy",
     "study1_dataset",
     "synthetic_data",

@@ -1,4 +1,5 @@
-"""The "findings" table: a verdict on each of the paper's three claims, decided from intervals.
+"""The "findings" table: a verdict on each of the paper's three claims (and one question beyond the
+paper), decided from intervals.
 
 Every verdict is ``supported``, ``not supported`` or ``inconclusive`` (``not measured`` when the
 study did not run, ``not testable`` when the run cannot speak to the claim, with the measured
@@ -30,6 +31,12 @@ a synthetic world enters as a labelled known-answer check (what it must show, an
 3. *ICL beats every RGD method at scale*, for models >= 3B: supported when every such model's
    best-ICL minus best-RGD ROUGE-1 95% interval is above 0, not supported when one is below 0,
    else inconclusive; with no model >= 3B it is not testable (numbers still shown).
+4. *Beyond the paper: which proxy selects the RM* (study 5, :mod:`analysis.studies.rm_selection`):
+   "policy accuracy selects better than RM accuracy" on the real dataset's RM population, from the
+   paired difference ROUGE-1(policy accuracy's pick) - ROUGE-1(RM accuracy's pick) of best-of-n
+   over the shared samples, 95% interval of the joint bootstrap (users, then their preference pairs
+   and generation targets): above 0: supported; below 0: not supported; else inconclusive. A
+   synthetic population is not testable (numbers still shown).
 """
 
 from __future__ import annotations
@@ -445,6 +452,59 @@ def claim3(tests: pd.DataFrame | None) -> dict:
     return {**row, "this_run": "; ".join(parts), "verdict": verdict}
 
 
+def claim4(selection: pd.DataFrame | None, comparisons: pd.DataFrame | None) -> dict:
+    """Finding 4's row (module docstring) from study 5's ``selection`` (one row per system and
+    proxy) and ``comparisons`` (one row per system and pair of proxies: diff, ci_low, ci_high)."""
+    row = {
+        "claim": "4. Beyond the paper: which proxy selects the RM",
+        "paper": (
+            "not measured in the paper (it argues RM accuracy fails as a selection criterion); "
+            "here: policy accuracy selects better than RM accuracy"
+        ),
+        "rule": (
+            "best-of-n over shared samples, every RM of the real population; ROUGE-1 of the RM picked "
+            "by policy accuracy (score, w = rgd_w) minus that of the RM picked by RM accuracy, both on "
+            "the held-out preference pairs; 95% CI of a joint bootstrap (users, then their pairs and "
+            "generation targets): above 0: supported; below 0: not supported; else inconclusive"
+        ),
+    }
+    if comparisons is None or comparisons.empty or selection is None or selection.empty:
+        return {**row, "this_run": "study 5 not run", "verdict": "not measured"}
+    sys_col = comparisons["system"].astype(str) if "system" in comparisons.columns else "bon"
+    c = comparisons[(comparisons["comparison"] == "policy_acc vs rm_acc") & (sys_col == "bon")]
+    if c.empty:
+        return {**row, "this_run": "no policy-accuracy vs RM-accuracy comparison", "verdict": "not measured"}
+    c = c.iloc[0]
+    sel = selection[selection["system"].astype(str) == "bon"] if "system" in selection.columns else selection
+    by = sel.set_index("proxy")
+    ds = str(c.get("dataset", "")) or "study 5"
+
+    def pick(p: str) -> str:
+        if p not in by.index:
+            return f"{p}: not measured"
+        r = by.loc[p]
+        n = int(_num(r, "n_selected"))
+        picked = r["selected"] if n <= 2 else f"{n} tied RMs"
+        return (
+            f"{p} picks {picked} (ROUGE-1 {_f(r['rouge1_selected'])}, regret vs best "
+            f"{_f(r['regret_best'])} [{_f(r['regret_best_lo'])}, {_f(r['regret_best_hi'])}], vs random "
+            f"{_f(r['regret_random'])} [{_f(r['regret_random_lo'])}, {_f(r['regret_random_hi'])}], "
+            f"tau {_f(r['tau'], 2)} [{_f(r['tau_lo'], 2)}, {_f(r['tau_hi'], 2)}])"
+        )
+
+    text = (
+        f"{ds}: diff {_f(c['diff'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}], "
+        f"{pick('policy_acc')}, {pick('rm_acc')}, best RM {by.iloc[0]['best_rm']} "
+        f"(ROUGE-1 {_f(by.iloc[0]['rouge1_best'])}), n = {int(_num(c, 'n_rms'))} RMs, "
+        f"{int(_num(c, 'n_targets'))} targets, {int(_num(c, 'n_users'))} users"
+    )
+    if not _is_real(ds):
+        return {**row, "this_run": f"{text} (not a real dataset)", "verdict": "not testable"}
+    lo, hi = _num(c, "ci_low"), _num(c, "ci_high")
+    verdict = "supported" if lo > 0 else "not supported" if hi < 0 else "inconclusive"
+    return {**row, "this_run": text, "verdict": verdict}
+
+
 def findings(
     *,
     tau: pd.DataFrame | None = None,
@@ -453,12 +513,15 @@ def findings(
     generations: pd.DataFrame | None = None,
     rm_pairs: pd.DataFrame | None = None,
     scale_tests: pd.DataFrame | None = None,
+    selection: pd.DataFrame | None = None,
+    selection_comparisons: pd.DataFrame | None = None,
     w: float = 1.0,
     tables_dir=None,
 ) -> pd.DataFrame:
     """One row per claim. Frames not given are read from ``tables_dir`` (an earlier notebook's
     CSVs of the same run: ``study1_tau.csv``, ``study1_rms.csv``, ``study2_summary.csv``,
-    ``study2_generations.csv``, ``study2_rm_pairs.csv``, ``study3_tests.csv``) when present.
+    ``study2_generations.csv``, ``study2_rm_pairs.csv``, ``study3_tests.csv``,
+    ``study5_selection.csv``, ``study5_comparisons.csv``) when present.
     ``rms`` (study 1's RM table) feeds the synthetic datasets' known-answer checks;
     ``generations`` (study 2's per-generation table) and ``rm_pairs`` (its RMs' per-pair
     correctness) feed claim 2's paired tests and change shares."""
@@ -477,5 +540,13 @@ def findings(
     if generations is not None and "w" in generations.columns:  # the RGD rows at the reported weight
         rgd = generations["kind"] == "rgd"
         generations = generations[~rgd | np.isclose(generations["w"].astype(float), w)]
-    rows = [claim1(tau, w, rms), claim2(decoupling, generations, rm_pairs), claim3(scale_tests)]
+    selection = selection if selection is not None else read("study5_selection")
+    if selection_comparisons is None:
+        selection_comparisons = read("study5_comparisons")
+    rows = [
+        claim1(tau, w, rms),
+        claim2(decoupling, generations, rm_pairs),
+        claim3(scale_tests),
+        claim4(selection, selection_comparisons),
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)

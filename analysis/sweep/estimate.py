@@ -58,6 +58,13 @@ def _work(task: Task, cfg: StudyConfig, n_users: int) -> tuple[float, float, flo
         for _ in range(len(p["w"]) * len(cfg.methods)):  # ARGS per (w, RM), batches of bs prompts
             parts.append((u * PROMPT_TOKENS, math.ceil(u / bs) * mnt * ARGS_STEP_COST, u / bs))
         return tuple(float(sum(x)) for x in zip(*parts, strict=True))
+    if task.kind == "selection_samples":  # selection_n samples per target, then one feature pass
+        n = n_users * cfg.n_test_items * cfg.selection_n
+        return n * PROMPT_TOKENS + n * seq, math.ceil(n / bs) * mnt, 2 * n / bs
+    if task.kind == "selection_rank":  # ARGS of the selection cells (the RMs' heads are small)
+        u = n_users * cfg.n_test_items
+        cells = min(cfg.selection_args_cells, len(cfg.methods) * len(cfg.budgets))
+        return u * PROMPT_TOKENS * cells, math.ceil(u / bs) * mnt * ARGS_STEP_COST * cells, cells * u / bs
     return 0.0, 0.0, 0.0
 
 

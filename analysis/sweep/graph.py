@@ -12,12 +12,18 @@ entries the study functions (and so the notebooks) read:
 - ``table``           (study 1, dataset): the assembled study-1 frames.
 - ``generations``     (model, shard of users): every system (base, ICL k, best-of-n, ARGS per RM
   at each w) of the generation runner on that shard's users (``cfg.shard_users`` per shard).
+- ``selection_samples`` (study 5, policy model, the real Pref-LaMP dataset): the ``selection_n``
+  shared base samples per generation target and their features.
+- ``selection_rank``  (study 5): every population RM ranks those samples (best-of-n), ARGS for the
+  ``selection_args_cells`` cells, the selection statistics.
 
 Dependencies: ``rm`` needs ``features``; ``policy_accuracy`` needs its ``rm`` and ``pa_data``;
-generations need the model's RMs. The ``features`` tasks of a model write its shared text-feature
-file and are chained in one fixed order, so every engine computes the same features in the same
-batches (byte-identical caches); generation shards (best-of-n features of their own samples) only
-add rows to it under a file lock.
+generations need the model's RMs; ``selection_samples`` needs the dataset's features and
+``selection_rank`` the samples and every population RM's ``policy_accuracy`` task. The
+``features`` (and ``selection_samples``) tasks of a model write its shared text-feature file and
+are chained in one fixed order, so every engine computes the same features in the same batches
+(byte-identical caches); generation shards (best-of-n features of their own samples) only add
+rows to it under a file lock.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass, field
 
 from analysis.config.schema import StudyConfig
 
-STORE_WRITERS = ("features",)
+STORE_WRITERS = ("features", "selection_samples")
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,16 @@ def build_graph(
     generation_w: tuple[float, ...] | None = None,
     study1: bool = True,
     preflamp: bool = True,
+    selection: bool | None = None,
     users_assumed: bool = False,
 ) -> Graph:
     """The task graph of ``cfg``: study 1 on ``cfg.policy_model`` and ``cfg.datasets``; studies 2-3
     on ``cfg.policy_model`` and ``cfg.models`` with ``n_users`` Pref-LaMP users (shards of
     ``cfg.shard_users``). ARGS runs at ``cfg.rgd_w`` on every model and also at ``generation_w``
-    (None: ``cfg.inspector_w``) on the policy model (what notebooks 02-04 read)."""
+    (None: ``cfg.inspector_w``) on the policy model (what notebooks 02-04 read). ``selection``:
+    study 5 on the Pref-LaMP dataset of ``cfg.preflamp_source`` (its study-1 tasks are added when
+    it is not one of ``cfg.datasets``; notebook 05 reads them); None: with the Pref-LaMP studies
+    (``preflamp``), whose users' targets it generates for."""
     tasks: list[Task] = []
     last_writer: dict[str, str] = {}  # model -> id of its last task writing the text-feature store
 
@@ -114,18 +124,34 @@ def build_graph(
 
     policy = cfg.policy_model
     seed0, budget = cfg.seeds[0], max(cfg.budgets)
-    if study1:
-        for ds in cfg.datasets:
+    selection = preflamp if selection is None else selection
+    sel_ds = f"{cfg.preflamp_source}_preflamp"  # analysis.studies.rm_selection.selection_dataset
+    s1_datasets = list(cfg.datasets) if study1 else []
+    if selection and sel_ds not in s1_datasets:
+        s1_datasets.append(sel_ds)
+    pa_tasks: dict[str, list[str]] = {}
+    features_of: dict[str, str] = {}
+    if s1_datasets:
+        for ds in s1_datasets:
             f = add(_task("features", policy, dataset=ds))
+            features_of[ds] = f.id
             pa = add(_task("pa_data", policy, [f.id], dataset=ds))
             specs = [(m, s, b, True) for m in cfg.methods for s in cfg.seeds for b in cfg.budgets]
-            specs += [(m, seed0, budget, False) for m in cfg.methods]  # the sensitivity RMs
+            if study1 and ds in cfg.datasets:  # the sensitivity RMs (study 1 only; not selection candidates)
+                specs += [(m, seed0, budget, False) for m in cfg.methods]
             pas = []
             for m, s, b, norm in specs:
                 spec = {"dataset": ds, "method": m, "seed": s, "budget": b, "normalize_reward": norm}
                 rm = add(_task("rm", policy, [f.id], **spec, bootstrap=cfg.rm_bootstrap))
                 pas.append(add(_task("policy_accuracy", policy, [rm.id, pa.id], **spec)).id)
-            add(_task("table", policy, pas, study=1, dataset=ds))
+            pa_tasks[ds] = [t for t, (*_, norm) in zip(pas, specs, strict=True) if norm]
+            if ds in cfg.datasets and study1:
+                add(_task("table", policy, pas, study=1, dataset=ds))
+    if selection:
+        smp = add(
+            _task("selection_samples", policy, [features_of[sel_ds]], dataset=sel_ds, n=cfg.selection_n)
+        )
+        add(_task("selection_rank", policy, [smp.id, *pa_tasks[sel_ds]], dataset=sel_ds))
     if preflamp:
         size = cfg.shard_users or max(1, n_users)
         shards = range(math.ceil(n_users / size))

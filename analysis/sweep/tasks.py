@@ -22,6 +22,7 @@ from analysis.studies.generations import generate_systems, train_pair_ids, user_
 from analysis.studies.models import model_size_b
 from analysis.studies.preflamp import preflamp_inputs, preflamp_rm
 from analysis.studies.rm_policy import pa_data, rm_points, rm_vs_policy_accuracy, study1_inputs
+from analysis.studies.rm_selection import rm_selection, sample_features, selection_samples
 from analysis.studies.rms import train_rm
 from analysis.sweep.graph import Task
 
@@ -106,6 +107,20 @@ def _generations(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str
     generate_systems(cfg, inp.model, inp.tok, shard, cache, task.model, rms, task.p["w"], train_ids=train_ids)
 
 
+def _selection_samples(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    # study 5's shared samples of the generation targets and their features (the study's own calls)
+    inp = _study1(cfg, cache, task.p["dataset"])
+    tasks = user_tasks(cfg, cfg.preflamp_source)
+    prompts, samples = selection_samples(cfg, inp.model, inp.tok, tasks, cache)
+    sample_features(cfg, inp.model, inp.tok, prompts, samples, cache)
+
+
+def _selection_rank(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None:
+    # every population RM ranks the samples, ARGS of the selection cells, the statistics: the study
+    # itself, which finds the RMs, per-RM results and samples in the cache
+    rm_selection(cfg, cache_dir, progress=False)
+
+
 # task kind -> its runner ``fn(task, cfg, cache, cache_dir)``: the study call that kind makes
 RUNNERS: dict[str, Callable[[Task, StudyConfig, StudyCache, str], None]] = {
     "features": _features,
@@ -114,6 +129,8 @@ RUNNERS: dict[str, Callable[[Task, StudyConfig, StudyCache, str], None]] = {
     "policy_accuracy": _policy_accuracy,
     "table": _table,
     "generations": _generations,
+    "selection_samples": _selection_samples,
+    "selection_rank": _selection_rank,
 }
 
 
