@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -163,6 +164,66 @@ def test_reward_norm_is_a_validated_config_key_and_keys_the_rm_cache(setup, tmp_
         train_rm(feats, "shared_bt", 0, 10, cache, "k", reward_norm="prefix")
 
 
+def test_policy_acc_gain_known_answers():
+    """Gain at w = 0 is exactly 0, and it is the difference of the two policy-accuracy columns."""
+    from analysis.config.parse import load_config
+    from analysis.studies.rm_policy import pa_column, policy_acc_gain, policy_acc_gain_table
+
+    cfg = load_config("embedded_synthetic", {"n_boot": 200, "w_values": [0.0, 1.0]})
+    rng = np.random.default_rng(0)
+    users = [f"u{i % 4}" for i in range(40)]
+    rows, pts = [], []
+    for rm in ("a", "b"):
+        c0 = rng.integers(0, 2, 40).astype(float)
+        c1 = np.where(rng.random(40) < 0.3, 1.0 - c0, c0)
+        if rm == "b":
+            c1 = np.ones(40)  # every pair right at w = 1: a clear positive gain
+        rows.append(
+            pd.DataFrame(
+                {
+                    "dataset": "d",
+                    "rm_id": rm,
+                    "user_id": users,
+                    "pair_id": [str(i) for i in range(40)],
+                    pa_column("score", False, 0.0): c0,
+                    pa_column("score", False, 1.0): c1,
+                }
+            )
+        )
+        for w, c in ((0.0, c0), (1.0, c1)):
+            pa = pd.Series(c).groupby(users).mean().mean()
+            pts.append(
+                {
+                    "dataset": "d",
+                    "rm_id": rm,
+                    "variant": "score",
+                    "length_norm": False,
+                    "w": w,
+                    "policy_acc": pa,
+                }
+            )
+    out = policy_acc_gain(pd.DataFrame(pts), pd.concat(rows, ignore_index=True), cfg)
+    z = out[out["w"] == 0.0]
+    assert (z["policy_acc_gain"] == 0).all() and (z["policy_acc_gain_lo"] == 0).all()
+    assert (z["policy_acc_gain_hi"] == 0).all()
+    for _, g in out.groupby("rm_id"):
+        g = g.set_index("w")
+        assert g.loc[1.0, "policy_acc_gain"] == pytest.approx(
+            g.loc[1.0, "policy_acc"] - g.loc[0.0, "policy_acc"], abs=1e-12
+        )
+        assert (
+            g.loc[1.0, "policy_acc_gain_lo"]
+            <= g.loc[1.0, "policy_acc_gain"]
+            <= g.loc[1.0, "policy_acc_gain_hi"]
+        )
+    b = out[(out["rm_id"] == "b") & (out["w"] == 1.0)].iloc[0]
+    assert b["policy_acc_gain_lo"] > 0
+    table = policy_acc_gain_table(out.assign(sensitivity=False))
+    one = table[table["w"] == 1.0].iloc[0]
+    assert one["n_rms"] == 2 and one["gain_above_0"] >= 0.5
+    assert table[table["w"] == 0.0]["policy_acc_gain"].eq(0).all()
+
+
 def test_training_prefix_pass_seeds_the_feature_store_with_the_feature_pass_features(
     tiny_lm, tmp_path, monkeypatch
 ):
@@ -208,3 +269,88 @@ def test_training_prefix_pass_seeds_the_feature_store_with_the_feature_pass_feat
     assert torch.equal(again.feats, rows.feats) and again.user_ids == rows.user_ids
     response = load_config("embedded_synthetic", {"reward_norm": "response"})
     assert train_prefixes(response, model, tok, pairs, cache, fkey) is None
+
+
+def test_claim1_quotes_length_normalised_tau_and_median_gain_beside_the_verdict():
+    from analysis.studies.findings import claim1
+
+    base = {
+        "dataset": "news_category_preflamp",
+        "variant": "score",
+        "w": 1.0,
+        "p_value": 0.5,
+        "n_rms": 80,
+        "rel_rm": 0.9,
+        "rel_policy": 0.9,
+        "pa_mid_share": 0.8,
+    }
+    tau = pd.DataFrame(
+        [
+            {**base, "length_norm": False, "tau": 0.1, "tau_lo": -0.2, "tau_hi": 0.3},
+            {**base, "length_norm": True, "tau": 0.55, "tau_lo": 0.45, "tau_hi": 0.65},
+        ]
+    )
+    points = pd.DataFrame(
+        {
+            "dataset": "news_category_preflamp",
+            "variant": "score",
+            "length_norm": [False] * 4 + [True],
+            "w": 1.0,
+            "sensitivity": [False, False, False, True, False],
+            "policy_acc_gain": [0.10, 0.20, 0.40, 9.0, 9.0],
+            "policy_acc_gain_lo": [0.05, -0.1, 0.2, 9.0, 9.0],
+        }
+    )
+    row = claim1(tau, 1.0, None, points)
+    # the verdict is the headline's (inside (-0.4, 0.4)), not the length-normalised tau's (above 0.4)
+    assert row["verdict"] == "supported"
+    assert "length-normalised: tau=0.55 [0.45, 0.65]" in row["this_run"]
+    # median over the 3 population RMs (sensitivity and length-normalised rows left out)
+    assert "median +0.200 over 3 RMs (67% with 95% CI above 0)" in row["this_run"]
+    assert "policy acc - policy acc at w=0" not in claim1(tau, 1.0)["this_run"]
+
+
+def test_study1_points_carry_the_gain_and_its_rms_the_prefix_rule(tmp_path):
+    """End to end on a tiny model: every study-1 RM says ``prefix``, and ``points`` carry
+    policy_acc_gain = policy_acc - policy_acc at w = 0 (exactly 0 at w = 0)."""
+    from analysis.config.parse import load_config
+    from analysis.models.tiny import build_tiny_model
+    from analysis.studies import rm_vs_policy_accuracy
+
+    path = tmp_path / "tiny-llama"
+    model, tok = build_tiny_model("llama", seed=0)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    cfg = load_config(
+        "embedded_synthetic",
+        {
+            "policy_model": str(path),
+            "models": [str(path)],
+            "n_users": 3,
+            "n_test_items": 1,
+            "seeds": [0],
+            "budgets": [5, 20],
+            "methods": ["shared_bt", "per_user_bt"],
+            "w_values": [0.0, 1.0],
+            "n_boot": 50,
+            "threads": 1,
+            "k": 3,
+            "preflamp_source": "synthetic",
+            "datasets": ["synthetic_style_swap"],
+            "dtype": "float32",
+        },
+    )
+    with pytest.warns(UserWarning, match="unstable Kendall tau"):
+        res = rm_vs_policy_accuracy(cfg, str(tmp_path / "cache"), progress=False)
+    pts = res["points"]
+    assert {"policy_acc_gain", "policy_acc_gain_lo", "policy_acc_gain_hi"} <= set(pts.columns)
+    assert not any(c.startswith("policy_acc") for c in res["rms"].columns)
+    keys = ["dataset", "rm_id", "variant", "length_norm"]
+    zero = pts[pts["w"] == 0.0].set_index(keys)["policy_acc"]
+    assert (pts.loc[pts["w"] == 0.0, "policy_acc_gain"] == 0).all()
+    one = pts[pts["w"] == 1.0].set_index(keys)
+    np.testing.assert_allclose(one["policy_acc_gain"], one["policy_acc"] - zero.loc[one.index], atol=1e-12)
+    assert (one["policy_acc_gain_lo"] <= one["policy_acc_gain"] + 1e-12).all()
+    folders = list((tmp_path / "cache").glob("studies/*/rms/*/config.json"))
+    assert len(folders) == 2 * 2 + 2  # population + one raw-scale sensitivity RM per method
+    assert {json.loads(f.read_text())["reward_norm"] for f in folders} == {"prefix"}

@@ -344,6 +344,35 @@ def policy_acc_gain(points: pd.DataFrame, per_pair: pd.DataFrame, cfg: StudyConf
     return out
 
 
+def policy_acc_gain_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Policy accuracy beside its gain over w = 0, one row per (dataset, variant, length_norm, w)
+    over the population (the ``normalize_reward = False`` sensitivity RMs left out): ``n_rms``,
+    the median ``policy_acc``, ``pa_mid_share`` (share in (0.05, 0.95)), the median
+    ``policy_acc_gain`` and the shares of RMs whose gain's 95% interval lies above 0
+    (``gain_above_0``) or below 0 (``gain_below_0``)."""
+    p = points
+    if "sensitivity" in p.columns:
+        p = p[~p["sensitivity"].fillna(False).astype(bool)]
+    rows = []
+    for (ds, variant, ln, w), g in p.groupby(["dataset", "variant", "length_norm", "w"], sort=False):
+        y = g["policy_acc"].to_numpy(float)
+        rows.append(
+            {
+                "dataset": ds,
+                "variant": variant,
+                "length_norm": bool(ln),
+                "w": float(w),
+                "n_rms": len(g),
+                "policy_acc": float(np.median(y)),
+                "pa_mid_share": float(np.mean((y > PA_FLOOR) & (y < 1 - PA_FLOOR))),
+                "policy_acc_gain": float(g["policy_acc_gain"].median()),
+                "gain_above_0": float((g["policy_acc_gain_lo"] > 0).mean()),
+                "gain_below_0": float((g["policy_acc_gain_hi"] < 0).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | None = None) -> pd.DataFrame:
     """Kendall's tau-b of rm_acc vs policy_acc per (dataset, variant, length_norm, w).
 
@@ -437,7 +466,9 @@ def rm_vs_policy_accuracy(
     - ``rms``: one row per (dataset, rm_id): method, seed, budget, steps_run, n_train_pairs,
       rm_acc, rm_acc_lo, rm_acc_hi, n_users, n_test_pairs.
     - ``points``: one row per (dataset, rm_id, variant, length_norm, w): the rms columns plus
-      policy_acc, policy_acc_lo, policy_acc_hi.
+      policy_acc, policy_acc_lo, policy_acc_hi and policy_acc_gain, policy_acc_gain_lo,
+      policy_acc_gain_hi (PA(w) - PA(w = 0) of the same RM, variant and length_norm, paired
+      bootstrap: :func:`policy_acc_gain`).
     - ``tau``: one row per (dataset, variant, length_norm, w): tau, tau_lo, tau_hi, p_value
       (test set x seeds in cells bootstrap), p_scipy, rel_rm, rel_policy, tau_corrected,
       cluster_lo, cluster_hi, naive_lo, naive_hi, n_rms, n_cells, n_clusters, pa_mid_share,
@@ -527,6 +558,7 @@ def rm_vs_policy_accuracy(
     per_pair = pd.concat(all_pp, ignore_index=True)
     for c in ("user_id", "pair_id", "rm_id", "dataset"):
         per_pair[c] = per_pair[c].astype(str)
+    points = policy_acc_gain(points, per_pair, cfg)
     return {
         "rms": pd.concat(all_rms, ignore_index=True),
         "points": points,
