@@ -19,10 +19,20 @@ it. The per-pair outcomes this needs are cached next to the tables (``per_pair``
 below ~20 RMs gives an unstable tau; the study warns when that happens.
 
 Reward normalisation (a documented deviation from plain ARGS, which used raw RM scores): every
-RM's rewards are centred per user on its training responses and divided by their spread
-(:class:`analysis.rewards.base.RMConfig`). As a sensitivity check each method also gets one RM
-(first seed, largest budget) trained with ``normalize_reward=False``: its rows carry
-``normalize_reward = False`` and ``sensitivity = True`` and are left out of tau.
+RM's rewards are centred per user and divided by their spread (:class:`analysis.rewards.base.RMConfig`),
+both measured over every prefix ``y_<=t`` of the train split's responses (``cfg.reward_norm =
+"prefix"``, the default): ARGS and policy accuracy add ``w * r_u(x, y_<=t)`` at every step, so only
+prefix statistics give w one meaning across methods and budgets. The prefixes come from one cached
+prefix pass over the training pairs (:func:`train_prefixes`, the test pairs' policy-accuracy pass
+without candidates), whose last positions also seed the training responses' RM features, so the
+feature pass has nothing left to compute. ``reward_norm = "response"`` uses the full training
+responses. As a sensitivity check each method also gets one RM (first seed, largest budget)
+trained with ``normalize_reward=False``: its rows carry ``normalize_reward = False`` and
+``sensitivity = True`` and are left out of tau.
+
+Beside policy accuracy each point carries ``policy_acc_gain``, PA(w) - PA(w = 0) of the same RM,
+variant and length_norm with a paired bootstrap interval (:func:`policy_acc_gain`): what the reward
+adds to the base policy's own ranking.
 """
 
 from __future__ import annotations
