@@ -75,7 +75,6 @@ def preflamp_inputs(
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     if before_features is not None:
         before_features(model, tok, tasks, pairs)
-    check_splits(pairs, "pref-lamp")
     fkey = feature_key(cfg, model, tok, pairs)
     # the training responses' prefix pass (the same cache entry as study 1's when the pairs are the
     # same) also seeds their features, so it comes before the feature pass
