@@ -134,6 +134,17 @@ def nb01():
                 "if len(small):\n"
                 '    print(f"WARNING: {small.dataset.nunique()} dataset(s) have < 20 RMs: tau is unstable")'
             ),
+            new_markdown_cell(
+                "## Policy accuracy beside its gain over w = 0\n\n"
+                "`policy_acc_gain` (in `points`): PA(w) − PA(w = 0) of the same RM, variant and length "
+                "normalisation, paired on the same test pairs, with the same bootstrap (users, then pairs) as "
+                "policy accuracy. Per setting: median policy accuracy and gain over the RMs, and the shares of "
+                "RMs whose gain's 95% interval lies above or below 0."
+            ),
+            new_code_cell(
+                "from analysis.studies.rm_policy import policy_acc_gain_table\n\n"
+                'display(policy_acc_gain_table(res["points"]).round(3))'
+            ),
             new_markdown_cell("## Figure: RM accuracy vs policy accuracy (score variant, w = `rgd_w`)"),
             new_code_cell(
                 "from analysis.report.plots import plot_tau_by_w, plot_tau_scatter\n\n"
@@ -148,7 +159,7 @@ def nb01():
             new_code_cell(
                 "# from this study alone: in a report notebook 02 runs next to this one, so whether its\n"
                 "# tables exist yet would depend on timing\n"
-                'table = findings(tau=tau, rms=res["rms"], w=cfg.rgd_w)\n'
+                'table = findings(tau=tau, rms=res["rms"], points=res["points"], w=cfg.rgd_w)\n'
                 'write_table(table, out, "study1_findings", settings_columns(cfg))\n'
                 'display(table.style.hide(axis="index"))'
             ),

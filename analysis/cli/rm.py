@@ -89,7 +89,11 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     rm = sub.add_parser("rm", help="train and evaluate personalized reward models")
     rsub = rm.add_subparsers(dest="rm_command", metavar="RM_COMMAND")
-    t = rsub.add_parser("train", help="train RMs (train split, early stopping on val) and save them")
+    t = rsub.add_parser(
+        "train",
+        help="train RMs (train split, early stopping on val) and save them; their rewards are centred and "
+        "scaled over the full training responses (reward_norm 'response'; the studies use every prefix)",
+    )
     _common_args(t)
     t.add_argument("--out", default=None, help="folder for the RM folders (default: <cache>/rms/<dataset>)")
     t.set_defaults(func=cmd_train)

@@ -123,6 +123,16 @@ def pa_data_kwargs(cfg: StudyConfig) -> dict:
     }
 
 
+def train_prefix_kwargs(cfg: StudyConfig) -> dict | None:
+    """Keyword arguments of :func:`analysis.evaluation.policy_accuracy.prepare_pa_data` for the prefix
+    pass over the RMs' training pairs (``reward_norm = "prefix"``: the reward centre and scale are
+    fitted on every prefix of the training responses): :func:`pa_data_kwargs` without the top-k
+    candidate pass. None with ``reward_norm = "response"`` (no such pass)."""
+    if cfg.reward_norm != "prefix":
+        return None
+    return {**pa_data_kwargs(cfg), "policy": False}
+
+
 __all__ = [
     "args_config",
     "best_of_n_config",
@@ -132,4 +142,5 @@ __all__ = [
     "pa_data_kwargs",
     "policy_accuracy_config",
     "rm_config",
+    "train_prefix_kwargs",
 ]

@@ -44,6 +44,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from analysis.generation.icl import RENDERINGS, RETRIEVERS
     from analysis.models.loading import DTYPE_CHOICES
     from analysis.rewards import FEATURE_METHODS
+    from analysis.rewards.base import REWARD_NORMS
 
     return {
         "dtype": tuple(DTYPE_CHOICES),
@@ -53,6 +54,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "icl_rendering": tuple(RENDERINGS),
         "icl_pool": ICL_POOLS,
         "honest_tau": ("headline", "all"),
+        "reward_norm": REWARD_NORMS,
         "retriever": tuple(RETRIEVERS),
         "task": tuple(TASKS),
         "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method

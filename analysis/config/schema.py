@@ -74,6 +74,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     budgets: list[int] = field(default_factory=lambda: [25, 300])  # training step budgets (RM population)
     rm_bootstrap: bool = True  # train each RM on a per-user bootstrap resample of the training pairs (seeded)
+    reward_norm: str = "prefix"  # the studies' RMs centre (per user) and scale their rewards over: prefix = every prefix y_<=t of the training responses, what ARGS and policy accuracy score (one prefix pass over the training pairs, which also gives their RM features) | response = the full training responses (analysis.rewards.base.REWARD_NORMS)
     # --- decoding
     w_values: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
     pa_variants: list[str] = field(

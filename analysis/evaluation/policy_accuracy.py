@@ -39,6 +39,7 @@ from analysis.data.records import PreferencePair
 from analysis.errors import ConfigError
 from analysis.features.passes import PrefixFeatures
 from analysis.metrics.intervals import pairwise_accuracy, per_user_means, summarize_by_user
+from analysis.rewards.base import PrefixRows
 
 VARIANTS = ("score", "policy")
 SIDES = ("chosen", "rejected")
@@ -269,6 +270,20 @@ def prepare_pa_data(
         k=k if policy else None,
         **sides,
     )
+
+
+def prefix_rows(data: PAData) -> PrefixRows:
+    """Every own prefix ``y_<=t`` of both sides of ``data`` as
+    :class:`analysis.rewards.base.PrefixRows` (user id + feature row each): run on the training
+    pairs, what :meth:`analysis.rewards.base.RewardModel.fit_reward_normalisation` fits the reward
+    centre and scale on, so that they are the statistics of what policy accuracy and ARGS score."""
+    users: list[str] = []
+    feats = []
+    for s in SIDES:
+        d: SideData = getattr(data, s)
+        users += [data.user_ids[i] for i in d.segment().tolist()]
+        feats.append(d.feats)
+    return PrefixRows(users, torch.cat(feats))
 
 
 # --------------------------------------------------------------------------- rewards of every step

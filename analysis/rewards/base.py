@@ -38,6 +38,7 @@ from analysis.io import atomic_open, read_json, write_json
 
 FORMAT_VERSION = 1
 UNKNOWN_USER = ("fallback", "error")
+REWARD_NORMS = ("prefix", "response")  # what the reward centre and scale are fitted on
 
 TRAIN_THREADS = 1  # CPU threads of every fit (see the module docstring)
 
@@ -74,7 +75,14 @@ class RMConfig:
         positive constant, so RM accuracy is unchanged. With ``center_reward`` the std is taken of
         the centred rewards (so it, too, ignores per-user offsets).
     center_reward: subtract each user's mean reward over their training responses (unknown users:
-        the mean of the users' centres). Bradley-Terry fixes r_u only up to a per-user constant,
+        the mean of the users' centres).
+        Both statistics are taken over the full training responses, or, when
+        :meth:`RewardModel.fit` gets ``prefixes`` (:class:`PrefixRows`), over every prefix
+        ``y_<=t`` of them: ARGS and the ``score`` policy accuracy add ``w * r_u(x, y_<=t)`` at
+        every step, so only prefix statistics give w the same meaning for every method and
+        budget (an RM whose prefix rewards spread more than its full-response rewards would
+        otherwise get a larger effective w). ``fit_log_["reward_norm"]`` (saved with the model)
+        says which: ``prefix`` or ``response``. Bradley-Terry fixes r_u only up to a per-user constant,
         which the ``score`` policy accuracy would otherwise turn into ``w c (|y_w| - |y_l|)``;
         centred, adding a per-user constant to an RM changes neither policy accuracy nor ARGS.
         A per-user constant, so RM accuracy is unchanged. Together with ``normalize_reward`` this
@@ -114,6 +122,20 @@ class PairTensors:
         return int(self.uidx.shape[0])
 
 
+@dataclass
+class PrefixRows:
+    """RM inputs of every prefix ``y_<=t`` (t = 1..|y|) of a set of responses, one row each:
+    ``user_ids`` (M,) and ``feats`` (M, H) = phi(x, y_<=t). What ARGS and the ``score`` policy
+    accuracy score; :meth:`RewardModel.fit_reward_normalisation` fits the reward centre and scale
+    on them (e.g. from :func:`analysis.evaluation.policy_accuracy.prefix_rows`)."""
+
+    user_ids: list[str]
+    feats: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.feats.shape[0])
+
+
 class RewardModel:
     """Base class. Subclasses set ``method``, ``input_kind``, ``config_cls`` and implement
     ``_build(dim, n_users) -> nn.Module`` and ``_score(uidx, x) -> (N,)`` (x standardized;
@@ -139,17 +161,25 @@ class RewardModel:
         self.featurizer = None
 
     # ------------------------------------------------------------------ public API
-    def fit(self, train: PairFeatures, val: PairFeatures | None = None) -> RewardModel:
-        """Train on ``train`` pairs (early stopping on ``val`` when given); returns ``self``."""
+    def fit(
+        self, train: PairFeatures, val: PairFeatures | None = None, prefixes: PrefixRows | None = None
+    ) -> RewardModel:
+        """Train on ``train`` pairs (early stopping on ``val`` when given); returns ``self``.
+        ``prefixes``: the prefixes of the training responses, for the reward normalisation
+        (:meth:`fit_reward_normalisation`)."""
         from analysis.rewards.train import train_bradley_terry
 
         with training_threads():
             tr, va = self._prepare_fit(train, val)
             self.fit_log_ = train_bradley_terry(self, tr, va, self.config)
-            return self._finish_fit(tr, train)
+            return self._finish_fit(tr, train, prefixes)
 
     def fit_budgets(
-        self, train: PairFeatures, val: PairFeatures | None, budgets: Sequence[int]
+        self,
+        train: PairFeatures,
+        val: PairFeatures | None,
+        budgets: Sequence[int],
+        prefixes: PrefixRows | None = None,
     ) -> dict[int, RewardModel]:
         """``{budget: model}``: the models :meth:`fit` would give with ``steps = budget``, for every
         budget, from ONE training run of ``max(budgets)`` steps (a shorter run is a prefix of a
@@ -180,7 +210,7 @@ class RewardModel:
                     rm.module_.load_state_dict(state)
                 rm.module_.eval()
                 rm.fit_log_ = log
-                out[b] = rm._finish_fit(tr, train)
+                out[b] = rm._finish_fit(tr, train, prefixes)
         return out
 
     def _prepare_fit(self, train: PairFeatures, val: PairFeatures | None):
@@ -214,30 +244,66 @@ class RewardModel:
         self._setup(tr)
         return tr, self._tensors(val) if val is not None else None
 
-    def _finish_fit(self, tr: PairTensors, train: PairFeatures) -> RewardModel:
+    def _finish_fit(
+        self, tr: PairTensors, train: PairFeatures, prefixes: PrefixRows | None = None
+    ) -> RewardModel:
         self._after_fit(tr)
         self.module_.eval()
-        self.fit_reward_normalisation(train)
+        self.fit_reward_normalisation(train, prefixes)
         return self
 
     @torch.no_grad()
-    def fit_reward_normalisation(self, train: PairFeatures) -> RewardModel:
-        """Set the per-user centre and the scale from the training responses (chosen + rejected).
+    def fit_reward_normalisation(
+        self, train: PairFeatures, prefixes: PrefixRows | None = None
+    ) -> RewardModel:
+        """Set the per-user centre and the scale of the rewards (see :class:`RMConfig`).
 
+        Without ``prefixes``: over the training responses (chosen + rejected of ``train``). With
+        ``prefixes`` (every prefix ``y_<=t`` of the training responses): the centre of each user is
+        the mean of their prefix rewards and the scale the std of the centred prefix rewards of the
+        known users, i.e. the statistics of exactly what ARGS and the ``score`` policy accuracy add
+        up. ``fit_log_["reward_norm"]`` records which (``prefix`` / ``response``).
         Called at the end of :meth:`fit`; call it again after changing the model's parameters.
         """
-        tr = self._tensors(train)
-        uidx = torch.cat([tr.uidx, tr.uidx])
-        raw = torch.cat(
-            [
-                self._score(tr.uidx, self._standardize(tr.chosen)),
-                self._score(tr.uidx, self._standardize(tr.rejected)),
-            ]
-        ).float()
+        if prefixes is None:
+            tr = self._tensors(train)
+            uidx = torch.cat([tr.uidx, tr.uidx])
+            raw = torch.cat(
+                [
+                    self._score(tr.uidx, self._standardize(tr.chosen)),
+                    self._score(tr.uidx, self._standardize(tr.rejected)),
+                ]
+            ).float()
+            basis = "response"
+        else:
+            if len(prefixes) != len(prefixes.user_ids) or len(prefixes) == 0:
+                raise DataError(
+                    f"prefix rows are misaligned or empty: {len(prefixes.user_ids)} user ids, "
+                    f"{len(prefixes)} feature rows"
+                )
+            if prefixes.feats.dim() != 2 or prefixes.feats.shape[1] != self.dim_:
+                raise DataError(
+                    f"prefix features must be (M, {self.dim_}), got {tuple(prefixes.feats.shape)}"
+                )
+            uidx = self._user_index(prefixes.user_ids, allow_unknown=True)
+            chunk = 8192
+            raw = torch.cat(
+                [
+                    self._score(
+                        uidx[i : i + chunk], self._standardize(prefixes.feats[i : i + chunk].float())
+                    ).float()
+                    for i in range(0, len(prefixes), chunk)
+                ]
+            )
+            basis = "prefix"
         center = torch.zeros(len(self.users_))
         if self.config.center_reward:
             center = per_user_mean(raw, uidx, len(self.users_))
         self.module_.reward_center.copy_(center)
+        if not hasattr(self, "fit_log_") or self.fit_log_ is None:
+            self.fit_log_ = {}
+        self.fit_log_["reward_norm"] = basis
+        self.fit_log_["reward_norm_rows"] = int(raw.numel())
         if self.config.normalize_reward:
             known = uidx >= 0
             dev = raw - gather_user_param(center, uidx, center.mean())
@@ -246,6 +312,12 @@ class RewardModel:
             self.module_.reward_scale.fill_(float(scale) if torch.isfinite(scale) and scale > 1e-8 else 1.0)
             self.fit_log_["reward_scale"] = float(self.module_.reward_scale)
         return self
+
+    @property
+    def reward_norm(self) -> str:
+        """What the reward centre and scale were fitted on: ``prefix`` or ``response`` (models
+        saved before this was recorded: ``response``)."""
+        return (getattr(self, "fit_log_", None) or {}).get("reward_norm", "response")
 
     @torch.no_grad()
     def reward(self, user_ids: Sequence[str], features: torch.Tensor) -> torch.Tensor:
@@ -315,6 +387,7 @@ class RewardModel:
                 "users": list(self.users_),
                 "dim": self.dim_,
                 "fit": getattr(self, "fit_log_", {}),
+                "reward_norm": self.reward_norm,
                 **self._extra_state(),
             },
         )

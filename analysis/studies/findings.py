@@ -188,10 +188,46 @@ def known_answer_check(ds: str, tau: pd.DataFrame, rms: pd.DataFrame | None) -> 
     return "must show " + ", ".join(musts), "check passed" if ok else "check failed"
 
 
-def claim1(tau: pd.DataFrame | None, w: float, rms: pd.DataFrame | None = None) -> dict:
+def _beside_headline(r, tau: pd.DataFrame, points: pd.DataFrame | None, w: float) -> str:
+    """Numbers shown beside a claim-1 part, not part of its verdict: tau of the length-normalised
+    score (same dataset, variant and w) and, with study 1's ``points``, the median over RMs of the
+    policy-accuracy gain over w = 0 (``policy_acc_gain``)."""
+    text = ""
+    ln = tau[
+        (tau["dataset"].astype(str) == str(r.dataset))
+        & (tau["variant"].astype(str) == str(r.variant))
+        & tau["length_norm"].astype(bool)
+        & ((tau["w"].astype(float) - w).abs() < 1e-9)
+    ]
+    if len(ln):
+        q = ln.iloc[0]
+        text += f"; length-normalised: tau={_f(q['tau'], 2)} [{_f(q['tau_lo'], 2)}, {_f(q['tau_hi'], 2)}]"
+    if points is not None and "policy_acc_gain" in points.columns:
+        g = points[
+            (points["dataset"].astype(str) == str(r.dataset))
+            & (points["variant"].astype(str) == str(r.variant))
+            & ~points["length_norm"].astype(bool)
+            & ((points["w"].astype(float) - w).abs() < 1e-9)
+        ]
+        if "sensitivity" in g.columns:
+            g = g[~g["sensitivity"].fillna(False).astype(bool)]
+        gain = g["policy_acc_gain"].astype(float).dropna()
+        if len(gain):
+            up = float((g["policy_acc_gain_lo"].astype(float) > 0).mean())
+            text += (
+                f"; policy acc - policy acc at w=0: median {float(gain.median()):+.3f} over {len(gain)} RMs "
+                f"({up:.0%} with 95% CI above 0)"
+            )
+    return text
+
+
+def claim1(
+    tau: pd.DataFrame | None, w: float, rms: pd.DataFrame | None = None, points: pd.DataFrame | None = None
+) -> dict:
     """Claim 1's row (module docstring): one ``<dataset> (<variant>): <numbers> -> <verdict>`` part
     per real dataset and variant at ``w`` (no length normalisation), one known-answer part per
-    synthetic dataset."""
+    synthetic dataset. Beside each real part, outside the verdict: tau of the length-normalised
+    score and, with study 1's ``points``, the median policy-accuracy gain over w = 0."""
     row = {
         "claim": "1. RM accuracy weakly predicts policy accuracy",
         "paper": (
@@ -230,6 +266,7 @@ def claim1(tau: pd.DataFrame | None, w: float, rms: pd.DataFrame | None = None) 
             verdicts.append(v)
             parts.append(
                 f"{r.dataset} ({VARIANTS[r.variant]}): {_tau_numbers(r)}{f', {why}' if why else ''} -> {v}"
+                f"{_beside_headline(r, tau, points, w)}"
             )
     for ds in dict.fromkeys(tau["dataset"].astype(str)):
         if not _is_real(ds):
@@ -517,12 +554,14 @@ def findings(
     selection_comparisons: pd.DataFrame | None = None,
     w: float = 1.0,
     tables_dir=None,
+    points: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim. Frames not given are read from ``tables_dir`` (an earlier notebook's
     CSVs of the same run: ``study1_tau.csv``, ``study1_rms.csv``, ``study2_summary.csv``,
-    ``study2_generations.csv``, ``study2_rm_pairs.csv``, ``study3_tests.csv``,
+    ``study2_generations.csv``, ``study2_rm_pairs.csv``, ``study3_tests.csv``, ``study1_points.csv``,
     ``study5_selection.csv``, ``study5_comparisons.csv``) when present.
     ``rms`` (study 1's RM table) feeds the synthetic datasets' known-answer checks;
+    ``points`` (study 1's points) the median policy-accuracy gain over w = 0 shown beside claim 1;
     ``generations`` (study 2's per-generation table) and ``rm_pairs`` (its RMs' per-pair
     correctness) feed claim 2's paired tests and change shares."""
     from pathlib import Path
@@ -537,6 +576,7 @@ def findings(
     generations = generations if generations is not None else read("study2_generations")
     rm_pairs = rm_pairs if rm_pairs is not None else read("study2_rm_pairs")
     scale_tests = scale_tests if scale_tests is not None else read("study3_tests")
+    points = points if points is not None else read("study1_points")
     if generations is not None and "w" in generations.columns:  # the RGD rows at the reported weight
         rgd = generations["kind"] == "rgd"
         generations = generations[~rgd | np.isclose(generations["w"].astype(float), w)]
@@ -544,7 +584,7 @@ def findings(
     if selection_comparisons is None:
         selection_comparisons = read("study5_comparisons")
     rows = [
-        claim1(tau, w, rms),
+        claim1(tau, w, rms, points),
         claim2(decoupling, generations, rm_pairs),
         claim3(scale_tests),
         claim4(selection, selection_comparisons),

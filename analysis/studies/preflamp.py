@@ -26,6 +26,7 @@ from analysis.studies.generations import (
     train_pair_ids,
 )
 from analysis.studies.models import get_model, model_size_b
+from analysis.studies.rm_policy import train_prefixes
 from analysis.studies.rms import check_splits, feature_key, features, rm_accuracy_row, train_rm
 from analysis.studies.schedule import NO_SCHEDULE, Schedule
 
@@ -34,7 +35,9 @@ from analysis.studies.schedule import NO_SCHEDULE, Schedule
 class PrefLampInputs:
     """The per-model inputs of studies 2-3 (:func:`preflamp_inputs`): the model, its Pref-LaMP
     ``tasks`` and ``pairs`` (negatives from this model), the pairs' ``feats`` and their cache
-    key ``fkey`` (it keys the RMs)."""
+    key ``fkey`` (it keys the RMs); ``train_prefixes``: every prefix of the training responses,
+    which the RMs' reward centre and scale are fitted on (``cfg.reward_norm = "prefix"``; else None;
+    :func:`analysis.studies.rm_policy.train_prefixes`)."""
 
     model: object
     tok: object
@@ -42,6 +45,7 @@ class PrefLampInputs:
     pairs: list
     feats: object
     fkey: str
+    train_prefixes: object | None = None
 
 
 @dataclass
@@ -71,16 +75,30 @@ def preflamp_inputs(
     pairs = preflamp_pairs(cfg, tasks, model, tok, cache, source=cfg.preflamp_source)
     if before_features is not None:
         before_features(model, tok, tasks, pairs)
+    fkey = feature_key(cfg, model, tok, pairs)
+    # the training responses' prefix pass (the same cache entry as study 1's when the pairs are the
+    # same) also seeds their features, so it comes before the feature pass
+    prefixes = train_prefixes(cfg, model, tok, pairs, cache, fkey)
     feats = features(cfg, model, tok, pairs, cache)
     check_splits(feats, "pref-lamp")
-    fkey = feature_key(cfg, model, tok, pairs)
-    return PrefLampInputs(model, tok, tasks, pairs, feats, fkey)
+    return PrefLampInputs(model, tok, tasks, pairs, feats, fkey, prefixes)
 
 
 def preflamp_rm(cfg: StudyConfig, inputs: PrefLampInputs, method: str, cache: StudyCache):
     """The RM of ``method`` for studies 2-3: seed ``cfg.seeds[0]``, budget ``max(cfg.budgets)``,
-    the full training set (no bootstrap); cached (one sweep ``rm`` task)."""
-    return train_rm(inputs.feats, method, cfg.seeds[0], max(cfg.budgets), cache, inputs.fkey, bootstrap=False)
+    the full training set (no bootstrap), reward centre and scale over ``cfg.reward_norm``
+    (prefixes of the training responses by default); cached (one sweep ``rm`` task)."""
+    return train_rm(
+        inputs.feats,
+        method,
+        cfg.seeds[0],
+        max(cfg.budgets),
+        cache,
+        inputs.fkey,
+        bootstrap=False,
+        reward_norm=cfg.reward_norm,
+        prefixes=inputs.train_prefixes,
+    )
 
 
 def preflamp_run(

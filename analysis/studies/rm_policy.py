@@ -19,10 +19,20 @@ it. The per-pair outcomes this needs are cached next to the tables (``per_pair``
 below ~20 RMs gives an unstable tau; the study warns when that happens.
 
 Reward normalisation (a documented deviation from plain ARGS, which used raw RM scores): every
-RM's rewards are centred per user on its training responses and divided by their spread
-(:class:`analysis.rewards.base.RMConfig`). As a sensitivity check each method also gets one RM
-(first seed, largest budget) trained with ``normalize_reward=False``: its rows carry
-``normalize_reward = False`` and ``sensitivity = True`` and are left out of tau.
+RM's rewards are centred per user and divided by their spread (:class:`analysis.rewards.base.RMConfig`),
+both measured over every prefix ``y_<=t`` of the train split's responses (``cfg.reward_norm =
+"prefix"``, the default): ARGS and policy accuracy add ``w * r_u(x, y_<=t)`` at every step, so only
+prefix statistics give w one meaning across methods and budgets. The prefixes come from one cached
+prefix pass over the training pairs (:func:`train_prefixes`, the test pairs' policy-accuracy pass
+without candidates), whose last positions also seed the training responses' RM features, so the
+feature pass has nothing left to compute. ``reward_norm = "response"`` uses the full training
+responses. As a sensitivity check each method also gets one RM (first seed, largest budget)
+trained with ``normalize_reward=False``: its rows carry ``normalize_reward = False`` and
+``sensitivity = True`` and are left out of tau.
+
+Beside policy accuracy each point carries ``policy_acc_gain``, PA(w) - PA(w = 0) of the same RM,
+variant and length_norm with a paired bootstrap interval (:func:`policy_acc_gain`): what the reward
+adds to the base policy's own ranking.
 """
 
 from __future__ import annotations
@@ -54,11 +64,21 @@ def pa_column(variant: str, length_norm: bool, w: float) -> str:
     return f"pa|{variant}|{int(bool(length_norm))}|{float(w):g}"
 
 
-def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: str, progress: bool = False):
+def pa_data(
+    cfg: StudyConfig,
+    model,
+    tok,
+    test_pairs,
+    cache: StudyCache,
+    fkey: str,
+    progress: bool = False,
+    policy: bool | None = None,
+):
     """:class:`analysis.evaluation.policy_accuracy.PAData` of the test pairs (log-probs, prefix features, top-k
     candidates: the RM-independent, expensive part of policy accuracy), prepared once per dataset
     and cached as ``pa_data/<key>.safetensors`` + ``.json`` so that per-RM work (in this or in
-    other processes: sweep tasks) reuses it."""
+    other processes: sweep tasks) reuses it. ``policy=False`` skips the candidate pass whatever
+    ``cfg.pa_variants`` say (the prefix pass over the training pairs, :func:`train_prefixes`)."""
     import json
 
     from safetensors.torch import load_file, save
@@ -68,6 +88,8 @@ def pa_data(cfg: StudyConfig, model, tok, test_pairs, cache: StudyCache, fkey: s
     from analysis.io import atomic_open, read_json, write_json
 
     kw = pa_data_kwargs(cfg)  # the top-k candidate pass only when the policy variant needs it
+    if policy is not None:
+        kw["policy"] = bool(policy) and kw["policy"]
     key = key_hash(
         {
             "feat": fkey,
@@ -107,7 +129,9 @@ class Study1Inputs:
     ``model, tok``: the policy; ``data``: the dataset's pairs; ``feats``: their
     :class:`~analysis.features.passes.PairFeatures`; ``fkey``: the features' cache key (it keys the RMs);
     ``test_pairs``: the held-out pairs; ``pa_data``: their
-    :class:`~analysis.evaluation.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use).
+    :class:`~analysis.evaluation.policy_accuracy.PAData` once prepared (:func:`rm_points` fills it on first use);
+    ``train_prefixes``: :class:`~analysis.rewards.base.PrefixRows` of every prefix of the training
+    responses (``cfg.reward_norm = "prefix"``; None with ``response``).
     """
 
     model: object
@@ -117,6 +141,7 @@ class Study1Inputs:
     fkey: str
     test_pairs: list
     pa_data: object | None = None
+    train_prefixes: object | None = None
 
 
 def study1_inputs(
@@ -136,9 +161,33 @@ def study1_inputs(
         # responses' RM features, so the feature store gets them from it instead of a second pass
         prepared = pa_data(cfg, model, tok, test_pairs, cache, fkey)
         seed_feature_store(cfg, model, tok, cache, prepared, test_pairs)
+    prefixes = train_prefixes(cfg, model, tok, data.pairs, cache, fkey)
     feats = features(cfg, model, tok, data.pairs, cache)
     check_splits(feats, ds)
-    return Study1Inputs(model, tok, data, feats, fkey, test_pairs, prepared)
+    return Study1Inputs(model, tok, data, feats, fkey, test_pairs, prepared, prefixes)
+
+
+def train_prefixes(cfg: StudyConfig, model, tok, pairs, cache: StudyCache, fkey: str):
+    """:class:`analysis.rewards.base.PrefixRows` of every prefix of the train split's responses of
+    ``pairs`` (``cfg.reward_norm = "prefix"``; None with ``response``): the RMs fit their reward
+    centre and scale on them (:meth:`analysis.rewards.base.RewardModel.fit_reward_normalisation`).
+
+    They come from the same cached prefix pass as the test pairs' policy-accuracy data
+    (:func:`pa_data`, without the candidate pass); its last position of each response is that
+    response's RM feature, so it also seeds the feature store (:func:`seed_feature_store`) and the
+    training pairs need no separate feature pass: the prefix statistics cost about nothing extra.
+    """
+    from analysis.config.algorithms import train_prefix_kwargs
+    from analysis.evaluation.policy_accuracy import prefix_rows
+    from analysis.features.passes import supports_prompt_sharing
+
+    train = [p for p in pairs if p.split == "train"]
+    if train_prefix_kwargs(cfg) is None or not train:
+        return None
+    data = pa_data(cfg, model, tok, train, cache, fkey, policy=False)
+    if supports_prompt_sharing(model):
+        seed_feature_store(cfg, model, tok, cache, data, train)
+    return prefix_rows(data)
 
 
 def seed_feature_store(cfg: StudyConfig, model, tok, cache: StudyCache, data, pairs) -> int:
@@ -204,7 +253,8 @@ def rm_points(
         "model": model_key(model),
         "n_boot": cfg.n_boot,
         "seed": cfg.seed,
-        "v": 1,
+        "reward_norm": cfg.reward_norm,
+        "v": 2,
         **({} if list(cfg.pa_variants) == ["score", "policy"] else {"variants": list(cfg.pa_variants)}),
     }
     held: dict = {}
@@ -220,6 +270,8 @@ def rm_points(
             cfg.rm_bootstrap,
             normalize_reward=norm,
             budgets=list(cfg.budgets) if norm else None,
+            reward_norm=cfg.reward_norm,
+            prefixes=inputs.train_prefixes,
         )
         rm_id = f"{m}/s{s}/b{b}" + ("" if norm else "/raw")
         acc, acc_df = rm_accuracy_row(rm, feats.subset("test"), cfg)
@@ -266,6 +318,69 @@ def rm_points(
         raise RuntimeError("study-1 cache entry vanished while being read")
 
     return cache.frame("study1_rm_points", key, missing), cache.frame("study1_rm_per_pair", key, missing)
+
+
+def policy_acc_gain(points: pd.DataFrame, per_pair: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """``points`` with ``policy_acc_gain`` = PA(w) - PA(w = 0) of the same RM, variant and
+    length_norm and its 95% interval (``policy_acc_gain_lo``, ``policy_acc_gain_hi``): how much the
+    reward moves policy accuracy away from what the base policy alone ranks (the score variant at
+    w = 0 is the base model's ranking accuracy, the same for every RM).
+
+    Paired on the same test pairs: each pair's difference of correctness at w and at 0 (from
+    ``per_pair``, the :func:`pa_column` outcomes), per user then over users, with the same
+    two-level bootstrap (users, then pairs; ``cfg.n_boot``, ``cfg.seed``) as policy accuracy
+    itself (:func:`analysis.metrics.intervals.summarize_by_user`). At w = 0 the gain is exactly 0;
+    NaN when w = 0 is not among ``cfg.w_values``.
+    """
+    from analysis.metrics.intervals import summarize_by_user
+
+    out = points.copy()
+    gain = np.full(len(out), np.nan)
+    lo, hi = gain.copy(), gain.copy()
+    groups = {k: g for k, g in per_pair.groupby(["dataset", "rm_id"], sort=False)}
+    for i, r in enumerate(out[["dataset", "rm_id", "variant", "length_norm", "w"]].itertuples(index=False)):
+        g = groups.get((str(r.dataset), str(r.rm_id)))
+        col, zero = pa_column(r.variant, r.length_norm, r.w), pa_column(r.variant, r.length_norm, 0.0)
+        if g is None or col not in g.columns or zero not in g.columns:
+            continue
+        diff = g[col].to_numpy(float) - g[zero].to_numpy(float)
+        s = summarize_by_user(list(g["user_id"]), diff, n_boot=cfg.n_boot, seed=cfg.seed)
+        gain[i], lo[i], hi[i] = s["mean"], s["ci_low"], s["ci_high"]
+    at = out.columns.get_loc("policy_acc_hi") + 1 if "policy_acc_hi" in out.columns else len(out.columns)
+    for j, (name, v) in enumerate(
+        (("policy_acc_gain", gain), ("policy_acc_gain_lo", lo), ("policy_acc_gain_hi", hi))
+    ):
+        out.insert(at + j, name, v)
+    return out
+
+
+def policy_acc_gain_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Policy accuracy beside its gain over w = 0, one row per (dataset, variant, length_norm, w)
+    over the population (the ``normalize_reward = False`` sensitivity RMs left out): ``n_rms``,
+    the median ``policy_acc``, ``pa_mid_share`` (share in (0.05, 0.95)), the median
+    ``policy_acc_gain`` and the shares of RMs whose gain's 95% interval lies above 0
+    (``gain_above_0``) or below 0 (``gain_below_0``)."""
+    p = points
+    if "sensitivity" in p.columns:
+        p = p[~p["sensitivity"].fillna(False).astype(bool)]
+    rows = []
+    for (ds, variant, ln, w), g in p.groupby(["dataset", "variant", "length_norm", "w"], sort=False):
+        y = g["policy_acc"].to_numpy(float)
+        rows.append(
+            {
+                "dataset": ds,
+                "variant": variant,
+                "length_norm": bool(ln),
+                "w": float(w),
+                "n_rms": len(g),
+                "policy_acc": float(np.median(y)),
+                "pa_mid_share": float(np.mean((y > PA_FLOOR) & (y < 1 - PA_FLOOR))),
+                "policy_acc_gain": float(g["policy_acc_gain"].median()),
+                "gain_above_0": float((g["policy_acc_gain_lo"] > 0).mean()),
+                "gain_below_0": float((g["policy_acc_gain_hi"] < 0).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def tau_table(points: pd.DataFrame, cfg: StudyConfig, per_pair: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -361,7 +476,9 @@ def rm_vs_policy_accuracy(
     - ``rms``: one row per (dataset, rm_id): method, seed, budget, steps_run, n_train_pairs,
       rm_acc, rm_acc_lo, rm_acc_hi, n_users, n_test_pairs.
     - ``points``: one row per (dataset, rm_id, variant, length_norm, w): the rms columns plus
-      policy_acc, policy_acc_lo, policy_acc_hi.
+      policy_acc, policy_acc_lo, policy_acc_hi and policy_acc_gain, policy_acc_gain_lo,
+      policy_acc_gain_hi (PA(w) - PA(w = 0) of the same RM, variant and length_norm, paired
+      bootstrap: :func:`policy_acc_gain`).
     - ``tau``: one row per (dataset, variant, length_norm, w): tau, tau_lo, tau_hi, p_value
       (test set x seeds in cells bootstrap), p_scipy, rel_rm, rel_policy, tau_corrected,
       cluster_lo, cluster_hi, naive_lo, naive_hi, n_rms, n_cells, n_clusters, pa_mid_share,
@@ -410,7 +527,8 @@ def rm_vs_policy_accuracy(
             "model": model_key(inputs.model),
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
-            "v": 4,
+            "reward_norm": cfg.reward_norm,
+            "v": 5,
             **({} if list(cfg.pa_variants) == ["score", "policy"] else {"variants": list(cfg.pa_variants)}),
         }
         held: dict = {}
@@ -450,6 +568,7 @@ def rm_vs_policy_accuracy(
     per_pair = pd.concat(all_pp, ignore_index=True)
     for c in ("user_id", "pair_id", "rm_id", "dataset"):
         per_pair[c] = per_pair[c].astype(str)
+    points = policy_acc_gain(points, per_pair, cfg)
     return {
         "rms": pd.concat(all_rms, ignore_index=True),
         "points": points,

@@ -85,6 +85,8 @@ def train_rm(
     bootstrap: bool = True,
     normalize_reward: bool = True,
     budgets: list[int] | None = None,
+    reward_norm: str = "response",
+    prefixes=None,
 ):
     """Fit (or load from the cache) one RM of ``method`` with ``seed`` and step ``budget``.
 
@@ -94,6 +96,11 @@ def train_rm(
     ``budgets`` (the population's other step budgets for this method and seed): on a cache miss
     they are all trained in one run (:meth:`analysis.rewards.base.RewardModel.fit_budgets`, the
     same models as separate fits) and cached, so their own calls are cache hits.
+    ``reward_norm`` (``cfg.reward_norm``): ``prefix`` fits the reward centre and scale on
+    ``prefixes`` (:class:`analysis.rewards.base.PrefixRows` of every prefix of the train split's
+    responses, or a callable returning them, called only on a cache miss; the whole train split,
+    not its bootstrap resample, so every seed's rewards are scaled on the same responses);
+    ``response`` on the full training responses.
     """
     from analysis.config.algorithms import rm_config
     from analysis.rewards import load_reward_model, method_info
@@ -106,13 +113,20 @@ def train_rm(
             "steps": steps,
             "bootstrap": bootstrap,
             "normalize_reward": normalize_reward,
-            "v": 2,  # version of what an RM computes (2: rewards centred per user)
+            "reward_norm": reward_norm,
+            "v": 3,  # version of what an RM computes (2: rewards centred per user; 3: reward_norm)
         }
         return cache.root / "rms" / key_hash(key)
 
     def cached(folder) -> bool:
         return (folder / "config.json").exists() and (folder / "model.safetensors").exists()
 
+    from analysis.errors import lookup
+    from analysis.rewards.base import REWARD_NORMS
+
+    lookup(REWARD_NORMS, reward_norm, "value", prefix="reward_norm: ")
+    if reward_norm == "prefix" and prefixes is None:
+        raise ValueError("reward_norm='prefix' needs the prefixes of the training responses (prefixes=)")
     folder = folder_of(budget)
     if cached(folder):
         rm = load_reward_model(folder)
@@ -122,8 +136,11 @@ def train_rm(
         rm0 = method_info(method).cls(rm_config(None, method, seed, budget, normalize_reward))
         val = feats.subset("val")
         train = feats.subset("train")
+        pref = None
+        if reward_norm == "prefix":
+            pref = prefixes() if callable(prefixes) else prefixes
         fits = rm0.fit_budgets(
-            bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None, todo
+            bootstrap_by_user(train, seed) if bootstrap else train, val if len(val) else None, todo, pref
         )
         for b, fitted in fits.items():
             fitted.save(folder_of(b))

@@ -84,6 +84,9 @@ def _rm(task: Task, cfg: StudyConfig, cache: StudyCache, cache_dir: str) -> None
         inp.fkey,
         p["bootstrap"],
         normalize_reward=p.get("normalize_reward", True),
+        budgets=None,
+        reward_norm=cfg.reward_norm,
+        prefixes=inp.train_prefixes,
     )
 
 
