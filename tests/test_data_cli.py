@@ -204,3 +204,22 @@ def test_base_negatives_with_a_tiny_model_folder(tmp_path, capsys):
     data = make_synthetic_users(seed=0)
     n_items = len({p.item_id for t in data.tasks for p in t.profile})
     assert len({json.loads(x)["prompt"] for x in cache.read_text().splitlines()}) == n_items
+
+
+@pytest.mark.parametrize("kind", ["base_sample", "icl_other"])
+def test_generated_negatives_kinds_from_the_cli(tmp_path, capsys, kind):
+    """Every generated kind of the studies' negatives is offered by --negatives, named in the card
+    and cached under its own model id."""
+    from analysis.models.tiny import build_tiny_model
+
+    model, tok = build_tiny_model("llama", seed=0)
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    cache, target = tmp_path / "gens.jsonl", tmp_path / "pairs.jsonl"
+    args = ["data", "summary", "--source", "synthetic", "--out", str(target), "--negatives", kind]
+    args += ["--model", str(tmp_path / "tiny"), "--cache", str(cache)]
+    assert main(args) == 0
+    assert f"[negatives={kind}]" in capsys.readouterr().out
+    ids = {json.loads(x)["model_id"] for x in cache.read_text().splitlines()}
+    assert len(ids) == 1 and kind in next(iter(ids))
+    assert target.read_text().strip()

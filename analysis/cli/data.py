@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from analysis.cli.flags import add_dataclass_flags, config_from_flags
 from analysis.data.adapters import ADAPTERS
 from analysis.data.loaders import TASK_SOURCES
+from analysis.data.preflamp import NEGATIVES
 from analysis.data.records import DataError, DatasetCard
-from analysis.decoding.base import GenerationConfig
 
 SOURCES = (*TASK_SOURCES, "preferences", *ADAPTERS)
 
@@ -44,12 +44,14 @@ class SummaryOptions:
     negatives: str = field(
         default="other_user",
         metadata={
-            "help": "Pref-LaMP negatives: other_user (no model needed) or base (needs --model)",
-            "choices": ("other_user", "base"),
+            "help": "Pref-LaMP negatives: other_user (no model needed), or base (greedy), base_sample "
+            "(one temperature-1 sample) or icl_other (greedy with another author's examples), which need --model",
+            "choices": NEGATIVES,
         },
     )
     model: str | None = field(
-        default=None, metadata={"help": "base policy for --negatives base (name, folder or hub id)"}
+        default=None,
+        metadata={"help": "base policy of the generated negatives (name, folder or hub id)"},
     )
     cache: str | None = field(
         default=None, metadata={"help": "JSONL cache of base generations (keyed by model + prompt)"}
@@ -119,18 +121,18 @@ def run_summary(opts: SummaryOptions):
         from analysis.data.preflamp import build_pref_lamp
 
         task = opts.task or card.task
-        gen_fn, model_id = (None, opts.model or "")
-        if opts.negatives == "base":
-            gen_fn, model_id = _base_generate_fn(opts.model, task)
+        fns, model_id = {}, opts.model or ""
+        if opts.negatives != "other_user":
+            fns, model_id = _negatives_fns(opts.model, task, opts.negatives, opts.seed)
         pairs, pcard = build_pref_lamp(
             tasks,
             task=task,
             negatives=opts.negatives,
-            generate_fn=gen_fn,
             cache_path=opts.cache,
             model_id=model_id,
             seed=opts.seed,
             source_card=card,
+            **fns,
         )
         return [card, pcard], pairs
     if not opts.path:
@@ -146,20 +148,24 @@ def run_summary(opts: SummaryOptions):
     return [card], pairs
 
 
-def _base_generate_fn(model_name: str | None, task: str):
+def _negatives_fns(model_name: str | None, task: str, negatives: str, seed: int) -> tuple[dict, str]:
+    """The generating functions :func:`~analysis.data.preflamp.build_pref_lamp` needs for a generated
+    kind of negatives (those of the studies, :mod:`analysis.studies.datasets`), and the model id."""
     if not model_name:
-        raise DataError("--negatives base needs --model (a base policy to generate the negatives)")
+        raise DataError(f"--negatives {negatives} needs --model (a base policy to generate the negatives)")
+    from analysis.config.schema import StudyConfig
     from analysis.data.tasks import get_task
-    from analysis.decoding.base import generate_greedy
     from analysis.models.loading import load_model, model_id
+    from analysis.studies.datasets import base_generate_fn, base_sample_fn, icl_other_prompt_fn
 
     model, tok = load_model(model_name)
-    max_new = get_task(task).max_new_tokens
-    return (
-        lambda prompts: generate_greedy(
-            model, tok, prompts, GenerationConfig(max_new_tokens=max_new), progress=True
-        )
-    ), model_id(model)
+    cfg = StudyConfig(task=task, max_new_tokens=get_task(task).max_new_tokens, seed=seed)
+    fns = {"generate_fn": base_generate_fn(cfg, model, tok)}
+    if negatives == "base_sample":
+        fns = {"sample_fn": base_sample_fn(cfg, model, tok)}
+    elif negatives == "icl_other":
+        fns["icl_prompt_fn"] = icl_other_prompt_fn(cfg, tok)
+    return fns, model_id(model)
 
 
 def format_card(card: DatasetCard) -> str:
