@@ -88,6 +88,52 @@ def test_sampling_is_seeded_and_batch_invariant(tiny_lm):
     assert len({s for x in a for s in x}) > len(PROMPTS)  # temperature 1 gives distinct samples
 
 
+def test_sample_blocks_make_up_one_draw(tiny_lm):
+    """Blocks [0, 2) and [2, 5) drawn with first_sample are the 5 samples of one draw."""
+    model, tok = tiny_lm
+    cfg = GenerationConfig(max_new_tokens=8, batch_size=7)
+    whole = generate_sample(model, tok, PROMPTS, cfg, n=5, seed=3)
+    head = generate_sample(model, tok, PROMPTS, cfg, n=2, seed=3)
+    tail = generate_sample(model, tok, PROMPTS, cfg, n=3, seed=3, first_sample=2)
+    assert [h + t for h, t in zip(head, tail, strict=True)] == whole
+    assert tail != generate_sample(model, tok, PROMPTS, cfg, n=3, seed=3)  # the offset matters
+
+
+def test_draw_samples_reuses_a_smaller_draw_of_the_same_prompts(tiny_lm, monkeypatch, tmp_path):
+    """draw_samples caches blocks of SAMPLE_BLOCK samples: 10 samples after 4 draw only 6, and
+    equal one draw of 10."""
+    import analysis.decoding.base as base
+    from analysis.config.schema import StudyConfig
+    from analysis.data.records import UserTask
+    from analysis.studies.cache import StudyCache
+    from analysis.studies.generations import SAMPLE_BLOCK, draw_samples
+
+    model, tok = tiny_lm
+    cfg = StudyConfig(sample_temperature=1.0, sample_top_p=1.0)
+    from analysis.data.records import ProfileItem
+
+    prof = [ProfileItem("an article", "a headline", "p0")]
+    tasks = [UserTask(f"u{i}", prof, p, "ref", f"t{i}") for i, p in enumerate(PROMPTS)]
+    params = {"task": cfg.task, "max_new_tokens": 6, "batch_size": 8}
+    drawn: list[int] = []
+    real = base.generate_sample
+
+    def counting(*a, **kw):
+        drawn.append(kw["n"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(base, "generate_sample", counting)
+    cache = StudyCache(tmp_path)
+    prompts, four = draw_samples(cfg, model, tok, tasks, params, 4, {}, cache)
+    _, ten = draw_samples(cfg, model, tok, tasks, params, 10, {}, cache)  # a new process: disk cache
+    assert SAMPLE_BLOCK == 4 and drawn == [4, 4, 2]
+    assert [t[:4] for t in ten] == four and all(len(t) == 10 for t in ten)
+    once = real(
+        model, tok, prompts, base.GenerationConfig(max_new_tokens=6, batch_size=8), n=10, seed=cfg.seed
+    )
+    assert ten == once
+
+
 def test_sampling_limits_equal_greedy(tiny_lm):
     model, tok = tiny_lm
     greedy = generate_greedy(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8))

@@ -399,13 +399,16 @@ def generate_sample(
     progress: bool = False,
     system: str | None = None,
     seeds: Sequence[int] | None = None,
+    first_sample: int = 0,
 ) -> list[list[str]]:
     """``n`` samples per prompt from ``softmax(logits / temperature)`` (top-p filtered).
 
     Returns ``texts[i][j]`` = sample j of prompt i. Sample (i, j) uses a generator seeded from
     ``(seed, i, j)``: the same seed gives the same samples whatever the batch size. With
     ``seeds`` (one per prompt) it is seeded from ``(seeds[i], 0, j)`` instead, so a prompt's
-    samples do not depend on its position in ``prompts`` either.
+    samples do not depend on its position in ``prompts`` either. ``first_sample`` shifts the sample
+    index: ``texts[i][j]`` is then seeded as sample ``first_sample + j`` (a later block of a larger
+    draw: blocks ``[0, a)`` and ``[a, n)`` together are the samples of one draw of ``n``).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -419,7 +422,9 @@ def generate_sample(
     for idx in _progress(_batches(flat_ids, cfg.batch_size), progress, "sample"):
         gens = [
             torch.Generator().manual_seed(
-                row_seed(seed, *flat[r]) if seeds is None else row_seed(seeds[flat[r][0]], 0, flat[r][1])
+                row_seed(seed, flat[r][0], first_sample + flat[r][1])
+                if seeds is None
+                else row_seed(seeds[flat[r][0]], 0, first_sample + flat[r][1])
             )
             for r in idx
         ]

@@ -65,40 +65,56 @@ def rouge_f(
     return [float(x) for x in out["rouge1"]], [float(x) for x in out["rougeL"]]
 
 
+SAMPLE_BLOCK = 4  # samples per prompt drawn and cached together (draw_samples)
+
+
 def draw_samples(
     cfg: StudyConfig, model, tok, tasks, params: dict, n: int, samples: dict, cache: StudyCache | None = None
 ) -> tuple:
     """``(prompts, texts)``: ``n`` samples per task's zero-shot prompt at ``cfg.sample_temperature``
-    / ``cfg.sample_top_p`` (seeded per (prompt, sample), as :func:`analysis.decoding.best_of_n.best_of_n`),
-    drawn once per task list and memoised in ``samples`` and, with a ``cache``, on disk (kind
-    ``samples``), so a later call (the reward-guided systems after the others) draws nothing."""
+    / ``cfg.sample_top_p`` (sample j of prompt i seeded from ``(seed, i, j)``, as
+    :func:`analysis.decoding.best_of_n.best_of_n`), memoised in ``samples`` and, with a ``cache``,
+    on disk (kind ``samples``), so a later call (the reward-guided systems after the others) draws
+    nothing.
+
+    Samples are drawn and cached in blocks of :data:`SAMPLE_BLOCK` per prompt (samples 0-3, 4-7,
+    ...), so a larger draw of the same prompts reuses a smaller one: study 5's 16 samples per target
+    start with study 2's best-of-4 samples and draw only the other 12.
+    """
     from analysis.config.algorithms import best_of_n_config
     from analysis.decoding.base import generate_sample
     from analysis.generation.methods import base_prompt
 
     bon = best_of_n_config(cfg, n)
     prompts = [base_prompt(params["task"], t) for t in tasks]
-    memo = key_hash([prompts, bon.n, bon.seed, params["max_new_tokens"], bon.temperature, bon.top_p])
-    if memo not in samples:
+    blocks = []
+    for start in range(0, bon.n, SAMPLE_BLOCK):
+        size = min(SAMPLE_BLOCK, bon.n - start)
+        memo = key_hash(
+            [prompts, [start, size], bon.seed, params["max_new_tokens"], bon.temperature, bon.top_p]
+        )
+        if memo not in samples:
 
-        def draw():
-            return generate_sample(
-                model,
-                tok,
-                prompts,
-                GenerationConfig(
-                    temperature=bon.temperature,
-                    top_p=bon.top_p,
-                    max_new_tokens=params["max_new_tokens"],
-                    batch_size=params["batch_size"],
-                ),
-                n=bon.n,
-                seed=bon.seed,
-                progress=True,
-            )
+            def draw(start=start, size=size):
+                return generate_sample(
+                    model,
+                    tok,
+                    prompts,
+                    GenerationConfig(
+                        temperature=bon.temperature,
+                        top_p=bon.top_p,
+                        max_new_tokens=params["max_new_tokens"],
+                        batch_size=params["batch_size"],
+                    ),
+                    n=size,
+                    seed=bon.seed,
+                    first_sample=start,
+                    progress=True,
+                )
 
-        samples[memo] = cache.json("samples", [model_key(model), memo], draw) if cache else draw()
-    return prompts, samples[memo]
+            samples[memo] = cache.json("samples", [model_key(model), memo], draw) if cache else draw()
+        blocks.append(samples[memo])
+    return prompts, [[t for block in blocks for t in block[i]] for i in range(len(prompts))]
 
 
 def shared_sample_base(cfg: StudyConfig, n: int, samples: dict, cache: StudyCache | None = None):
