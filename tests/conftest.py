@@ -68,3 +68,15 @@ def two_level_sd():
     """``two_level_sd(users, values) -> (mean, sd)``: the exact spread a 95% two-level bootstrap
     interval should reflect (width about 2 x 1.96 x sd once there are a dozen users or more)."""
     return _two_level_sd
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A saved tiny random llama (model + tokenizer folder): studies load it like any model path."""
+    from analysis.models.tiny import build_tiny_model
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    model, tok = build_tiny_model("llama", seed=0)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

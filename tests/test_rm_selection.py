@@ -143,17 +143,6 @@ def test_finding4_branches_and_findings_reads_the_study5_tables(tmp_path):
     assert table.iloc[3]["verdict"] == "supported" and table.iloc[0]["verdict"] == "not measured"
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from analysis.models.tiny import build_tiny_model
-
-    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    model, tok = build_tiny_model("llama", seed=0)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def test_rm_selection_on_a_tiny_model(tiny_dir, tmp_path):
     from analysis.config.parse import load_config
     from analysis.studies import rm_selection

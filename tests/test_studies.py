@@ -9,17 +9,6 @@ from analysis.config.parse import load_config
 from analysis.studies import findings, icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy, tau_table
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from analysis.models.tiny import build_tiny_model
-
-    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    model, tok = build_tiny_model("llama", seed=0)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def _cfg(tiny_dir, **kw):
     base = {
         "policy_model": tiny_dir,

@@ -39,17 +39,6 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from analysis.models.tiny import build_tiny_model
-
-    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    model, tok = build_tiny_model("llama", seed=0)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def small(tiny_dir):
     return {**SMALL, "policy_model": tiny_dir, "models": [tiny_dir]}
 
