@@ -301,6 +301,9 @@ def test_claim2_rm_gap_is_paired_and_at_95_percent():
     assert g95["ci_low"] < 0.10 <= g90["ci_low"], (g95, g90)
     r = c2(summ.assign(rm_acc_lo=[np.nan, 0.5, 0.9], rm_acc_hi=[np.nan, 0.6, 1.0]), gens, pairs)
     assert r["verdict"] == "not testable" and "lower bound < 0.1" in r["this_run"]
+    # the ROUGE-1 interval is still shown, marked as no verdict, and equals the testable path's one
+    info = r["this_run"].split("for information, not a verdict: ")[1]
+    assert info.startswith("ROUGE-1 diff ") and "90% CI [" in info and " targets)" in info
 
 
 @pytest.mark.parametrize(

@@ -392,10 +392,21 @@ def claim2(
         f"; paired RM-accuracy gap {_f(g['diff'], 3)}, {1 - RM_GAP_ALPHA:.0%} CI [{_f(g['ci_low'], 3)}, "
         f"{_f(g['ci_high'], 3)}]"
     )
+
+    def items(system):
+        gg = generations[generations["system"] == system]
+        return per_user_items(list(gg["user_id"]), list(gg["test_id"]), gg["rouge1"].to_numpy(float))
+
+    c = paired_comparison(items(hi["system"]), items(lo["system"]), n_boot=n_boot, alpha=TOST_ALPHA)
+    rouge = (
+        f"ROUGE-1 diff {_f(c['diff'])}, {1 - TOST_ALPHA:.0%} CI [{_f(c['ci_low'])}, {_f(c['ci_high'])}], "
+        f"{c['n_users']} users, {sum(len(v) for v in items(hi['system']).values())} targets"
+    )
     if not g["ci_low"] >= MIN_RM_GAP:
         return {
             **row,
-            "this_run": text + f" (lower bound < {MIN_RM_GAP:g}: no RM-accuracy gap to decouple from)",
+            "this_run": text + f" (lower bound < {MIN_RM_GAP:g}: no RM-accuracy gap to decouple from; "
+            f"for information, not a verdict: {rouge})",
             "verdict": "not testable",
         }
     ch_hi = changed_share(generations, [hi["system"]])
@@ -421,15 +432,7 @@ def claim2(
             "verdict": "not testable",
         }
 
-    def items(system):
-        gg = generations[generations["system"] == system]
-        return per_user_items(list(gg["user_id"]), list(gg["test_id"]), gg["rouge1"].to_numpy(float))
-
-    c = paired_comparison(items(hi["system"]), items(lo["system"]), n_boot=n_boot, alpha=TOST_ALPHA)
-    text += (
-        f"; ROUGE-1 diff {_f(c['diff'])}, {1 - TOST_ALPHA:.0%} CI [{_f(c['ci_low'])}, {_f(c['ci_high'])}], "
-        f"{c['n_users']} users"
-    )
+    text += f"; {rouge}"
     return {**row, "this_run": text, "verdict": tost_verdict(c["ci_low"], c["ci_high"])}
 
 
