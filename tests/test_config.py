@@ -118,7 +118,8 @@ def test_embedded_preset_real_authors_and_power():
     assert cfg.max_real_profile == 0 and cfg.max_real_users == 0 and cfg.real_negatives == "base_sample"
     assert (cfg.sample_temperature, cfg.sample_top_p) == (DEFAULT_TEMPERATURE, DEFAULT_TOP_P) == (0.7, 0.9)
     assert cfg.sampled_base is True and cfg.icl_pool == "train"
-    assert cfg.pair_test_frac == 0.4 and cfg.pa_variants == ["score"]  # policy variant: paper preset
+    assert cfg.pair_test_frac == 0.4 and cfg.pa_variants == ["score", "policy"]
+    assert cfg.pa_policy_datasets == "real"  # the policy variant on the real dataset only
     assert load_config("paper").pa_variants == ["score", "policy"]
     quick = load_config("embedded_synthetic")
     assert quick.preflamp_source == "synthetic" and "news_category_preflamp" not in quick.datasets

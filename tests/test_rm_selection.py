@@ -185,7 +185,8 @@ def test_rm_selection_on_a_tiny_model(tiny_dir, tmp_path):
     args = gens[gens["system"] == "args"]
     assert set(args["rm_id"]) == {"shared_bt/s0/b30", "per_user_bt/s0/b30", "lore/s0/b30"}
     assert set(sel["system"]) == {"bon", "args"} and set(comps["system"]) == {"bon", "args"}
-    assert set(sel["proxy"]) == {"rm_acc", "policy_acc", "pa_gain", "reward_spread"}
+    # the embedded preset computes both policy-accuracy variants on the real dataset: both are proxies
+    assert set(sel["proxy"]) == {"rm_acc", "policy_acc", "policy_acc_policy", "pa_gain", "reward_spread"}
     assert rms["rouge1_args"].notna().sum() == 3 and rms["rm_acc"].between(0, 1).all()
     # known answer: each RM's pick is what the shared best-of-n system of study 2 picks
     cache = StudyCache(str(tmp_path))

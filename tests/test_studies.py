@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.config.parse import load_config
+from analysis.config.parse import apply_overrides, load_config
+from analysis.errors import ConfigError
 from analysis.studies import findings, icl_vs_rgd_scale, preflamp_decoupling, rm_vs_policy_accuracy, tau_table
 
 
@@ -780,3 +781,21 @@ def test_study3_chooses_its_best_systems_on_one_half_of_the_users_and_tests_on_t
     assert best_system(gens, summ, ("rgd",), select) == "a"  # b's overall mean (0.35) is higher
     assert best_system(gens, summ, ("rgd",), compare) == "b"
     assert best_system(gens, summ, ("icl",), select) is None
+
+
+def test_policy_variant_on_real_datasets_only():
+    """pa_policy_datasets: real keeps the policy variant for real datasets and drops it (and its
+    candidate pass) for the synthetic known-answer checks; "all" keeps it everywhere."""
+    from analysis.config.algorithms import pa_data_kwargs
+    from analysis.studies.rm_policy import dataset_config
+
+    cfg = load_config("embedded")
+    assert cfg.pa_variants == ["score", "policy"] and cfg.pa_policy_datasets == "real"
+    real, synth = dataset_config(cfg, "news_category_preflamp"), dataset_config(cfg, "synthetic_preflamp")
+    assert real.pa_variants == ["score", "policy"] and pa_data_kwargs(real)["policy"]
+    assert synth.pa_variants == ["score"] and not pa_data_kwargs(synth)["policy"]
+    assert dataset_config(cfg, "mine").pa_variants == ["score", "policy"]  # a user's dataset is evidence
+    every = apply_overrides(cfg, {"pa_policy_datasets": "all"})
+    assert dataset_config(every, "synthetic_preflamp").pa_variants == ["score", "policy"]
+    with pytest.raises(ConfigError, match="pa_policy_datasets"):
+        apply_overrides(cfg, {"pa_policy_datasets": "synthetic"})

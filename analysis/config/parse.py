@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from analysis.config.presets import PRESETS
-from analysis.config.schema import CONFIG_VERSION, ICL_POOLS, StudyConfig
+from analysis.config.schema import CONFIG_VERSION, ICL_POOLS, PA_POLICY_DATASETS, StudyConfig
 from analysis.errors import ConfigError, lookup
 
 
@@ -59,6 +59,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "task": tuple(TASKS),
         "methods": tuple(FEATURE_METHODS),  # a list key: every element must be a trainable RM method
         "pa_variants": tuple(VARIANTS),
+        "pa_policy_datasets": PA_POLICY_DATASETS,
     }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 CONFIG_VERSION = 1
 ICL_POOLS = ("train", "profile")  # icl_pool: the RMs' training items (ICL parity) or the whole profile
+PA_POLICY_DATASETS = ("all", "real")  # pa_policy_datasets: which study-1 datasets get the policy variant
 
 
 @dataclass
@@ -80,6 +81,7 @@ class StudyConfig:
     pa_variants: list[str] = field(
         default_factory=lambda: ["score", "policy"]
     )  # study 1 policy-accuracy variants (analysis.evaluation.policy_accuracy.VARIANTS); policy needs a top-k candidate pass (~3x the cost of the rest of study 1's model work)
+    pa_policy_datasets: str = "all"  # study 1 datasets whose policy accuracy includes the policy variant (when pa_variants has it): all | real (the synthetic known-answer checks then use the score variant only)
     k: int = 10  # ARGS top-k candidates
     rgd_w: float = 1.0  # w used for RGD generations in studies 2-3
     inspector_w: list[float] = field(

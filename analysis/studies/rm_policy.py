@@ -144,11 +144,26 @@ class Study1Inputs:
     train_prefixes: object | None = None
 
 
+def dataset_config(cfg: StudyConfig, ds: str) -> StudyConfig:
+    """``cfg`` as study 1 applies it to dataset ``ds``: with ``pa_policy_datasets: real`` a dataset
+    that is not real evidence (:func:`analysis.studies.datasets.is_real`: this project's synthetic
+    known-answer checks) gets the ``score`` variant only, which saves its top-k candidate pass."""
+    from dataclasses import replace
+
+    from analysis.studies.datasets import is_real
+
+    if cfg.pa_policy_datasets == "real" and not is_real(ds) and "policy" in cfg.pa_variants:
+        return replace(cfg, pa_variants=[v for v in cfg.pa_variants if v != "policy"] or ["score"])
+    return cfg
+
+
 def study1_inputs(
     cfg: StudyConfig, ds: str, cache: StudyCache, schedule: Schedule = NO_SCHEDULE
 ) -> Study1Inputs:
     """Pairs and features of one study-1 dataset on the policy model (one sweep ``features`` task)."""
     from analysis.features.passes import supports_prompt_sharing
+
+    cfg = dataset_config(cfg, ds)
 
     model, tok = get_model(cfg, schedule=schedule)
     data = study1_dataset(cfg, ds, model, tok, cache)
@@ -241,6 +256,7 @@ def rm_points(
     from analysis.config.algorithms import policy_accuracy_config
     from analysis.evaluation.policy_accuracy import policy_accuracy
 
+    cfg = dataset_config(cfg, ds)
     pac = policy_accuracy_config(cfg)
     m, s, b, norm = rm_spec
     model, tok, feats, fkey = inputs.model, inputs.tok, inputs.feats, inputs.fkey
@@ -529,7 +545,11 @@ def rm_vs_policy_accuracy(
             "seed": cfg.seed,
             "reward_norm": cfg.reward_norm,
             "v": 5,
-            **({} if list(cfg.pa_variants) == ["score", "policy"] else {"variants": list(cfg.pa_variants)}),
+            **(
+                {}
+                if (variants := list(dataset_config(cfg, ds).pa_variants)) == ["score", "policy"]
+                else {"variants": variants}
+            ),
         }
         held: dict = {}
 
