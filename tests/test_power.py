@@ -16,7 +16,7 @@ from analysis.studies import tau_table
 from analysis.studies.findings import claim1, claim2
 
 REAL = "news_category_preflamp"
-N_USERS, N_PAIRS = 34, 184  # the vendored authors with >= 6 articles and their 184 test pairs (3 targets held out each)
+N_USERS, N_PAIRS = 34, 184  # the vendored authors with >= 6 articles and their 184 test pairs
 METHODS, SEEDS, BUDGETS = 5, 4, 4  # the embedded population: 80 RMs
 
 
