@@ -312,57 +312,43 @@ def build_pref_lamp(
     prompts = {
         (u, it.item_id): zero_shot_prompt(task, it.input) for u, items in profiles.items() for it in items
     }
-    if negatives == "base":
-        gens = base_generations(
-            list(dict.fromkeys(prompts.values())), generate_fn, cache_path=cache_path, model_id=model_id
-        )
-        rejected = {k: gens[p] for k, p in prompts.items()}
-        neg_desc = f"base policy generation ({model_id or 'unnamed model'}), greedy, zero-shot prompt [negatives=base]"
-    elif negatives == "base_sample":
-        fn = None
-        if sample_fn is not None:
-
-            def fn(ps: list[str]) -> list[str]:
-                return sample_fn(ps, [prompt_seed(seed, p) for p in ps])
-
-        gens = base_generations(
-            list(dict.fromkeys(prompts.values())),
-            fn,
-            cache_path=cache_path,
-            model_id=negatives_model_id(model_id, negatives, seed),
-        )
-        rejected = {k: gens[p] for k, p in prompts.items()}
-        neg_desc = (
-            f"one base policy sample ({model_id or 'unnamed model'}) at temperature {SAMPLE_TEMPERATURE:g}, "
-            f"top_p {SAMPLE_TOP_P:g}, seeded per prompt (seed {seed}), zero-shot prompt [negatives=base_sample]"
-        )
-    elif negatives == "icl_other":
-        if icl_prompt_fn is None:
-            raise ConfigError("negatives='icl_other' needs icl_prompt_fn (the ICL prompt builder)")
-        messages = icl_other_prompts(profiles, icl_prompt_fn, seed)
-        keys = {
-            k: json.dumps(m, sort_keys=True) for k, m in messages.items()
-        }  # the cache key: the exact messages
-        fn = None
-        if generate_fn is not None:
-
-            def fn(ks: list[str]) -> list[str]:
-                return generate_fn([json.loads(k) for k in ks])
-
-        gens = base_generations(
-            list(dict.fromkeys(keys.values())),
-            fn,
-            cache_path=cache_path,
-            model_id=negatives_model_id(model_id, negatives, seed),
-        )
-        rejected = {k: gens[key] for k, key in keys.items()}
-        neg_desc = (
-            f"base policy greedy generation ({model_id or 'unnamed model'}) with {ICL_OTHER_K} BM25-retrieved "
-            f"examples of another author (seeded per item, seed {seed}); pair prompt zero-shot [negatives=icl_other]"
-        )
-    else:
+    if negatives == "other_user":
         rejected = other_user_negatives(profiles)
         neg_desc = "another user's real output for the most similar input (BM25) [negatives=other_user]"
+    else:  # a generated kind: one cached generation per key (the prompt, or the ICL messages)
+        keys, fn, gen_id = prompts, generate_fn, negatives_model_id(model_id, negatives, seed)
+        if negatives == "base":
+            neg_desc = f"base policy generation ({model_id or 'unnamed model'}), greedy, zero-shot prompt [negatives=base]"
+        elif negatives == "base_sample":
+            fn = None
+            if sample_fn is not None:
+
+                def fn(ps: list[str]) -> list[str]:
+                    return sample_fn(ps, [prompt_seed(seed, p) for p in ps])
+
+            neg_desc = (
+                f"one base policy sample ({model_id or 'unnamed model'}) at temperature {SAMPLE_TEMPERATURE:g}, "
+                f"top_p {SAMPLE_TOP_P:g}, seeded per prompt (seed {seed}), zero-shot prompt [negatives=base_sample]"
+            )
+        else:  # icl_other
+            if icl_prompt_fn is None:
+                raise ConfigError("negatives='icl_other' needs icl_prompt_fn (the ICL prompt builder)")
+            messages = icl_other_prompts(profiles, icl_prompt_fn, seed)
+            keys = {k: json.dumps(m, sort_keys=True) for k, m in messages.items()}  # the exact messages
+            fn = None
+            if generate_fn is not None:
+
+                def fn(ks: list[str]) -> list[str]:
+                    return generate_fn([json.loads(k) for k in ks])
+
+            neg_desc = (
+                f"base policy greedy generation ({model_id or 'unnamed model'}) with {ICL_OTHER_K} BM25-retrieved "
+                f"examples of another author (seeded per item, seed {seed}); pair prompt zero-shot [negatives=icl_other]"
+            )
+        gens = base_generations(
+            list(dict.fromkeys(keys.values())), fn, cache_path=cache_path, model_id=gen_id
+        )
+        rejected = {k: gens[key] for k, key in keys.items()}
     pairs: list[PreferencePair] = []
     n_dropped = 0
     owners = Counter(

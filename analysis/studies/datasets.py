@@ -97,17 +97,13 @@ def base_generate_fn(cfg: StudyConfig, model, tok):
 def base_sample_fn(cfg: StudyConfig, model, tok):
     """``(prompts, seeds) -> texts``: one base sample per prompt at the ``base_sample`` negatives'
     temperature and top_p, prompt i seeded by ``seeds[i]`` (:func:`analysis.data.preflamp.prompt_seed`)."""
+    from dataclasses import replace
+
     from analysis.config.algorithms import generation_config
     from analysis.data.preflamp import SAMPLE_TEMPERATURE, SAMPLE_TOP_P
     from analysis.decoding.base import generate_sample
 
-    gen = generation_config(cfg)
-    sample = GenerationConfig(
-        max_new_tokens=gen.max_new_tokens,
-        batch_size=gen.batch_size,
-        temperature=SAMPLE_TEMPERATURE,
-        top_p=SAMPLE_TOP_P,
-    )
+    sample = replace(generation_config(cfg), temperature=SAMPLE_TEMPERATURE, top_p=SAMPLE_TOP_P)
 
     def fn(prompts: list[str], seeds: list[int]) -> list[str]:
         return [s[0] for s in generate_sample(model, tok, prompts, sample, n=1, seeds=seeds)]
@@ -118,16 +114,13 @@ def base_sample_fn(cfg: StudyConfig, model, tok):
 def icl_other_prompt_fn(cfg: StudyConfig, tok):
     """``task -> chat messages``: the project's ICL prompt (:func:`analysis.generation.icl.build_icl_prompt`)
     with ``ICL_OTHER_K`` BM25-retrieved examples of ``task.profile`` (the ``icl_other`` negatives)."""
-    from analysis.data.preflamp import ICL_OTHER_K
-    from analysis.generation.icl import ICLConfig, build_icl_prompt
+    from dataclasses import replace
 
-    conf = ICLConfig(
-        k=ICL_OTHER_K,
-        retriever="bm25",
-        rendering=cfg.icl_rendering,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        seed=cfg.seed,
-    )
+    from analysis.config.algorithms import icl_config
+    from analysis.data.preflamp import ICL_OTHER_K
+    from analysis.generation.icl import build_icl_prompt
+
+    conf = replace(icl_config(cfg, ICL_OTHER_K), retriever="bm25")  # the kind's cache id names bm25
 
     def fn(task: UserTask) -> list[dict]:
         return build_icl_prompt(tok, cfg.task, task, conf).messages

@@ -397,10 +397,11 @@ def claim2(
         gg = generations[generations["system"] == system]
         return per_user_items(list(gg["user_id"]), list(gg["test_id"]), gg["rouge1"].to_numpy(float))
 
-    c = paired_comparison(items(hi["system"]), items(lo["system"]), n_boot=n_boot, alpha=TOST_ALPHA)
+    items_hi = items(hi["system"])
+    c = paired_comparison(items_hi, items(lo["system"]), n_boot=n_boot, alpha=TOST_ALPHA)
     rouge = (
         f"ROUGE-1 diff {_f(c['diff'])}, {1 - TOST_ALPHA:.0%} CI [{_f(c['ci_low'])}, {_f(c['ci_high'])}], "
-        f"{c['n_users']} users, {sum(len(v) for v in items(hi['system']).values())} targets"
+        f"{c['n_users']} users, {sum(map(len, items_hi.values()))} targets"
     )
     if not g["ci_low"] >= MIN_RM_GAP:
         return {
