@@ -308,6 +308,13 @@ def test_claim1_quotes_length_normalised_tau_and_median_gain_beside_the_verdict(
     # median over the 3 population RMs (sensitivity and length-normalised rows left out)
     assert "median +0.200 over 3 RMs (67% with 95% CI above 0)" in row["this_run"]
     assert "policy acc - policy acc at w=0" not in claim1(tau, 1.0)["this_run"]
+    # the extra numbers stay inside the part's "<dataset>: <numbers> -> <verdict>" form, so the
+    # report's findings table still gives the dataset its own row with the verdict
+    from analysis.report.page import VERDICT_RE
+
+    parts = row["this_run"].split("; ")
+    assert all(VERDICT_RE.match(p) for p in parts), parts
+    assert VERDICT_RE.match(parts[0])["verdict"] == "supported"
 
 
 def test_study1_points_carry_the_gain_and_its_rms_the_prefix_rule(tmp_path):

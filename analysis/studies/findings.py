@@ -189,7 +189,8 @@ def known_answer_check(ds: str, tau: pd.DataFrame, rms: pd.DataFrame | None) -> 
 
 
 def _beside_headline(r, tau: pd.DataFrame, points: pd.DataFrame | None, w: float) -> str:
-    """Numbers shown beside a claim-1 part, not part of its verdict: tau of the length-normalised
+    """Numbers shown in a claim-1 part, not part of its verdict (", "-separated, before the part's
+    ``-> verdict``, so the report still splits the row by dataset): tau of the length-normalised
     score (same dataset, variant and w) and, with study 1's ``points``, the median over RMs of the
     policy-accuracy gain over w = 0 (``policy_acc_gain``)."""
     text = ""
@@ -201,7 +202,7 @@ def _beside_headline(r, tau: pd.DataFrame, points: pd.DataFrame | None, w: float
     ]
     if len(ln):
         q = ln.iloc[0]
-        text += f"; length-normalised: tau={_f(q['tau'], 2)} [{_f(q['tau_lo'], 2)}, {_f(q['tau_hi'], 2)}]"
+        text += f", length-normalised: tau={_f(q['tau'], 2)} [{_f(q['tau_lo'], 2)}, {_f(q['tau_hi'], 2)}]"
     if points is not None and "policy_acc_gain" in points.columns:
         g = points[
             (points["dataset"].astype(str) == str(r.dataset))
@@ -215,7 +216,7 @@ def _beside_headline(r, tau: pd.DataFrame, points: pd.DataFrame | None, w: float
         if len(gain):
             up = float((g["policy_acc_gain_lo"].astype(float) > 0).mean())
             text += (
-                f"; policy acc - policy acc at w=0: median {float(gain.median()):+.3f} over {len(gain)} RMs "
+                f", policy acc - policy acc at w=0: median {float(gain.median()):+.3f} over {len(gain)} RMs "
                 f"({up:.0%} with 95% CI above 0)"
             )
     return text
@@ -265,8 +266,8 @@ def claim1(
             v, why = claim1_verdict(r)
             verdicts.append(v)
             parts.append(
-                f"{r.dataset} ({VARIANTS[r.variant]}): {_tau_numbers(r)}{f', {why}' if why else ''} -> {v}"
-                f"{_beside_headline(r, tau, points, w)}"
+                f"{r.dataset} ({VARIANTS[r.variant]}): {_tau_numbers(r)}{_beside_headline(r, tau, points, w)}"
+                f"{f', {why}' if why else ''} -> {v}"
             )
     for ds in dict.fromkeys(tau["dataset"].astype(str)):
         if not _is_real(ds):
@@ -406,8 +407,8 @@ def claim2(
     if not g["ci_low"] >= MIN_RM_GAP:
         return {
             **row,
-            "this_run": text + f" (lower bound < {MIN_RM_GAP:g}: no RM-accuracy gap to decouple from; "
-            f"for information, not a verdict: {rouge})",
+            "this_run": text + f" (lower bound < {MIN_RM_GAP:g}: no RM-accuracy gap to decouple from), "
+            f"for information, not a verdict: {rouge}",
             "verdict": "not testable",
         }
     ch_hi = changed_share(generations, [hi["system"]])
