@@ -150,6 +150,24 @@ def test_tau_by_w_plots_each_variant():
     plt.close(fig)
 
 
+def test_tau_by_w_keeps_each_variants_colour_when_a_dataset_lacks_one():
+    """d1 has the policy and score variants, d2 only score: score is the same colour and marker in
+    both panels and the legend names every line."""
+    t = _tau()
+    t = pd.concat([t, t[t["dataset"] == "d1"].assign(variant="policy", tau=-0.3)], ignore_index=True)
+    fig = plot_tau_by_w(t)
+    a1, a2 = [a for a in fig.axes if a.get_visible()]
+    style = {
+        (i, c.get_label()): (c.lines[0].get_color(), c.lines[0].get_marker())
+        for i, a in enumerate((a1, a2))
+        for c in a.containers
+    }
+    assert style[(0, "score")] == style[(1, "score")] != style[(0, "policy")]
+    assert [c.get_label() for c in a2.containers] == ["score"]
+    assert sorted(x.get_text() for x in a1.get_legend().get_texts()) == ["policy", "score"]
+    plt.close(fig)
+
+
 def test_decoupling_reference_lines_and_error_bars():
     summ = pd.DataFrame(
         [

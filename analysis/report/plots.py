@@ -327,17 +327,22 @@ def plot_tau_by_w(tau: pd.DataFrame, title: str | None = None):
     fig, axes = _grid(len(datasets), height=3.6)
     ws = sorted(tau["w"].unique())
     span = max(ws[-1] - ws[0], 1.0) if ws else 1.0
+    # one colour and marker per (variant, length_norm) in every panel: a dataset may lack a variant
+    # (pa_policy_datasets: real gives the synthetic checks the score variant only)
+    lines = sorted({(str(v), bool(ln)) for v, ln in tau[["variant", "length_norm"]].itertuples(index=False)})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, ds in zip(axes, datasets, strict=True):
         d = tau[tau["dataset"] == ds]
-        groups = list(d.groupby(["variant", "length_norm"], sort=True))
-        for i, ((variant, ln), g) in enumerate(groups):
+        for (variant, ln), g in d.groupby(["variant", "length_norm"], sort=True):
+            i = lines.index((str(variant), bool(ln)))
             g = g.sort_values("w")
-            off = (i - (len(groups) - 1) / 2) * 0.02 * span  # dodge so intervals do not hide each other
+            off = (i - (len(lines) - 1) / 2) * 0.02 * span  # dodge so intervals do not hide each other
             ax.errorbar(
                 g["w"] + off,
                 g["tau"],
                 yerr=_err(g, "tau"),
                 marker=_MARKERS[i % len(_MARKERS)],
+                color=colors[i % len(colors)],
                 capsize=2,
                 label=f"{variant}{' len-norm' if ln else ''}",
             )
@@ -358,7 +363,11 @@ def plot_tau_by_w(tau: pd.DataFrame, title: str | None = None):
         ax.set_ylim(-1.05, 1.05)
         ax.grid(alpha=0.25)
     if axes:
-        axes[0].legend(fontsize=8)
+        legend: dict = {}  # every panel's lines once
+        for a in axes:
+            for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+                legend.setdefault(lab, h)
+        axes[0].legend(list(legend.values()), list(legend), fontsize=8)
     fig.suptitle(title or "Agreement between RM accuracy and policy accuracy across w", y=1.02)
     fig.tight_layout()
     return fig
